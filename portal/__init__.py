@@ -1,0 +1,1 @@
+"""Cocreate: a customer co-creation community and customer-success portal."""

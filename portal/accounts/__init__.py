@@ -1,0 +1,1 @@
+"""Accounts: sign-up, sign-in, confirmation, password reset, profile, org member admin."""

@@ -1,0 +1,83 @@
+"""marshmallow schemas: the API's request and response shapes, and its OpenAPI document."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE  # an unknown field is an error naming it, never silently dropped
+
+
+class OrganizationOut(Schema):
+    id = fields.Int(required=True)
+    name = fields.Str(required=True)
+    slug = fields.Str(required=True)
+    kind = fields.Str(required=True)
+    domains = fields.Method("get_domains", dump_only=True)
+
+    def get_domains(self, org: object) -> list[str]:
+        return [d.domain for d in org.domains if d.verified]  # type: ignore[attr-defined]
+
+
+class UserOut(Schema):
+    id = fields.Int(required=True)
+    email = fields.Str(required=True)
+    display_name = fields.Str(required=True)
+    locale = fields.Str(required=True)
+    timezone = fields.Str(required=True)
+    trust_level = fields.Int(required=True)
+    roles = fields.Method("get_roles", dump_only=True)
+    organization_id = fields.Int(required=True)
+
+    def get_roles(self, user: object) -> list[str]:
+        return sorted(str(r) for r in user.roles)  # type: ignore[attr-defined]
+
+
+class MeOut(UserOut):
+    organization = fields.Nested(OrganizationOut, required=True)
+
+
+class MemberOut(Schema):
+    id = fields.Int(required=True)
+    display_name = fields.Str(required=True)
+    email = fields.Str(required=True)
+    active = fields.Bool(required=True)
+    roles = fields.Method("get_roles", dump_only=True)
+
+    def get_roles(self, user: object) -> list[str]:
+        return sorted(str(r) for r in user.roles)  # type: ignore[attr-defined]
+
+
+class PageIn(StrictSchema):
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Int(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class PageMeta(Schema):
+    page = fields.Int(required=True)
+    per_page = fields.Int(required=True)
+    total = fields.Int(required=True)
+    pages = fields.Int(required=True)
+
+
+class MemberPageOut(Schema):
+    items = fields.List(fields.Nested(MemberOut), required=True)
+    meta = fields.Nested(PageMeta, required=True)
+
+
+class ProfileIn(StrictSchema):
+    display_name = fields.Str(validate=validate.Length(min=1, max=80))
+    locale = fields.Str(validate=validate.OneOf(["en", "zh_CN"]))
+    timezone = fields.Str(validate=validate.Length(min=1, max=64))
+
+
+class ErrorBody(Schema):
+    code = fields.Str(required=True)
+    message = fields.Str(required=True)
+    fields = fields.Dict(keys=fields.Str(), values=fields.List(fields.Str()))
+
+
+class ErrorOut(Schema):
+    error = fields.Nested(ErrorBody, required=True)

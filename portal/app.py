@@ -1,0 +1,233 @@
+"""The app factory: configuration, extensions, blueprints, error pages, CLI and Celery."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_bootstrap import Bootstrap5
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
+
+from portal.config import load_config
+from portal.core import i18n
+from portal.core.db import db
+from portal.core.errors import DomainError
+from portal.core.extensions import csrf, limiter, login_manager
+from portal.core.identity import User
+from portal.core.notifications import unread_count
+from portal.core.tasks import celery_init_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The policy every page is served with: nothing but our own origin, no inline code.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
+        "object-src 'none'",
+    ]
+)
+
+ERROR_TITLES = {
+    400: _l("Bad request"),
+    401: _l("Please sign in"),
+    403: _l("Not allowed"),
+    404: _l("Page not found"),
+    405: _l("Not allowed"),
+    409: _l("Conflict"),
+    413: _l("Too large"),
+    422: _l("Please check your input"),
+    429: _l("Too many requests"),
+    500: _l("Something went wrong"),
+}
+ERROR_MESSAGES = {
+    400: _l("The request could not be understood."),
+    401: _l("Sign in to see this page."),
+    403: _l("You do not have permission to do this."),
+    404: _l("There is nothing here, or it is not yours to see."),
+    405: _l("This address does not accept that kind of request."),
+    413: _l("The upload or form is larger than this site accepts."),
+    429: _l("You have made too many requests. Wait a moment and try again."),
+    500: _l("We could not finish your request. It has been logged; please try again later."),
+}
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    instance_path = os.environ.get("COCREATE_INSTANCE_PATH") or str(ROOT / "instance")
+    app = Flask(
+        "portal",
+        instance_path=(config or {}).get("INSTANCE_PATH", instance_path),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(Path(__file__).parent / "static"),
+    )
+    app.config.update(load_config(app.instance_path, config))
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if proxies := int(os.environ.get("COCREATE_PROXY_COUNT", "0")):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
+
+    db.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    _init_login(app)
+    i18n.init_app(app)
+    Bootstrap5(app)
+    celery_init_app(app)
+    _register_features(app)
+    _register_error_handlers(app)
+    _register_response_hooks(app)
+    _register_template_helpers(app)
+    return app
+
+
+def _init_login(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.sign_in"
+    login_manager.login_message = _l("Please sign in to see this page.")
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        if not user_id.isdigit():
+            return None
+        user = db.session.get(User, int(user_id))
+        return user if user is not None and user.is_active else None
+
+
+def _register_features(app: Flask) -> None:
+    from portal.accounts.views import bp as accounts_bp
+    from portal.api.views import bp as api_bp
+    from portal.main.views import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(api_bp)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def json_error(
+    status: int, code: str, message: str, fields: dict[str, Any] | None = None
+) -> Response:
+    response = jsonify({"error": {"code": code, "message": message, "fields": fields or {}}})
+    response.status_code = status
+    return response
+
+
+def _error_page(status: int, message: str | None = None) -> tuple[str, int]:
+    title = ERROR_TITLES.get(status, ERROR_TITLES[400 if status < 500 else 500])
+    text = message or ERROR_MESSAGES.get(status, ERROR_MESSAGES[400 if status < 500 else 500])
+    return render_template("errors/error.html", status=status, title=title, message=text), status
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError) -> Any:
+        db.session.rollback()
+        if _wants_json():
+            return json_error(error.status_code, error.code, error.message, error.fields)
+        return _error_page(error.status_code, error.message if error.status_code != 404 else None)
+
+    @app.errorhandler(ValidationError)
+    def validation_error(error: ValidationError) -> Any:
+        db.session.rollback()
+        messages = (
+            error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+        )
+        return json_error(422, "validation_error", "Some fields are not valid.", messages)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> Any:
+        message = _l(
+            "This form has expired or was not sent from this site. Reload the page and try again."
+        )
+        if _wants_json():
+            return json_error(400, "csrf", str(message))
+        return _error_page(400, str(message))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        status = error.code or 500
+        if _wants_json():
+            code = (error.name or "error").lower().replace(" ", "_")
+            response = json_error(status, code, error.description or error.name)
+        else:
+            body, _status = _error_page(status)
+            response = app.make_response((body, status))
+        original = error.get_response()
+        for header in (
+            "Retry-After",
+            "Allow",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+        ):
+            if header in original.headers:
+                response.headers[header] = original.headers[header]
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Any:
+        if app.testing:
+            raise error  # tests see the real traceback; the 500 page is tested with TESTING off
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        if _wants_json():
+            return json_error(500, "internal_error", "Something went wrong on our side.")
+        return _error_page(500)
+
+
+def _register_response_hooks(app: Flask) -> None:
+    production = app.config["ENV"] == "production"
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if production:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if current_user and current_user.is_authenticated and response.mimetype == "text/html":
+            headers.setdefault("Cache-Control", "private, no-store")
+        return response
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from flask_babel import format_datetime, get_locale
+
+    from portal.core.permissions import Action, can
+
+    @app.context_processor
+    def layout_context() -> dict[str, Any]:
+        unread = unread_count(db.session, current_user) if current_user.is_authenticated else 0
+        return {
+            "unread_notifications": unread,
+            "can": can,
+            "Action": Action,
+            "current_locale": str(get_locale() or "en"),
+        }
+
+    app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (
+        format_datetime(value, fmt) if value else ""
+    )

@@ -1,0 +1,58 @@
+"""The ``cocreate`` command: parse, call a service, commit, echo."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from portal import migrate
+from portal.app import create_app
+from portal.core.db import db
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
+def cli() -> None:
+    """Cocreate: customer co-creation community and customer-success portal."""
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema migrations."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"Database at {revision}.")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' empties the database)."""
+    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"Database at {revision}.")
+
+
+@cli.group("demo")
+def demo_group() -> None:
+    """Demo data."""
+
+
+@demo_group.command("load")
+@with_appcontext
+def demo_load() -> None:
+    """Create the demo organizations and users (safe to run again)."""
+    from portal.demo import load_demo
+
+    sign_ins = load_demo(db.session)
+    db.session.commit()
+    click.echo("Demo data loaded. Sign in at http://127.0.0.1:5000/sign-in with:")
+    width = max(len(email) for _org, email, _role, _pw in sign_ins)
+    for org, email, role, password in sign_ins:
+        click.echo(f"  {email:<{width}}  {password}  {role:<16} {org}")

@@ -1,0 +1,114 @@
+"""Defaults for development; every setting can be overridden by a ``COCREATE_*`` variable.
+
+``COCREATE_ENV=production`` turns on the production checks: a real secret key is required,
+debug is refused and cookies are marked Secure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+# Name -> (default, type). Each one is read from COCREATE_<NAME>.
+SETTINGS: dict[str, tuple[Any, type]] = {
+    "ENV": ("development", str),
+    "SECRET_KEY": (None, str),
+    "DATABASE_URL": (None, str),  # default: sqlite under the instance folder
+    "BROKER_URL": ("", str),  # empty: tasks run inline
+    "RATELIMIT_STORAGE_URI": ("memory://", str),
+    "RATELIMIT_ENABLED": (True, bool),
+    "SEARCH_INDEX_DIR": (None, str),
+    "UPLOAD_DIR": (None, str),
+    "MAIL_BACKEND": ("outbox", str),  # outbox: kept for /dev/outbox; smtp: sent
+    "MAIL_SERVER": ("localhost", str),
+    "MAIL_PORT": (25, int),
+    "MAIL_USERNAME": ("", str),
+    "MAIL_PASSWORD": ("", str),
+    "MAIL_USE_TLS": (False, bool),
+    "MAIL_DEFAULT_SENDER": ("Cocreate <no-reply@cocreate.local>", str),
+    "DEV_OUTBOX": (None, bool),  # default: on outside production
+    "BASE_URL": ("http://127.0.0.1:5000", str),
+    "PASSWORD_RESET_MAX_AGE": (3600, int),
+    "EMAIL_CONFIRM_MAX_AGE": (3 * 24 * 3600, int),
+    "INVITATION_DAYS": (14, int),
+    "MAX_CONTENT_LENGTH": (25 * 1024 * 1024, int),
+    "SESSION_LIFETIME_HOURS": (12, int),
+}
+
+ENV_PREFIX = "COCREATE_"
+
+
+class ConfigError(RuntimeError):
+    """Raised when the app must not start with the configuration it was given."""
+
+
+def _coerce(raw: str, kind: type) -> Any:
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind is int:
+        return int(raw)
+    return raw
+
+
+def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge defaults, ``COCREATE_*`` environment variables and explicit overrides."""
+    config: dict[str, Any] = {}
+    for name, (default, kind) in SETTINGS.items():
+        raw = os.environ.get(ENV_PREFIX + name)
+        config[name] = _coerce(raw, kind) if raw is not None else default
+    config.update(overrides or {})
+
+    instance = Path(instance_path)
+    production = config["ENV"] == "production"
+    config.setdefault("TESTING", False)
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = f"sqlite:///{instance / 'cocreate.db'}"
+    if not config["SEARCH_INDEX_DIR"]:
+        config["SEARCH_INDEX_DIR"] = str(instance / "search-index")
+    if not config["UPLOAD_DIR"]:
+        config["UPLOAD_DIR"] = str(instance / "uploads")
+    if config["DEV_OUTBOX"] is None:
+        config["DEV_OUTBOX"] = not production
+
+    if production:
+        key = config["SECRET_KEY"]
+        if not key or len(key) < 32 or key.startswith("dev-"):
+            raise ConfigError(
+                "COCREATE_SECRET_KEY must be set to a random value of at least 32 characters "
+                "in production (python -c 'import secrets; print(secrets.token_hex(32))')."
+            )
+        if os.environ.get("FLASK_DEBUG", "").lower() in {"1", "true"} or config.get("DEBUG"):
+            raise ConfigError("Debug mode is never allowed in production.")
+        config["DEBUG"] = False
+    elif not config["SECRET_KEY"]:
+        config["SECRET_KEY"] = _development_secret(instance)
+
+    secure_cookies = production
+    config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=secure_cookies,
+        REMEMBER_COOKIE_DURATION=14 * 24 * 3600,
+        PERMANENT_SESSION_LIFETIME=config["SESSION_LIFETIME_HOURS"] * 3600,
+        WTF_CSRF_TIME_LIMIT=3600,
+        BABEL_DEFAULT_LOCALE="en",
+        BABEL_DEFAULT_TIMEZONE="UTC",
+        BOOTSTRAP_SERVE_LOCAL=True,
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    return config
+
+
+def _development_secret(instance: Path) -> str:
+    """A random key kept in the instance folder so sessions survive restarts in development."""
+    instance.mkdir(parents=True, exist_ok=True)
+    key_file = instance / "secret_key"
+    if not key_file.exists():
+        key_file.write_text("dev-" + secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()

@@ -1,0 +1,1 @@
+"""The kernel every feature stands on: database, identity, activity, mail, tasks, errors."""

@@ -1,0 +1,98 @@
+"""The activity log: the contract between the portal and customer-success metrics.
+
+Every feature records what people do with :func:`record_activity`; ``cs_metrics`` aggregates
+these rows by organization, verb and time and never reads feature tables.
+
+Verbs (``<area>.<event>``) and the ``data`` each carries:
+
+=======================  ==============================================================
+``account.signed_up``    a user joined; data: ``{"via": "invitation" | "domain"}``
+``account.confirmed``    a user confirmed their email address
+``account.signed_in``    a successful sign-in
+``account.signed_out``   a sign-out
+``account.password_reset``  a password was reset with an emailed link
+``account.password_changed`` a password was changed on the profile page
+``org.invitation_sent``  an org admin invited someone; data: ``{"role": ...}``
+``org.member_deactivated`` / ``org.member_reactivated``  an org admin changed a member
+``org.role_changed``     an org admin changed a member's role; data: ``{"role": ...}``
+``api.token_created``    a personal access token was created; data: ``{"scope": ...}``
+=======================  ==============================================================
+
+Later features add their verbs to this table when they record them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from portal.core.db import Base, utcnow
+from portal.core.identity import Organization, User
+
+VERBS: set[str] = set(
+    {
+        "account.signed_up",
+        "account.confirmed",
+        "account.signed_in",
+        "account.signed_out",
+        "account.password_reset",
+        "account.password_changed",
+        "org.invitation_sent",
+        "org.member_deactivated",
+        "org.member_reactivated",
+        "org.role_changed",
+        "api.token_created",
+    }
+)
+
+
+class Activity(Base):
+    __tablename__ = "activities"
+    __table_args__ = (
+        Index("ix_activities_org_verb_time", "organization_id", "verb", "occurred_at"),
+        Index("ix_activities_verb_time", "verb", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    verb: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str | None] = mapped_column(String(40))
+    subject_id: Mapped[int | None]
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+def record_activity(
+    session: Session,
+    actor: User | None,
+    org: Organization | None,
+    verb: str,
+    subject: Base | None = None,
+    data: dict[str, Any] | None = None,
+) -> Activity:
+    """Add one activity row in the caller's transaction; the caller commits."""
+    if verb not in VERBS:
+        raise ValueError(f"unknown activity verb {verb!r}: add it to portal.core.activity.VERBS")
+    activity = Activity(
+        actor_id=actor.id if actor is not None else None,
+        organization_id=org.id if org is not None else None,
+        verb=verb,
+        subject_type=subject.__tablename__ if subject is not None else None,
+        subject_id=getattr(subject, "id", None) if subject is not None else None,
+        data=data or {},
+    )
+    session.add(activity)
+    return activity
+
+
+def register_verbs(*verbs: str) -> None:
+    """Let a feature declare its verbs at import time (kept in one set, checked on record)."""
+    VERBS.update(verbs)

@@ -1,0 +1,118 @@
+"""One declarative Base, one session per app context, one engine per app."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, current_app, has_request_context
+from flask.globals import app_ctx, request_ctx
+from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite drops tzinfo on its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+def _context_id() -> int:
+    """A request gets its own session even when a test keeps an app context pushed around it."""
+    if has_request_context():
+        return id(request_ctx._get_current_object())
+    return id(app_ctx._get_current_object())
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine with the settings both backends need in a web app."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 15}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not pysqlite, decide when transactions begin, so SAVEPOINT and
+            # BEGIN behave as on PostgreSQL (the documented pysqlite recipe).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            if ":memory:" not in url:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=15000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class Database:
+    """Engine and sessionmaker live on each app; ``db.session`` is scoped to the app context.
+
+    Keeping them per app lets a test run several apps (say a live server beside the test
+    client) against different databases in one process.
+    """
+
+    def __init__(self) -> None:
+        self.session: scoped_session[Session] = scoped_session(
+            lambda: current_app.extensions["cocreate_sessionmaker"](), scopefunc=_context_id
+        )
+
+    def init_app(self, app: Flask) -> None:
+        engine = make_engine(app.config["DATABASE_URL"])
+        app.extensions["cocreate_engine"] = engine
+        app.extensions["cocreate_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+
+        @app.teardown_request
+        @app.teardown_appcontext
+        def _remove_session(_exc: BaseException | None) -> None:
+            self.session.remove()
+
+    @property
+    def engine(self) -> Engine:
+        return current_app.extensions["cocreate_engine"]
+
+
+db = Database()
+
+
+def new_session() -> Session:
+    """A session of its own (for tasks), bound like the app's request session."""
+    return current_app.extensions["cocreate_sessionmaker"]()

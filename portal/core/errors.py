@@ -1,0 +1,39 @@
+"""Domain errors: services raise these, one handler per surface turns them into 4xx."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A request that cannot be done as asked; the message is shown to the person."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    @property
+    def fields(self) -> dict[str, list[str]]:
+        return {self.field: [self.message]} if self.field else {}
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class PermissionDenied(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class InvalidToken(DomainError):
+    status_code = 400
+    code = "invalid_token"

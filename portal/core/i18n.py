@@ -1,0 +1,75 @@
+"""Two languages: English and Simplified Chinese.
+
+Catalogs (``portal/translations/*/LC_MESSAGES/messages.po``) are compiled to ``.mo`` files in
+the instance folder whenever a ``.po`` is newer, at app start: an install or a pull never
+needs a manual compile step and a stale catalog is never served.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Flask, request, session
+from flask_login import current_user
+
+LOCALES = {"en": "English", "zh_CN": "简体中文"}
+SOURCE_DIR = Path(__file__).resolve().parent.parent / "translations"
+
+
+def compile_catalogs(target_dir: Path) -> Path:
+    for po_path in SOURCE_DIR.glob("*/LC_MESSAGES/messages.po"):
+        locale = po_path.parent.parent.name
+        mo_path = target_dir / locale / "LC_MESSAGES" / "messages.mo"
+        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        mo_path.parent.mkdir(parents=True, exist_ok=True)
+        with po_path.open("rb") as po_file:
+            catalog = read_po(po_file, locale=locale)
+        temporary = mo_path.with_suffix(".tmp")
+        with temporary.open("wb") as mo_file:
+            write_mo(mo_file, catalog)
+        temporary.replace(mo_path)
+    return target_dir
+
+
+def normalize_locale(value: str | None) -> str | None:
+    if not value:
+        return None
+    value = value.replace("-", "_")
+    if value in LOCALES:
+        return value
+    if value.lower().startswith("zh"):
+        return "zh_CN"
+    if value.lower().startswith("en"):
+        return "en"
+    return None
+
+
+def select_locale() -> str:
+    """The profile's language, else the one chosen in the switcher, else Accept-Language."""
+    if current_user and current_user.is_authenticated:
+        chosen = normalize_locale(current_user.locale)
+        if chosen:
+            return chosen
+    chosen = normalize_locale(session.get("locale"))
+    if chosen:
+        return chosen
+    best = request.accept_languages.best_match(["en", "zh_CN", "zh-CN", "zh"])
+    return normalize_locale(best) or "en"
+
+
+def select_timezone() -> str | None:
+    if current_user and current_user.is_authenticated:
+        return current_user.timezone
+    return None
+
+
+def init_app(app: Flask) -> None:
+    from flask_babel import Babel
+
+    target = compile_catalogs(Path(app.instance_path) / "translations")
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(target)
+    Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.globals["LOCALES"] = LOCALES

@@ -1,0 +1,57 @@
+"""In-app notifications: the bell in the layout. Features call :func:`notify`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import force_locale
+from sqlalchemy import ForeignKey, Index, String, func, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from portal.core.db import Base, utcnow
+from portal.core.identity import User
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_unread", "user_id", "read_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(String(500))
+    link: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+
+def notify(
+    session: Session, user: User, kind: str, message: object, link: str | None = None
+) -> Notification:
+    """Store a notification; ``message`` is a lazy string rendered in the user's language."""
+    with force_locale(user.locale):
+        text = str(message)
+    notification = Notification(user_id=user.id, kind=kind, message=text[:500], link=link)
+    session.add(notification)
+    return notification
+
+
+def unread_count(session: Session, user: User) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(
+                Notification.user_id == user.id, Notification.read_at.is_(None)
+            )
+        )
+        or 0
+    )
+
+
+def mark_read(session: Session, user: User, notification_id: int | None = None) -> int:
+    """Mark one (or, without an id, every) notification of ``user`` read."""
+    statement = update(Notification).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None)
+    )
+    if notification_id is not None:
+        statement = statement.where(Notification.id == notification_id)
+    return session.execute(statement.values(read_at=utcnow())).rowcount

@@ -1,0 +1,87 @@
+"""The one place that decides who may do what.
+
+Views ask through :func:`require` / the :func:`permission_required` decorator, services
+through :func:`can` or :func:`authorize`; nothing else inspects roles. Objects a user may not
+even know about answer *not found*, so ids of other organizations reveal nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort, current_app
+from flask_login import current_user
+
+from portal.core.errors import NotFound, PermissionDenied
+from portal.core.identity import Organization, Role, User
+
+
+class Action(enum.StrEnum):
+    VIEW_ORG = "org.view"
+    MANAGE_MEMBERS = "org.manage_members"
+    VIEW_STAFF_AREA = "staff.view"
+    VIEW_DEV_OUTBOX = "dev.outbox"
+
+
+def _is_vendor_admin(user: User) -> bool:
+    return user.organization.is_vendor and user.has_role(Role.VENDOR_ADMIN)
+
+
+def _sees_org(user: User, org: Organization) -> bool:
+    return user.organization_id == org.id or user.is_staff
+
+
+def can(user: User | None, action: Action, obj: Any = None) -> bool:
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    match action:
+        case Action.VIEW_ORG:
+            return _sees_org(user, obj)
+        case Action.MANAGE_MEMBERS:
+            own_admin = user.organization_id == obj.id and user.has_role(Role.ORG_ADMIN)
+            return own_admin or _is_vendor_admin(user)
+        case Action.VIEW_STAFF_AREA:
+            return user.is_staff
+        case Action.VIEW_DEV_OUTBOX:
+            return True
+    return False
+
+
+def visible(user: User | None, action: Action, obj: Any) -> bool:
+    """Whether ``user`` may know ``obj`` exists at all (else the answer is 404, not 403)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if isinstance(obj, Organization):
+        return _sees_org(user, obj)
+    return True
+
+
+def authorize(user: User | None, action: Action, obj: Any = None) -> None:
+    """Raise NotFound for what the user may not see, PermissionDenied for what they may not do."""
+    if obj is not None and not visible(user, action, obj):
+        raise NotFound("Not found.")
+    if not can(user, action, obj):
+        raise PermissionDenied("You do not have permission to do this.")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def permission_required(action: Action) -> Callable[[F], F]:
+    """Guard a view that acts on no particular object (object views call ``authorize``)."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+            if not can(current_user, action):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator

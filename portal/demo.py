@@ -1,0 +1,122 @@
+"""Deterministic demo data: ``cocreate demo load`` runs it any number of times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.accounts.service import create_user, find_user
+from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role
+
+DEMO_PASSWORD = "cocreate-demo-2026"  # noqa: S105 - printed demo sign-in, by design
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    email: str
+    name: str
+    role: Role
+    locale: str = "en"
+
+
+@dataclass(frozen=True)
+class DemoOrg:
+    slug: str
+    name: str
+    kind: OrgKind
+    domain: str
+    users: tuple[DemoUser, ...]
+
+
+DEMO_ORGS: tuple[DemoOrg, ...] = (
+    DemoOrg(
+        "vendor",
+        "Cocreate Software",
+        OrgKind.VENDOR,
+        "vendor.example",
+        (
+            DemoUser("admin@vendor.example", "Vera Admin", Role.VENDOR_ADMIN),
+            DemoUser("moderator@vendor.example", "Mo Derator", Role.MODERATOR),
+            DemoUser("csm@vendor.example", "Casey Success", Role.CSM),
+            DemoUser("pm@vendor.example", "Priya Product", Role.PRODUCT_MANAGER),
+        ),
+    ),
+    DemoOrg(
+        "acme",
+        "Acme Analytics",
+        OrgKind.CUSTOMER,
+        "acme.example",
+        (
+            DemoUser("alice@acme.example", "Alice Admin", Role.ORG_ADMIN),
+            DemoUser("bob@acme.example", "Bob Builder", Role.MEMBER),
+        ),
+    ),
+    DemoOrg(
+        "huaxin",
+        "华信科技",
+        OrgKind.CUSTOMER,
+        "huaxin.example",
+        (
+            DemoUser("wang@huaxin.example", "王芳", Role.ORG_ADMIN, "zh_CN"),
+            DemoUser("li@huaxin.example", "李雷", Role.MEMBER, "zh_CN"),
+        ),
+    ),
+    DemoOrg(
+        "globex",
+        "Globex Retail",
+        OrgKind.CUSTOMER,
+        "globex.example",
+        (
+            DemoUser("gina@globex.example", "Gina Globex", Role.ORG_ADMIN),
+            DemoUser("hank@globex.example", "Hank Hill", Role.MEMBER),
+        ),
+    ),
+    DemoOrg(
+        "initech",
+        "Initech Finance",
+        OrgKind.CUSTOMER,
+        "initech.example",
+        (
+            DemoUser("peter@initech.example", "Peter Gibbons", Role.ORG_ADMIN),
+            DemoUser("joanna@initech.example", "Joanna Flair", Role.MEMBER),
+        ),
+    ),
+    DemoOrg(
+        "chenguang",
+        "晨光制造",
+        OrgKind.CUSTOMER,
+        "chenguang.example",
+        (
+            DemoUser("zhao@chenguang.example", "赵敏", Role.ORG_ADMIN, "zh_CN"),
+            DemoUser("sun@chenguang.example", "孙悟", Role.MEMBER, "zh_CN"),
+        ),
+    ),
+)
+
+
+def load_demo(session: Session) -> list[tuple[str, str, str, str]]:
+    """Create what is missing; return (organization, email, role, password) for every sign-in."""
+    sign_ins: list[tuple[str, str, str, str]] = []
+    for spec in DEMO_ORGS:
+        org = session.scalar(select(Organization).where(Organization.slug == spec.slug))
+        if org is None:
+            org = Organization(slug=spec.slug, name=spec.name, kind=spec.kind)
+            org.domains.append(OrganizationDomain(domain=spec.domain, verified=True))
+            session.add(org)
+            session.flush()
+        for person in spec.users:
+            if find_user(session, person.email) is None:
+                create_user(
+                    session,
+                    org,
+                    person.email,
+                    person.name,
+                    DEMO_PASSWORD,
+                    roles=(person.role,),
+                    locale=person.locale,
+                    confirmed=True,
+                )
+            sign_ins.append((spec.name, person.email, str(person.role), DEMO_PASSWORD))
+    return sign_ins

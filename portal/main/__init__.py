@@ -1,0 +1,1 @@
+"""Home page, language switcher, notifications and the development outbox."""

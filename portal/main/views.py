@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from portal.core.db import db
+from portal.core.i18n import LOCALES
+from portal.core.mail import OutboxMessage
+from portal.core.notifications import Notification, mark_read
+from portal.core.pagination import clamp_page_args, paginate
+from portal.core.urls import is_safe_next
+
+bp = Blueprint("main", __name__)
+
+
+@bp.route("/")
+def home() -> str:
+    return render_template("main/home.html")
+
+
+@bp.route("/healthz")
+def healthz() -> Response:
+    """Liveness probe, and the trivial endpoint benchmarks compare pages against."""
+    return Response("ok\n", mimetype="text/plain")
+
+
+@bp.route("/locale", methods=["POST"])
+def set_locale() -> Response:
+    locale = request.form.get("locale", "")
+    if locale not in LOCALES:
+        abort(400)
+    session["locale"] = locale
+    if current_user.is_authenticated:
+        current_user.locale = locale
+        db.session.commit()
+    target = request.form.get("next", "")
+    return redirect(target if is_safe_next(target) else url_for("main.home"))
+
+
+@bp.route("/notifications")
+@login_required
+def notifications() -> str:
+    page, per_page = clamp_page_args(request.args.get("page", 1))
+    statement = (
+        select(Notification)
+        .where(Notification.user_id == current_user.id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+    )
+    return render_template(
+        "main/notifications.html", notifications=paginate(db.session, statement, page, per_page)
+    )
+
+
+@bp.route("/notifications/read", methods=["POST"])
+@login_required
+def read_notifications() -> Response:
+    raw_id = request.form.get("id")
+    notification_id = int(raw_id) if raw_id and raw_id.isdigit() else None
+    mark_read(db.session, current_user, notification_id)
+    db.session.commit()
+    target = request.form.get("next", "")
+    return redirect(target if is_safe_next(target) else url_for("main.notifications"))
+
+
+@bp.route("/dev/outbox")
+def dev_outbox() -> Any:
+    """Mail as it would be sent, so links can be clicked locally. Off in production."""
+    if not current_app.config["DEV_OUTBOX"]:
+        abort(404)
+    page, per_page = clamp_page_args(request.args.get("page", 1))
+    statement = select(OutboxMessage).order_by(OutboxMessage.id.desc())
+    return render_template(
+        "main/outbox.html", messages=paginate(db.session, statement, page, per_page)
+    )

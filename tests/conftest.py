@@ -1,0 +1,170 @@
+"""Test database built by the migrations once per session; each test inside a transaction
+that is rolled back, so every test starts from a clean database."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from portal import migrate
+from portal.app import create_app
+from portal.core.db import Base, make_engine
+from tests import factories
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def sibling_database(url: str, suffix: str, tmp_dir: Path) -> str:
+    """A second, empty database next to the test one (for live servers and migration checks)."""
+    if not url:
+        path = tmp_dir / f"{suffix}.db"
+        path.unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    parsed = make_url(url)
+    name = f"{parsed.database}_{suffix}"
+    admin = make_engine(
+        parsed.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def reset_database(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cocreate")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_root: Path) -> str:
+    if TEST_DATABASE_URL:
+        reset_database(TEST_DATABASE_URL)
+        url = TEST_DATABASE_URL
+    else:
+        url = f"sqlite:///{tmp_root / 'test.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def test_config(database_url: str, tmp_root: Path, **overrides: Any) -> dict[str, Any]:
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "BROKER_URL": "",
+        "INSTANCE_PATH": str(tmp_root / "instance"),
+        "SEARCH_INDEX_DIR": str(tmp_root / "search-index"),
+        "UPLOAD_DIR": str(tmp_root / "uploads"),
+        "BASE_URL": "http://localhost",
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    connection = engine.connect()
+    transaction = connection.begin()
+    yield connection
+    transaction.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    """Override in a test module (or parametrize) to change settings for its app."""
+    return {}
+
+
+@pytest.fixture
+def app(
+    database_url: str, tmp_root: Path, connection: Connection, app_config: dict[str, Any]
+) -> Flask:
+    app = create_app(test_config(database_url, tmp_root, **app_config))
+    # Every session of this app, the request's and the tasks', joins the test transaction.
+    app.extensions["cocreate_sessionmaker"] = sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    return app
+
+
+@pytest.fixture
+def session(app: Flask, connection: Connection) -> Iterator[Session]:
+    """The test's own session: factories write through it, assertions read through it."""
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    factories.bind(session)
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def app_ctx(app: Flask) -> Iterator[Flask]:
+    """An app context for calling services directly. Not for tests that also use ``client``:
+    requests would share its ``g`` (and flask-login's cached user)."""
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app: Flask, session: Session) -> FlaskClient:
+    return app.test_client()
+
+
+def login(client: FlaskClient, user: Any) -> FlaskClient:
+    """Sign ``user`` in on ``client`` without a password round trip."""
+    with client.session_transaction() as flask_session:
+        flask_session["_user_id"] = str(user.id)
+        flask_session["_fresh"] = True
+    return client
+
+
+@pytest.fixture
+def outbox(session: Session):  # noqa: ANN201
+    """Mail queued during the test, newest last."""
+    from sqlalchemy import select
+
+    from portal.core.mail import OutboxMessage
+
+    def messages(recipient: str | None = None) -> list[OutboxMessage]:
+        session.expire_all()
+        statement = select(OutboxMessage).order_by(OutboxMessage.id)
+        if recipient:
+            statement = statement.where(OutboxMessage.recipient == recipient)
+        return list(session.scalars(statement))
+
+    return messages
+
+
+__all__ = ["Base", "login"]

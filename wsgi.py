@@ -1,0 +1,6 @@
+"""Entry point for gunicorn (``wsgi:app``) and Celery (``celery -A wsgi worker``)."""
+
+from portal.app import create_app
+
+app = create_app()
+celery = app.extensions["celery"]
