@@ -1,4 +1,4 @@
-"""Entry point for gunicorn (``wsgi:app``) and Celery (``celery -A wsgi worker``)."""
+"""Entry point for gunicorn (``wsgi:app``) and Celery (``celery -A wsgi:celery worker``)."""
 
 from portal.app import create_app
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, has_request_context, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_bootstrap import Bootstrap5
 from flask_login import current_user
@@ -208,7 +208,7 @@ def _register_response_hooks(app: Flask) -> None:
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if production:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if current_user and current_user.is_authenticated and response.mimetype == "text/html":
+        if current_user.is_authenticated and response.mimetype == "text/html":
             headers.setdefault("Cache-Control", "private, no-store")
         return response
 
@@ -220,7 +220,8 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def layout_context() -> dict[str, Any]:
-        unread = unread_count(db.session, current_user) if current_user.is_authenticated else 0
+        signed_in = has_request_context() and current_user.is_authenticated
+        unread = unread_count(db.session, current_user) if signed_in else 0
         return {
             "unread_notifications": unread,
             "can": can,

@@ -39,6 +39,14 @@ def db_downgrade(revision: str) -> None:
     click.echo(f"Database at {revision}.")
 
 
+@db_group.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does.")
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Write a new migration from the difference between the models and the database."""
+    migrate.revision(current_app.config["DATABASE_URL"], message)
+
+
 @cli.group("demo")
 def demo_group() -> None:
     """Demo data."""

@@ -91,6 +91,9 @@ def test_config(database_url: str, tmp_root: Path, **overrides: Any) -> dict[str
     return config
 
 
+test_config.__test__ = False  # a helper, not a test, wherever it is imported
+
+
 @pytest.fixture
 def connection(engine: Engine) -> Iterator[Connection]:
     connection = engine.connect()

@@ -65,6 +65,8 @@ class UserFactory(_Base):
     def roles(self, create: bool, extracted: Any, **kwargs: Any) -> None:
         for role in extracted or (Role.MEMBER,):
             self.role_grants.append(UserRole(role=str(role)))
+        if create:
+            UserFactory._meta.sqlalchemy_session.flush()
 
 
 def staff(role: Role, **kwargs: Any) -> User:

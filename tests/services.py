@@ -32,9 +32,7 @@ def chromium_path() -> str:
 
 
 def redis_url() -> str:
-    url = os.environ.get("TEST_REDIS_URL", "")
-    if not url:
-        missing("TEST_REDIS_URL is not set")
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     import redis
 
     try:

@@ -168,18 +168,16 @@ def profile() -> Any:
     return _render_profile(form=form)
 
 
-def _render_profile(**forms_given: Any) -> Any:
+def _render_profile(new_token: str | None = None, **forms_given: Any) -> Any:
     page_forms = {
         "form": forms.ProfileForm(obj=current_user._get_current_object()),
         "password_form": forms.ChangePasswordForm(),
         "token_form": forms.TokenForm(),
+        **forms_given,
     }
-    page_forms.update(forms_given)
     failing = next((f for f in forms_given.values() if f.errors or f.form_errors), None)
     status = getattr(failing, "error_status", 422) if failing is not None else 200
     tokens = service.user_tokens(db.session, current_user)
-    new_token = forms_given.get("new_token")
-    page_forms.pop("new_token", None)
     return (
         render_template("accounts/profile.html", tokens=tokens, new_token=new_token, **page_forms),
         status,

@@ -1,0 +1,37 @@
+"""The ``cocreate`` command on a fresh database: migrate, load demo data twice."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from portal.cli import cli
+from portal.core.db import make_engine
+from portal.core.identity import Organization, User
+from portal.demo import DEMO_PASSWORD
+from tests.conftest import TEST_DATABASE_URL, sibling_database
+
+
+def test_db_upgrade_and_demo_load_are_idempotent(tmp_root, monkeypatch):
+    url = sibling_database(TEST_DATABASE_URL, "cli", tmp_root)
+    monkeypatch.setenv("COCREATE_DATABASE_URL", url)
+    monkeypatch.setenv("COCREATE_INSTANCE_PATH", str(tmp_root / "cli-instance"))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], catch_exceptions=False).exit_code == 0
+    first = runner.invoke(cli, ["demo", "load"], catch_exceptions=False)
+    second = runner.invoke(cli, ["demo", "load"], catch_exceptions=False)
+    assert first.exit_code == second.exit_code == 0
+    assert first.output == second.output
+    assert "admin@vendor.example" in first.output and DEMO_PASSWORD in first.output
+
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        orgs = connection.execute(select(Organization.name, Organization.kind)).all()
+        users = connection.scalar(select(func.count()).select_from(User))
+    engine.dispose()
+    assert len([o for o in orgs if o.kind == "customer"]) == 5
+    assert len([o for o in orgs if o.kind == "vendor"]) == 1
+    assert any(any("\u4e00" <= ch <= "\u9fff" for ch in o.name) for o in orgs)  # a Chinese name
+    assert users == 14
+    for role in ("vendor_admin", "moderator", "csm", "product_manager", "org_admin", "member"):
+        assert role in first.output
