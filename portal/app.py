@@ -6,12 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, has_request_context, jsonify, render_template, request
+from flask import Flask, g, has_request_context, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_bootstrap import Bootstrap5
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
+from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
@@ -105,18 +106,25 @@ def _init_login(app: Flask) -> None:
     def load_user(user_id: str) -> User | None:
         if not user_id.isdigit():
             return None
-        user = db.session.get(User, int(user_id))
+        # Roles come in the same query: every page asks what the user may do.
+        user = db.session.get(User, int(user_id), options=[joinedload(User.role_grants)])
         return user if user is not None and user.is_active else None
 
 
 def _register_features(app: Flask) -> None:
+    from moderation.tasks import BEAT_SCHEDULE as moderation_beat
+    from moderation.views import bp as moderation_bp
+    from portal.accounts import moderation as accounts_moderation
     from portal.accounts.views import bp as accounts_bp
     from portal.api.views import bp as api_bp
     from portal.main.views import bp as main_bp
 
+    accounts_moderation.register()
+    app.extensions["celery"].conf.beat_schedule.update(moderation_beat)
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(moderation_bp)
 
 
 def _wants_json() -> bool:
@@ -214,19 +222,27 @@ def _register_response_hooks(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from flask_babel import format_datetime, get_locale
+    from flask_babel import format_datetime
 
+    from moderation.service import is_moderator, queue_counts
+    from portal.core.i18n import current_locale
     from portal.core.permissions import Action, can
 
     @app.context_processor
     def layout_context() -> dict[str, Any]:
         signed_in = has_request_context() and current_user.is_authenticated
         unread = unread_count(db.session, current_user) if signed_in else 0
+        queue = None
+        if signed_in and is_moderator(current_user):
+            queue = g.get("moderation_queue_count")
+            if queue is None:
+                queue = queue_counts(db.session)
         return {
             "unread_notifications": unread,
             "can": can,
             "Action": Action,
-            "current_locale": str(get_locale() or "en"),
+            "current_locale": current_locale(),
+            "moderation_queue": queue,
         }
 
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (

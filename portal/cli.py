@@ -16,6 +16,12 @@ def cli() -> None:
     """Cocreate: customer co-creation community and customer-success portal."""
 
 
+def close_database_on_exit() -> None:
+    """Return the command's pooled connections when it ends (each command builds an app)."""
+    engine = current_app.extensions["cocreate_engine"]
+    click.get_current_context().call_on_close(engine.dispose)
+
+
 @cli.group("db")
 def db_group() -> None:
     """Database schema migrations."""
@@ -26,6 +32,7 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
+    close_database_on_exit()
     migrate.upgrade(current_app.config["DATABASE_URL"], revision)
     click.echo(f"Database at {revision}.")
 
@@ -58,6 +65,7 @@ def demo_load() -> None:
     """Create the demo organizations and users (safe to run again)."""
     from portal.demo import load_demo
 
+    close_database_on_exit()
     sign_ins = load_demo(db.session)
     db.session.commit()
     click.echo("Demo data loaded. Sign in at http://127.0.0.1:5000/sign-in with:")

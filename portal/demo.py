@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.accounts.service import create_user, find_user
+from moderation.models import ReasonTemplate, WatchedWordEntry
+from portal.accounts.models import UserProfile
+from portal.accounts.service import create_user, find_user, update_about
 from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role
 
 DEMO_PASSWORD = "cocreate-demo-2026"  # noqa: S105 - printed demo sign-in, by design
@@ -96,6 +98,34 @@ DEMO_ORGS: tuple[DemoOrg, ...] = (
 )
 
 
+DEMO_WATCHED_WORDS = (
+    ("scamcoin", "block", ""),
+    ("free money", "hold", ""),
+    ("damn", "censor", ""),
+    ("competitorx", "replace", "another vendor"),
+    ("赌博", "block", ""),
+    ("代开发票", "hold", ""),
+    ("傻瓜", "censor", ""),
+)
+DEMO_REASON_TEMPLATES = (
+    ("Advertising", "Advertising and self-promotion are not allowed in the community."),
+    ("Off-topic", "This does not fit here; please post it in the right place."),
+    ("Personal data", "Please do not post personal data such as phone numbers or contracts."),
+)
+# (email, trust level, about text): some published at once, some held for review.
+DEMO_ABOUT = (
+    (
+        "bob@acme.example",
+        0,
+        "I run the monthly KPI reports at Acme. Ask me about **cohort charts**.",
+    ),
+    ("li@huaxin.example", 0, "华信科技数据分析师，负责**客户成功**报表。"),
+    ("hank@globex.example", 0, "Retail analytics. See my write-up at https://globex.example/blog"),
+    ("alice@acme.example", 2, "Acme's admin for Cocreate. Happy to share our dashboard templates."),
+    ("wang@huaxin.example", 3, "华信科技管理员，欢迎交流行业解决方案。"),
+)
+
+
 def load_demo(session: Session) -> list[tuple[str, str, str, str]]:
     """Create what is missing; return (organization, email, role, password) for every sign-in."""
     sign_ins: list[tuple[str, str, str, str]] = []
@@ -119,4 +149,25 @@ def load_demo(session: Session) -> list[tuple[str, str, str, str]]:
                     confirmed=True,
                 )
             sign_ins.append((spec.name, person.email, str(person.role), DEMO_PASSWORD))
+    _load_moderation(session)
     return sign_ins
+
+
+def _load_moderation(session: Session) -> None:
+    """Watched words in both languages, reason templates, trust levels and a few held items."""
+    for pattern, action, replacement in DEMO_WATCHED_WORDS:
+        if (
+            session.scalar(select(WatchedWordEntry).where(WatchedWordEntry.pattern == pattern))
+            is None
+        ):
+            session.add(WatchedWordEntry(pattern=pattern, action=action, replacement=replacement))
+    for title, text in DEMO_REASON_TEMPLATES:
+        if session.scalar(select(ReasonTemplate).where(ReasonTemplate.title == title)) is None:
+            session.add(ReasonTemplate(title=title, text=text))
+    session.flush()
+    for email, level, about in DEMO_ABOUT:
+        user = find_user(session, email)
+        if user is None or session.get(UserProfile, user.id) is not None:
+            continue
+        user.trust_level = level
+        update_about(session, user, about)

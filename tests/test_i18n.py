@@ -17,7 +17,7 @@ KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_ge
 
 def source_messages() -> set[str]:
     found = set()
-    for folder in ("portal", "templates"):
+    for folder in ("portal", "moderation", "cs_metrics", "templates"):
         for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT / folder, MAPPING, keywords=KEYWORDS
         ):

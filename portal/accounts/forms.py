@@ -4,7 +4,15 @@ from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
 
@@ -130,3 +138,10 @@ def role_choices(vendor: bool) -> list[tuple[str, object]]:
 class InviteForm(FlaskForm):
     email = _email_field()
     role = SelectField(_l("Role"))
+
+
+class AboutForm(FlaskForm):
+    about = TextAreaField(
+        _l("About you"),
+        validators=[Length(max=5000, message=_l("Use at most %(max)d characters."))],
+    )

@@ -10,10 +10,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.accounts.models import ApiToken, Invitation
+from moderation import service as moderation
+from portal.accounts.models import ApiToken, Invitation, UserProfile
 from portal.core.activity import record_activity
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, InvalidToken, NotFound
+from portal.core.html import render_markdown
 from portal.core.identity import (
     CUSTOMER_ROLES,
     Organization,
@@ -39,6 +41,7 @@ from portal.core.security import (
 from portal.core.urls import external_url
 
 TOKEN_SCOPES = ("read", "write")
+ABOUT_KIND = "profile_about"
 
 
 def normalize_email(raw: str) -> str:
@@ -235,6 +238,58 @@ def update_profile(
     user.display_name = _clean_name(display_name)
     user.locale = locale
     user.timezone = timezone
+
+
+MAX_ABOUT = 5000
+
+
+def profile_of(session: Session, user: User) -> UserProfile:
+    return session.get(UserProfile, user.id) or UserProfile(user_id=user.id)
+
+
+def update_about(session: Session, user: User, text: str) -> bool:
+    """Save the about text through moderation; returns whether it is visible now."""
+    text = text.strip()
+    if len(text) > MAX_ABOUT:
+        raise DomainError(str(_l("Use at most %(n)d characters.", n=MAX_ABOUT)), field="about")
+    profile = profile_of(session, user)
+    session.add(profile)
+    if text == profile.about_source:
+        return profile.about_visible
+    profile.about_source = text
+    profile.about_html = render_markdown(text, allow_images=False)
+    profile.about_visible = False
+    session.flush()
+    if not text:
+        return False
+    result = moderation.submit(session, ABOUT_KIND, profile, user, text)
+    return result.published
+
+
+def about_state(session: Session, user: User) -> str | None:
+    return moderation.item_state(session, ABOUT_KIND, user.id)
+
+
+def about_item_id(session: Session, user: User) -> int | None:
+    return moderation.item_id(session, ABOUT_KIND, user.id)
+
+
+def record_profile_view(session: Session, viewer: User, person: User) -> None:
+    record_activity(
+        session, viewer, viewer.organization, "content.viewed", person, {"kind": "profile"}
+    )
+
+
+def trust_status(session: Session, user: User) -> moderation.TrustStatus:
+    return moderation.trust_status(session, user)
+
+
+def visible_user(session: Session, viewer: User, user_id: int) -> User:
+    """Community profiles are visible to every signed-in member; deactivated ones are not."""
+    person = session.get(User, user_id)
+    if person is None or (not person.active and not viewer.is_staff):
+        raise NotFound(str(_l("Not found.")))
+    return person
 
 
 # --- organization admin ---------------------------------------------------------------

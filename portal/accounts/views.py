@@ -7,11 +7,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
+from moderation.labels import TRUST_FACT_LABELS
 from portal.accounts import forms, service
 from portal.core.activity import record_activity
 from portal.core.db import db
 from portal.core.errors import DomainError, InvalidToken
 from portal.core.extensions import limiter
+from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args, paginate
 from portal.core.permissions import Action
 from portal.core.urls import is_safe_next
@@ -49,9 +51,7 @@ def sign_up() -> Any:
 
 
 def _ui_locale() -> str:
-    from flask_babel import get_locale
-
-    return str(get_locale() or "en")
+    return current_locale()
 
 
 @bp.route("/confirm/<token>")
@@ -169,8 +169,10 @@ def profile() -> Any:
 
 
 def _render_profile(new_token: str | None = None, **forms_given: Any) -> Any:
+    profile = service.profile_of(db.session, current_user)
     page_forms = {
         "form": forms.ProfileForm(obj=current_user._get_current_object()),
+        "about_form": forms.AboutForm(about=profile.about_source),
         "password_form": forms.ChangePasswordForm(),
         "token_form": forms.TokenForm(),
         **forms_given,
@@ -178,9 +180,59 @@ def _render_profile(new_token: str | None = None, **forms_given: Any) -> Any:
     failing = next((f for f in forms_given.values() if f.errors or f.form_errors), None)
     status = getattr(failing, "error_status", 422) if failing is not None else 200
     tokens = service.user_tokens(db.session, current_user)
-    return (
-        render_template("accounts/profile.html", tokens=tokens, new_token=new_token, **page_forms),
+    trust_before = current_user.trust_level
+    response = (
+        render_template(
+            "accounts/profile.html",
+            tokens=tokens,
+            new_token=new_token,
+            profile=profile,
+            about_state=service.about_state(db.session, current_user),
+            trust=service.trust_status(db.session, current_user),
+            trust_labels=TRUST_FACT_LABELS,
+            **page_forms,
+        ),
         status,
+    )
+    if current_user.trust_level != trust_before:
+        db.session.commit()  # promoted while looking
+    return response
+
+
+@bp.route("/profile/about", methods=["POST"])
+@login_required
+def update_about() -> Any:
+    form = forms.AboutForm()
+    visible: list[bool] = []
+    if submit(
+        form,
+        lambda: visible.append(
+            service.update_about(
+                db.session, current_user._get_current_object(), form.about.data or ""
+            )
+        ),
+    ):
+        if visible and visible[0]:
+            flash(_("Your profile text is published."), "success")
+        else:
+            flash(_("Your profile text is awaiting review by a moderator."), "info")
+        return redirect(url_for("accounts.profile"))
+    return _render_profile(about_form=form)
+
+
+@bp.route("/users/<int:user_id>")
+@login_required
+def public_profile(user_id: int) -> Any:
+    person = service.visible_user(db.session, current_user, user_id)
+    if person.id != current_user.id:
+        service.record_profile_view(db.session, current_user, person)
+        db.session.commit()
+    return render_template(
+        "accounts/public_profile.html",
+        person=person,
+        profile=service.profile_of(db.session, person),
+        about_state=service.about_state(db.session, person),
+        item_id=service.about_item_id(db.session, person),
     )
 
 

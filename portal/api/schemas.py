@@ -81,3 +81,52 @@ class ErrorBody(Schema):
 
 class ErrorOut(Schema):
     error = fields.Nested(ErrorBody, required=True)
+
+
+class ModerationItemOut(Schema):
+    id = fields.Int(required=True)
+    kind = fields.Str(required=True)
+    object_id = fields.Int(required=True)
+    state = fields.Str(required=True)
+    held_reasons = fields.List(fields.Str(), required=True)
+    summary = fields.Str(required=True)
+    source = fields.Str(required=True)
+    preview_html = fields.Str(required=True)
+    organization_id = fields.Int(allow_none=True)
+    author_id = fields.Int(allow_none=True)
+    submitted_at = fields.DateTime(required=True)
+    flag_weight = fields.Float(required=True)
+
+
+class ModerationQueueIn(PageIn):
+    kind = fields.Str(validate=validate.Length(max=40))
+    org = fields.Int(validate=validate.Range(min=1))
+    reason = fields.Str(validate=validate.Length(max=40))
+    older_than = fields.Int(validate=validate.Range(min=0, max=100_000))
+
+
+class ModerationPageOut(Schema):
+    items = fields.List(fields.Nested(ModerationItemOut), required=True)
+    meta = fields.Nested(PageMeta, required=True)
+
+
+class DecisionIn(StrictSchema):
+    action = fields.Str(
+        required=True, validate=validate.OneOf(["approve", "reject", "edit", "restore", "remove"])
+    )
+    reason = fields.Str(validate=validate.Length(max=2000))
+    text = fields.Str(validate=validate.Length(min=1, max=100_000))
+
+
+class FlagIn(StrictSchema):
+    reason = fields.Str(
+        required=True, validate=validate.OneOf(["spam", "offensive", "off_topic", "other"])
+    )
+    note = fields.Str(validate=validate.Length(max=500), load_default="")
+
+
+class FlagOut(Schema):
+    id = fields.Int(required=True)
+    item_id = fields.Int(required=True)
+    reason = fields.Str(required=True)
+    weight = fields.Float(required=True)

@@ -8,6 +8,7 @@ from marshmallow import Schema
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 
+from moderation import service as moderation
 from portal.accounts import service as accounts
 from portal.api import schemas
 from portal.api.openapi import build_spec, endpoint
@@ -146,3 +147,86 @@ def organization_members(org_id: int) -> Response:
             }
         )
     )
+
+
+def _page_out(page: Any) -> dict[str, Any]:
+    return {
+        "items": page.items,
+        "meta": {
+            "page": page.page,
+            "per_page": page.per_page,
+            "total": page.total,
+            "pages": page.pages,
+        },
+    }
+
+
+@bp.route("/moderation/queue")
+@endpoint(
+    "/moderation/queue",
+    "get",
+    "Items awaiting review, oldest first (moderators)",
+    schemas.ModerationPageOut,
+    query=schemas.ModerationQueueIn,
+    errors=(401, 403),
+)
+def moderation_queue() -> Response:
+    args = load(schemas.ModerationQueueIn, request.args.to_dict())
+    filters = moderation.QueueFilters(
+        kind=args.get("kind"),
+        organization_id=args.get("org"),
+        reason=args.get("reason"),
+        older_than_hours=args.get("older_than"),
+    )
+    page = moderation.queue_page(db.session, api_user(), filters, args["page"], args["per_page"])
+    return jsonify(schemas.ModerationPageOut().dump(_page_out(page)))
+
+
+@bp.route("/moderation/items/<int:item_id>/decision", methods=["POST"])
+@endpoint(
+    "/moderation/items/{item_id}/decision",
+    "post",
+    "Approve, reject, edit-and-approve, restore or remove",
+    schemas.ModerationItemOut,
+    body=schemas.DecisionIn,
+    scope="write",
+    path_params={"item_id": "integer"},
+    errors=(400, 401, 403, 404, 409),
+)
+def moderation_decision(item_id: int) -> Response:
+    moderation.require_moderator(api_user())
+    data = load(schemas.DecisionIn, json_body())
+    action = data["action"]
+    user = api_user()
+    if action == "approve":
+        item = moderation.approve(db.session, user, item_id)
+    elif action == "edit":
+        if "text" not in data:
+            raise DomainError("Send the edited text.", field="text")
+        item = moderation.approve(db.session, user, item_id, new_text=data["text"])
+    elif action == "reject":
+        item = moderation.reject(db.session, user, item_id, data.get("reason", ""))
+    elif action == "restore":
+        item = moderation.restore(db.session, user, item_id)
+    else:
+        item = moderation.remove(db.session, user, item_id, data.get("reason", ""))
+    db.session.commit()
+    return jsonify(schemas.ModerationItemOut().dump(item))
+
+
+@bp.route("/moderation/items/<int:item_id>/flags", methods=["POST"])
+@endpoint(
+    "/moderation/items/{item_id}/flags",
+    "post",
+    "Flag published content (once per item)",
+    schemas.FlagOut,
+    body=schemas.FlagIn,
+    scope="write",
+    path_params={"item_id": "integer"},
+    errors=(400, 401, 403, 404, 409),
+)
+def flag_item(item_id: int) -> Response:
+    data = load(schemas.FlagIn, json_body())
+    entry = moderation.flag(db.session, api_user(), item_id, data["reason"], data["note"])
+    db.session.commit()
+    return jsonify(schemas.FlagOut().dump(entry))

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
+from flask_babel import get_locale
 from flask_login import current_user
 
 LOCALES = {"en": "English", "zh_CN": "简体中文"}
@@ -21,7 +23,8 @@ SOURCE_DIR = Path(__file__).resolve().parent.parent / "translations"
 def compile_catalogs(target_dir: Path) -> Path:
     for po_path in SOURCE_DIR.glob("*/LC_MESSAGES/messages.po"):
         locale = po_path.parent.parent.name
-        mo_path = target_dir / locale / "LC_MESSAGES" / "messages.mo"
+        # Babel reads zh_CN as zh_Hans_CN and looks the catalog up under that name.
+        mo_path = target_dir / str(Locale.parse(locale)) / "LC_MESSAGES" / "messages.mo"
         if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
             continue
         mo_path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +52,8 @@ def normalize_locale(value: str | None) -> str | None:
 
 def select_locale() -> str:
     """The profile's language, else the one chosen in the switcher, else Accept-Language."""
+    if not has_request_context():
+        return "en"  # tasks and the CLI choose a language explicitly with force_locale
     if current_user and current_user.is_authenticated:
         chosen = normalize_locale(current_user.locale)
         if chosen:
@@ -60,8 +65,14 @@ def select_locale() -> str:
     return normalize_locale(best) or "en"
 
 
+def current_locale() -> str:
+    """The active UI language as one of LOCALES' keys (Babel may say zh_Hans_CN)."""
+    locale = get_locale()
+    return "zh_CN" if locale is not None and locale.language == "zh" else "en"
+
+
 def select_timezone() -> str | None:
-    if current_user and current_user.is_authenticated:
+    if has_request_context() and current_user and current_user.is_authenticated:
         return current_user.timezone
     return None
 

@@ -33,7 +33,7 @@ class OutboxMessage(Base):
 def queue_mail(
     session: Session,
     recipient: str,
-    subject: str,
+    subject: object,
     template: str,
     locale: str = "en",
     **context: object,
@@ -41,7 +41,8 @@ def queue_mail(
     """Render ``templates/mail/<template>.txt`` in the recipient's language and queue it."""
     with force_locale(locale):
         body = render_template(f"mail/{template}.txt", **context)
-    message = OutboxMessage(recipient=recipient, subject=str(subject), body=body)
+        subject = str(subject)
+    message = OutboxMessage(recipient=recipient, subject=subject[:200], body=body)
     session.add(message)
     session.flush()
     enqueue_after_commit(session, send_outbox_message, message.id)

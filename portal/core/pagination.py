@@ -49,8 +49,13 @@ def clamp_page_args(page: Any, per_page: Any = DEFAULT_PER_PAGE) -> tuple[int, i
 
 
 def paginate(session: Session, statement: Select[Any], page: int, per_page: int) -> Page[Any]:
-    total = (
-        session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
-    )
-    items = list(session.scalars(statement.limit(per_page).offset((page - 1) * per_page)))
-    return Page(items=items, page=page, per_page=per_page, total=total)
+    """One query for the rows and the total (a window count); a second only past the end."""
+    windowed = statement.add_columns(func.count().over().label("total_rows"))
+    rows = session.execute(windowed.limit(per_page).offset((page - 1) * per_page)).unique().all()
+    if rows:
+        total = rows[0][-1]
+    else:
+        total = session.scalar(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        )
+    return Page(items=[row[0] for row in rows], page=page, per_page=per_page, total=total or 0)

@@ -1,0 +1,56 @@
+"""Moderatable kinds: features register theirs at app start; moderation never imports them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+
+def _nothing(_session: Session, _obj: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ModeratableKind:
+    """What moderation needs to know about one kind of content.
+
+    ``load`` returns the content object (or None when it is gone); ``render`` returns the
+    sanitized HTML exactly as readers will see it; the ``on_*`` hooks change the content's
+    own visibility when moderation changes state; ``apply_edit`` stores a moderator's edit.
+    """
+
+    name: str
+    label: Any
+    load: Callable[[Session, int], Any]
+    render: Callable[[Any], str]
+    summarize: Callable[[Any], str]
+    url: Callable[[Any], str | None] = lambda _obj: None
+    visible_to: Callable[[Any, Any], bool] = lambda _obj, _user: True
+    on_publish: Callable[[Session, Any], None] = _nothing
+    on_reject: Callable[[Session, Any], None] = _nothing
+    on_hide: Callable[[Session, Any], None] = _nothing
+    on_restore: Callable[[Session, Any], None] = _nothing
+    on_remove: Callable[[Session, Any], None] = _nothing
+    apply_edit: Callable[[Session, Any, str], None] = lambda _s, _o, _t: None
+
+
+_KINDS: dict[str, ModeratableKind] = {}
+
+
+def register_kind(kind: ModeratableKind) -> None:
+    """Register (or re-register, on a new app in the same process) a kind by name."""
+    _KINDS[kind.name] = kind
+
+
+def get_kind(name: str) -> ModeratableKind:
+    try:
+        return _KINDS[name]
+    except KeyError as error:
+        raise LookupError(f"no moderatable kind {name!r} is registered") from error
+
+
+def kinds() -> dict[str, ModeratableKind]:
+    return dict(_KINDS)

@@ -1,0 +1,908 @@
+"""The moderation lifecycle: every transition is one call here, audited and logged.
+
+pending -> published | rejected | published-with-edits;
+published -> hidden (flags or a moderator) -> published (restored) | removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import String, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload
+
+from moderation import rules, trust
+from moderation.models import (
+    AuditEntry,
+    Flag,
+    FlagReason,
+    ModerationItem,
+    ModerationSetting,
+    State,
+    TrustLock,
+    WatchedWordEntry,
+)
+from moderation.registry import get_kind
+from portal.core.activity import Activity, record_activity, register_verbs
+from portal.core.db import utcnow
+from portal.core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from portal.core.identity import Organization, Role, User
+from portal.core.mail import queue_mail
+from portal.core.notifications import notify
+from portal.core.pagination import Page, paginate
+from portal.core.urls import external_url
+
+register_verbs(
+    "content.submitted",
+    "content.published",
+    "content.rejected",
+    "content.edited",
+    "content.hidden",
+    "content.restored",
+    "content.removed",
+    "content.flagged",
+)
+
+FLAG_HIDE_THRESHOLD = 3.0
+MAX_REASON = 2000
+
+
+def is_moderator(user: User | None) -> bool:
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and user.is_staff
+        and user.has_role(Role.MODERATOR, Role.VENDOR_ADMIN)
+    )
+
+
+def require_moderator(user: User | None) -> None:
+    if not is_moderator(user):
+        raise PermissionDenied(str(_l("Only moderators can do this.")))
+
+
+def normalized_digest(text: str) -> str:
+    folded = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# --- settings and watched words ---------------------------------------------------------
+
+
+def rule_settings(session: Session) -> rules.RuleSettings:
+    row = session.get(ModerationSetting, "rules")
+    stored = dict(row.value) if row else {}
+    known = {f.name for f in fields(rules.RuleSettings)}
+    values: dict[str, Any] = {k: v for k, v in stored.items() if k in known}
+    if "rate_limits" in values:
+        values["rate_limits"] = {int(k): tuple(v) for k, v in values["rate_limits"].items()}
+    return rules.RuleSettings(**values)
+
+
+def is_vendor_admin(user: User | None) -> bool:
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and user.is_staff
+        and user.has_role(Role.VENDOR_ADMIN)
+    )
+
+
+def _save_setting(session: Session, actor: User, key: str, values: dict[str, Any]) -> None:
+    if not is_vendor_admin(actor):
+        raise PermissionDenied(str(_l("Only vendor admins can change moderation settings.")))
+    row = session.get(ModerationSetting, key) or ModerationSetting(key=key, value={})
+    row.value = {**row.value, **values}
+    session.add(row)
+
+
+def save_rule_settings(session: Session, actor: User, values: dict[str, Any]) -> None:
+    _save_setting(session, actor, "rules", values)
+
+
+def save_trust_thresholds(
+    session: Session, actor: User, values: dict[str, dict[str, float]]
+) -> None:
+    _save_setting(session, actor, "trust", values)
+
+
+_compiled_cache: dict[tuple[Any, ...], rules.CompiledWords] = {}
+
+
+def compiled_words(session: Session) -> rules.CompiledWords:
+    """The compiled matcher, rebuilt only when the list changes (count or newest id)."""
+    key = tuple(session.execute(select(func.count(), func.max(WatchedWordEntry.id))).one())
+    compiled = _compiled_cache.get(key)
+    if compiled is None:
+        rows = session.scalars(select(WatchedWordEntry)).all()
+        compiled = rules.compile_words(
+            rules.WatchedWord(
+                pattern=row.pattern,
+                action=rules.WordAction(row.action),
+                replacement=row.replacement,
+                is_regex=row.is_regex,
+            )
+            for row in rows
+        )
+        _compiled_cache.clear()
+        _compiled_cache[key] = compiled
+    return compiled
+
+
+def add_watched_word(
+    session: Session,
+    actor: User,
+    pattern: str,
+    action: str,
+    replacement: str = "",
+    is_regex: bool = False,
+) -> WatchedWordEntry:
+    if not (actor.is_staff and actor.has_role(Role.VENDOR_ADMIN, Role.MODERATOR)):
+        raise PermissionDenied(str(_l("Only staff can change watched words.")))
+    pattern = pattern.strip()
+    if not pattern or len(pattern) > 200:
+        raise DomainError(
+            str(_l("Enter a word or pattern of at most 200 characters.")), field="pattern"
+        )
+    if action not in {a.value for a in rules.WordAction}:
+        raise DomainError(str(_l("Choose an action.")), field="action")
+    if is_regex:
+        if not actor.has_role(Role.VENDOR_ADMIN):
+            raise PermissionDenied(str(_l("Only vendor admins can add regular expressions.")))
+        problem = rules.regex_problem(pattern)
+        if problem:
+            raise DomainError(problem, field="pattern")
+    if session.scalar(select(WatchedWordEntry).where(WatchedWordEntry.pattern == pattern)):
+        raise Conflict(str(_l("This word is already on the list.")), field="pattern")
+    entry = WatchedWordEntry(
+        pattern=pattern, action=action, replacement=replacement.strip()[:200], is_regex=is_regex
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def remove_watched_word(session: Session, actor: User, entry_id: int) -> None:
+    if not (actor.is_staff and actor.has_role(Role.VENDOR_ADMIN, Role.MODERATOR)):
+        raise PermissionDenied(str(_l("Only staff can change watched words.")))
+    entry = session.get(WatchedWordEntry, entry_id)
+    if entry is None:
+        raise NotFound(str(_l("Not found.")))
+    session.delete(entry)
+
+
+# --- submit -------------------------------------------------------------------------------
+
+
+def author_facts(
+    session: Session, author: User, digest: str, exclude_item: int | None, window_minutes: int = 10
+) -> rules.AuthorFacts:
+    now = utcnow()
+    settings_window = timedelta(minutes=window_minutes)
+    by_author = ModerationItem.author_id == author.id
+    published, last_minute, today = session.execute(
+        select(
+            func.count().filter(ModerationItem.state == State.PUBLISHED),
+            func.count().filter(ModerationItem.submitted_at > now - timedelta(minutes=1)),
+            func.count().filter(ModerationItem.submitted_at > now - timedelta(days=1)),
+        ).where(by_author)
+    ).one()
+    identical = session.scalar(
+        select(func.count()).where(
+            by_author,
+            ModerationItem.source_digest == digest,
+            ModerationItem.submitted_at > now - settings_window,
+            ModerationItem.id != (exclude_item or 0),
+        )
+    )
+    return rules.AuthorFacts(
+        trust_level=author.trust_level,
+        is_staff=author.is_staff,
+        published_posts=published or 0,
+        posts_last_minute=last_minute or 0,
+        posts_today=today or 0,
+        identical_recent=bool(identical),
+    )
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    item: ModerationItem
+    published: bool
+    text: str
+
+
+def submit(
+    session: Session,
+    kind_name: str,
+    obj: Any,
+    author: User,
+    text: str,
+    org: Organization | None = None,
+    has_upload: bool = False,
+) -> SubmitResult:
+    """Run the rules on new or edited content; publish, hold, or refuse (DomainError).
+
+    The feature has flushed ``obj`` with ``text`` as its source; censored or replaced words
+    are written back through the kind's ``apply_edit``.
+    """
+    kind = get_kind(kind_name)
+    item = session.scalar(
+        select(ModerationItem).where(
+            ModerationItem.kind == kind_name, ModerationItem.object_id == obj.id
+        )
+    )
+    digest = normalized_digest(text)
+    settings = rule_settings(session)
+    facts = author_facts(
+        session, author, digest, item.id if item else None, settings.duplicate_window_minutes
+    )
+    decision = rules.evaluate(
+        rules.Submission(kind=kind_name, text=text, has_upload=has_upload),
+        facts,
+        compiled_words(session),
+        settings,
+    )
+    if decision.outcome == rules.Outcome.REFUSE:
+        raise DomainError(refusal_message(decision, settings, author.trust_level), field="body")
+    if decision.text != text:
+        kind.apply_edit(session, obj, decision.text)
+    published = decision.outcome == rules.Outcome.PUBLISH
+    before = item.source if item is not None else None
+    if item is None:
+        item = ModerationItem(kind=kind_name, object_id=obj.id)
+        session.add(item)
+    from_state = item.state if item.id else None
+    item.organization_id = org.id if org is not None else author.organization_id
+    item.author_id = author.id
+    item.state = State.PUBLISHED if published else State.PENDING
+    item.held_reasons = list(decision.reasons) if not published else []
+    item.previous_source = before
+    item.source = decision.text
+    item.source_digest = digest
+    item.summary = kind.summarize(obj)[:300]
+    item.preview_html = kind.render(obj)
+    item.submitted_at = utcnow()
+    item.decided_at = utcnow() if published else None
+    item.decided_by_id = None
+    item.rejection_reason = None
+    session.flush()
+    _audit(session, item, author, "submitted", from_state, item.state, None, before, decision.text)
+    record_activity(
+        session, author, author.organization, "content.submitted", item, {"kind": kind_name}
+    )
+    if published:
+        record_activity(
+            session, author, author.organization, "content.published", item, {"kind": kind_name}
+        )
+        kind.on_publish(session, obj)
+    return SubmitResult(item=item, published=published, text=decision.text)
+
+
+def _audit(
+    session: Session,
+    item: ModerationItem,
+    actor: User | None,
+    action: str,
+    from_state: str | None,
+    to_state: str | None,
+    reason: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
+) -> None:
+    session.add(
+        AuditEntry(
+            item_id=item.id,
+            actor_id=actor.id if actor else None,
+            action=action,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            before_text=before,
+            after_text=after,
+        )
+    )
+
+
+def refusal_message(
+    decision: rules.Decision, settings: rules.RuleSettings, trust_level: int
+) -> str:
+    """The rules' reasons in the author's language (the pure rules speak only codes and English)."""
+    parts: list[str] = []
+    for reason in decision.reasons:
+        if reason == "blocked_word":
+            words = "、".join(f"\u201c{w}\u201d" for w in decision.blocked_words) or "?"
+            parts.append(str(_l("Your post contains a blocked word: %(words)s.", words=words)))
+        elif reason == "duplicate":
+            parts.append(str(_l("You posted the same text a moment ago.")))
+        elif reason == "rate_limit_minute":
+            parts.append(str(_l("You are posting too fast: wait a minute and try again.")))
+        elif reason == "rate_limit_day":
+            per_day = settings.limits_for(trust_level)[1]
+            parts.append(
+                str(
+                    _l(
+                        "Daily limit reached: you can post %(n)d times a day. Try again tomorrow.",
+                        n=per_day,
+                    )
+                )
+            )
+    return " ".join(parts) or decision.message or str(_l("This post cannot be accepted."))
+
+
+def item_state(session: Session, kind_name: str, object_id: int) -> str | None:
+    return session.scalar(
+        select(ModerationItem.state).where(
+            ModerationItem.kind == kind_name, ModerationItem.object_id == object_id
+        )
+    )
+
+
+def item_id(session: Session, kind_name: str, object_id: int) -> int | None:
+    return session.scalar(
+        select(ModerationItem.id).where(
+            ModerationItem.kind == kind_name, ModerationItem.object_id == object_id
+        )
+    )
+
+
+# --- decisions ----------------------------------------------------------------------------
+
+
+def _claim(
+    session: Session,
+    item_id: int,
+    moderator: User,
+    expected: list[str],
+    new_state: State,
+    **values: Any,
+) -> ModerationItem:
+    """Move an item atomically; a second moderator gets a Conflict naming the first."""
+    result = session.execute(
+        update(ModerationItem)
+        .where(ModerationItem.id == item_id, ModerationItem.state.in_(expected))
+        .where(or_(ModerationItem.decided_at.is_(None), ModerationItem.state != State.HIDDEN))
+        .values(state=new_state, decided_at=utcnow(), decided_by_id=moderator.id, **values)
+        .execution_options(synchronize_session=False)
+    )
+    item = session.get(ModerationItem, item_id, populate_existing=True)
+    if item is None or item.state == State.REMOVED and new_state != State.REMOVED:
+        raise NotFound(str(_l("This item no longer exists.")))
+    if result.rowcount != 1:
+        who = item.decided_by.display_name if item.decided_by else str(_l("someone else"))
+        raise Conflict(str(_l("Already decided by %(name)s.", name=who)))
+    return item
+
+
+def _notify_author(
+    session: Session, item: ModerationItem, message: Any, subject: Any, link: str | None
+) -> None:
+    if item.author is None:
+        return
+    notify(session, item.author, "moderation", message, link)
+    queue_mail(
+        session,
+        item.author.email,
+        subject,
+        "moderation_decision",
+        locale=item.author.locale,
+        user=item.author,
+        message=message,
+        link=link or external_url("main.notifications"),
+    )
+
+
+def approve(
+    session: Session, moderator: User, item_id: int, new_text: str | None = None
+) -> ModerationItem:
+    require_moderator(moderator)
+    item = _claim(session, item_id, moderator, [State.PENDING], State.PUBLISHED)
+    kind = get_kind(item.kind)
+    obj = kind.load(session, item.object_id)
+    if obj is None:
+        raise NotFound(str(_l("This item no longer exists.")))
+    if new_text is not None and new_text != item.source:
+        if not new_text.strip():
+            raise DomainError(str(_l("The edited text cannot be empty.")), field="text")
+        kind.apply_edit(session, obj, new_text)
+        _audit(
+            session,
+            item,
+            moderator,
+            "edited",
+            State.PENDING,
+            State.PUBLISHED,
+            None,
+            item.source,
+            new_text,
+        )
+        record_activity(
+            session, moderator, item.organization, "content.edited", item, {"kind": item.kind}
+        )
+        item.source = new_text
+        item.preview_html = kind.render(obj)
+    else:
+        _audit(session, item, moderator, "published", State.PENDING, State.PUBLISHED)
+    item.held_reasons = []
+    kind.on_publish(session, obj)
+    record_activity(
+        session, item.author, item.organization, "content.published", item, {"kind": item.kind}
+    )
+    _notify_author(
+        session,
+        item,
+        _l("Your %(kind)s was approved and is now visible.", kind=kind.label),
+        _l("Your post was approved"),
+        kind.url(obj),
+    )
+    return item
+
+
+def reject(session: Session, moderator: User, item_id: int, reason: str) -> ModerationItem:
+    require_moderator(moderator)
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(str(_l("Give the author a reason.")), field="reason")
+    if len(reason) > MAX_REASON:
+        raise DomainError(str(_l("Use at most %(n)d characters.", n=MAX_REASON)), field="reason")
+    item = _claim(
+        session, item_id, moderator, [State.PENDING], State.REJECTED, rejection_reason=reason
+    )
+    kind = get_kind(item.kind)
+    obj = kind.load(session, item.object_id)
+    if obj is not None:
+        kind.on_reject(session, obj)
+    _audit(session, item, moderator, "rejected", State.PENDING, State.REJECTED, reason)
+    record_activity(
+        session, item.author, item.organization, "content.rejected", item, {"kind": item.kind}
+    )
+    _notify_author(
+        session,
+        item,
+        _l("Your %(kind)s was not published: %(reason)s", kind=kind.label, reason=reason),
+        _l("Your post was not published"),
+        None,
+    )
+    return item
+
+
+def hide(session: Session, moderator: User, item_id: int, reason: str) -> ModerationItem:
+    require_moderator(moderator)
+    item = _claim(session, item_id, moderator, [State.PUBLISHED], State.HIDDEN)
+    _apply_hidden(session, item, moderator, reason)
+    return item
+
+
+def _apply_hidden(session: Session, item: ModerationItem, actor: User | None, reason: str) -> None:
+    kind = get_kind(item.kind)
+    obj = kind.load(session, item.object_id)
+    if obj is not None:
+        kind.on_hide(session, obj)
+    _audit(session, item, actor, "hidden", State.PUBLISHED, State.HIDDEN, reason)
+    record_activity(session, actor, item.organization, "content.hidden", item, {"kind": item.kind})
+
+
+def restore(session: Session, moderator: User, item_id: int) -> ModerationItem:
+    """Publish a hidden item again; the flags that hid it were wrong."""
+    require_moderator(moderator)
+    item = _claim(session, item_id, moderator, [State.HIDDEN], State.PUBLISHED, flag_weight=0.0)
+    kind = get_kind(item.kind)
+    obj = kind.load(session, item.object_id)
+    if obj is not None:
+        kind.on_restore(session, obj)
+    _resolve_flags(session, item, upheld=False)
+    _audit(session, item, moderator, "restored", State.HIDDEN, State.PUBLISHED)
+    record_activity(
+        session, moderator, item.organization, "content.restored", item, {"kind": item.kind}
+    )
+    return item
+
+
+def remove(session: Session, moderator: User, item_id: int, reason: str = "") -> ModerationItem:
+    """Take a hidden (or published) item down for good; the flags were right."""
+    require_moderator(moderator)
+    item = _claim(session, item_id, moderator, [State.HIDDEN, State.PUBLISHED], State.REMOVED)
+    kind = get_kind(item.kind)
+    obj = kind.load(session, item.object_id)
+    if obj is not None:
+        kind.on_remove(session, obj)
+    _resolve_flags(session, item, upheld=True)
+    _audit(session, item, moderator, "removed", None, State.REMOVED, reason or None)
+    record_activity(
+        session, moderator, item.organization, "content.removed", item, {"kind": item.kind}
+    )
+    return item
+
+
+def _resolve_flags(session: Session, item: ModerationItem, upheld: bool) -> None:
+    session.execute(
+        update(Flag).where(Flag.item_id == item.id, Flag.upheld.is_(None)).values(upheld=upheld)
+    )
+
+
+# --- flags --------------------------------------------------------------------------------
+
+
+def flag_weight(session: Session, user: User) -> float:
+    """Trust and a record of accurate flags make a flag count for more."""
+    agreed, resolved = session.execute(
+        select(
+            func.count().filter(Flag.upheld.is_(True)),
+            func.count().filter(Flag.upheld.is_not(None)),
+        ).where(Flag.user_id == user.id)
+    ).one()
+    accuracy = ((agreed or 0) + 1) / ((resolved or 0) + 2)  # Laplace prior: 0.5 with no history
+    base = 5.0 if user.is_staff else 1.0 + 0.5 * user.trust_level
+    return round(base * 2 * accuracy, 3)
+
+
+def flag(session: Session, user: User, item_id: int, reason: str, note: str = "") -> Flag:
+    item = session.get(ModerationItem, item_id)
+    obj = get_kind(item.kind).load(session, item.object_id) if item is not None else None
+    if item is None or obj is None or item.state != State.PUBLISHED:
+        raise NotFound(str(_l("Not found.")))
+    if not get_kind(item.kind).visible_to(obj, user):
+        raise NotFound(str(_l("Not found.")))
+    if item.author_id == user.id:
+        raise DomainError(str(_l("You cannot flag your own post.")))
+    if reason not in {r.value for r in FlagReason}:
+        raise DomainError(str(_l("Choose a reason.")), field="reason")
+    note = (note or "").strip()
+    if reason == FlagReason.OTHER and not note:
+        raise DomainError(str(_l("Tell the moderators what is wrong.")), field="note")
+    if len(note) > 500:
+        raise DomainError(str(_l("Use at most %(n)d characters.", n=500)), field="note")
+    if session.scalar(select(Flag.id).where(Flag.item_id == item.id, Flag.user_id == user.id)):
+        raise Conflict(str(_l("You have already flagged this.")))
+    entry = Flag(
+        item_id=item.id,
+        user_id=user.id,
+        reason=reason,
+        note=note or None,
+        weight=flag_weight(session, user),
+    )
+    session.add(entry)
+    session.flush()
+    record_activity(session, user, user.organization, "content.flagged", item, {"reason": reason})
+    total = session.scalar(
+        select(func.sum(Flag.weight)).where(Flag.item_id == item.id, Flag.upheld.is_(None))
+    )
+    session.execute(
+        update(ModerationItem).where(ModerationItem.id == item.id).values(flag_weight=total or 0.0)
+    )
+    if (total or 0) >= FLAG_HIDE_THRESHOLD:
+        hidden = session.execute(
+            update(ModerationItem)
+            .where(ModerationItem.id == item.id, ModerationItem.state == State.PUBLISHED)
+            .values(state=State.HIDDEN, decided_at=None, decided_by_id=None)
+        )
+        if hidden.rowcount == 1:
+            session.refresh(item)
+            _apply_hidden(session, item, None, "flags")
+    return entry
+
+
+# --- the queue ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    kind: str | None = None
+    organization_id: int | None = None
+    reason: str | None = None
+    older_than_hours: int | None = None
+    newest_first: bool = False
+
+
+def queue_statement(filters: QueueFilters):  # noqa: ANN201 - a Select for paginate()
+    needs_review = or_(
+        ModerationItem.state == State.PENDING,
+        (ModerationItem.state == State.HIDDEN) & ModerationItem.decided_at.is_(None),
+    )
+    statement = select(ModerationItem).where(needs_review)
+    if filters.kind:
+        statement = statement.where(ModerationItem.kind == filters.kind)
+    if filters.organization_id:
+        statement = statement.where(ModerationItem.organization_id == filters.organization_id)
+    if filters.reason == "flags":
+        statement = statement.where(ModerationItem.state == State.HIDDEN)
+    elif filters.reason:
+        statement = statement.where(
+            func.cast(ModerationItem.held_reasons, String()).like(f'%"{filters.reason}"%')
+        )
+    if filters.older_than_hours:
+        statement = statement.where(
+            ModerationItem.submitted_at < utcnow() - timedelta(hours=filters.older_than_hours)
+        )
+    order = (
+        ModerationItem.submitted_at.desc() if filters.newest_first else ModerationItem.submitted_at
+    )
+    author = joinedload(ModerationItem.author)
+    return statement.options(
+        author.joinedload(User.organization),
+        author.lazyload(User.role_grants),
+        joinedload(ModerationItem.organization),
+    ).order_by(order, ModerationItem.id)
+
+
+def queue_page(
+    session: Session, moderator: User, filters: QueueFilters, page: int, per_page: int
+) -> Page[Any]:
+    require_moderator(moderator)
+    return paginate(session, queue_statement(filters), page, per_page)
+
+
+def author_history(session: Session, author_ids: set[int]) -> dict[int, dict[str, int]]:
+    """Published and rejected counts per author, one grouped query for a whole page."""
+    if not author_ids:
+        return {}
+    rows = session.execute(
+        select(ModerationItem.author_id, ModerationItem.state, func.count())
+        .where(ModerationItem.author_id.in_(author_ids))
+        .group_by(ModerationItem.author_id, ModerationItem.state)
+    ).all()
+    history: dict[int, dict[str, int]] = {}
+    for author_id, state, count in rows:
+        history.setdefault(author_id, {})[state] = count
+    return history
+
+
+def queue_counts(session: Session) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(
+                or_(
+                    ModerationItem.state == State.PENDING,
+                    (ModerationItem.state == State.HIDDEN) & ModerationItem.decided_at.is_(None),
+                )
+            )
+        )
+        or 0
+    )
+
+
+# --- trust levels -------------------------------------------------------------------------
+
+READ_VERBS = ("content.viewed",)
+LIKE_VERBS: set[str] = set()  # features register their "liked" verbs (votes, helpful marks)
+register_verbs(*READ_VERBS, "trust.promoted")
+
+
+def trust_thresholds(session: Session) -> trust.TrustThresholds:
+    row = session.get(ModerationSetting, "trust")
+    return trust.TrustThresholds.from_settings(dict(row.value) if row else {})
+
+
+def trust_facts(session: Session, user: User) -> trust.TrustFacts:
+    """Aggregate the activity log and the moderation items for one user (four queries)."""
+    now = utcnow()
+    recent = now - timedelta(days=100)
+    mine = Activity.actor_id == user.id
+    day = func.date(Activity.occurred_at)
+    days, recent_days = session.execute(
+        select(
+            func.count(func.distinct(day)),
+            func.count(func.distinct(day)).filter(Activity.occurred_at > recent),
+        ).where(mine)
+    ).one()
+    read, recent_read, likes_given = session.execute(
+        select(
+            func.count().filter(Activity.verb.in_(READ_VERBS)),
+            func.count().filter(Activity.verb.in_(READ_VERBS), Activity.occurred_at > recent),
+            func.count().filter(Activity.verb.in_(LIKE_VERBS or {"-"})),
+        ).where(mine)
+    ).one()
+    likes_received = session.scalar(
+        select(func.count()).where(
+            Activity.verb.in_(LIKE_VERBS or {"-"}),
+            Activity.data["author_id"].as_integer() == user.id,
+        )
+    )
+    by_author = ModerationItem.author_id == user.id
+    published, recent_published, recent_rejected = session.execute(
+        select(
+            func.count().filter(ModerationItem.state == State.PUBLISHED),
+            func.count().filter(
+                ModerationItem.state == State.PUBLISHED, ModerationItem.submitted_at > recent
+            ),
+            func.count().filter(
+                ModerationItem.state == State.REJECTED, ModerationItem.submitted_at > recent
+            ),
+        ).where(by_author)
+    ).one()
+    upheld = session.scalar(
+        select(func.count())
+        .select_from(Flag)
+        .join(ModerationItem, Flag.item_id == ModerationItem.id)
+        .where(by_author, Flag.upheld.is_(True), Flag.created_at > recent)
+    )
+    return trust.TrustFacts(
+        minutes_since_sign_up=(now - user.created_at).total_seconds() / 60,
+        days_visited=days or 0,
+        items_read=read or 0,
+        published_posts=published or 0,
+        likes_given=likes_given or 0,
+        likes_received=likes_received or 0,
+        recent_days_visited=recent_days or 0,
+        recent_published_posts=recent_published or 0,
+        recent_items_read=recent_read or 0,
+        recent_rejected_posts=recent_rejected or 0,
+        recent_upheld_flags_against=upheld or 0,
+    )
+
+
+@dataclass(frozen=True)
+class TrustStatus:
+    level: int
+    locked: bool
+    next_level: int | None
+    missing: list[tuple[str, float, float]]  # (fact, have, need)
+
+
+def trust_status(session: Session, user: User) -> TrustStatus:
+    """Promote the user if they earned it (never demote) and say what the next level needs."""
+    lock = session.get(TrustLock, user.id)
+    facts = trust_facts(session, user)
+    thresholds = trust_thresholds(session)
+    if lock is not None:
+        user.trust_level = lock.level
+    else:
+        earned = trust.earned_level(facts, thresholds)
+        if earned > user.trust_level:
+            user.trust_level = earned
+            record_activity(
+                session, user, user.organization, "trust.promoted", user, {"level": earned}
+            )
+    next_level = user.trust_level + 1 if user.trust_level < 3 and lock is None else None
+    missing = []
+    if next_level is not None:
+        for requirement in trust.missing_for(next_level, facts, thresholds):
+            need = requirement.at_least if requirement.at_least is not None else requirement.at_most
+            missing.append((requirement.fact, getattr(facts, requirement.fact), need or 0))
+    return TrustStatus(
+        level=user.trust_level, locked=lock is not None, next_level=next_level, missing=missing
+    )
+
+
+def promote_all(session: Session, batch: int = 500) -> int:
+    """The periodic promotion: every active, unlocked user below TL3. Returns how many rose."""
+    promoted = 0
+    last_id = 0
+    while True:
+        users = session.scalars(
+            select(User)
+            .where(User.id > last_id, User.active.is_(True), User.trust_level < 3)
+            .where(~select(TrustLock.user_id).where(TrustLock.user_id == User.id).exists())
+            .order_by(User.id)
+            .limit(batch)
+        ).all()
+        if not users:
+            return promoted
+        for user in users:
+            before = user.trust_level
+            trust_status(session, user)
+            promoted += user.trust_level > before
+            last_id = user.id
+        session.flush()
+
+
+def lock_trust_level(session: Session, moderator: User, user_id: int, level: int | None) -> None:
+    """Fix a user's level (including TL4), or with ``None`` hand it back to the promotion."""
+    require_moderator(moderator)
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(str(_l("Not found.")))
+    lock = session.get(TrustLock, user_id)
+    if level is None:
+        if lock is not None:
+            session.delete(lock)
+        return
+    if level not in range(5):
+        raise DomainError(str(_l("Choose a level from 0 to 4.")), field="level")
+    if lock is None:
+        lock = TrustLock(user_id=user_id, level=level, locked_by_id=moderator.id)
+        session.add(lock)
+    lock.level = level
+    user.trust_level = level
+
+
+# --- statistics ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    day: str
+    decided: int
+    p50_minutes: float
+    p90_minutes: float
+
+
+@dataclass(frozen=True)
+class ModerationStats:
+    queue_size: int
+    oldest_waiting_hours: float
+    days: list[DayFigures]
+    per_moderator: list[tuple[str, int]]
+    approved: int
+    rejected: int
+    flags_raised: int
+    flags_upheld: int
+
+    @property
+    def approval_rate(self) -> float | None:
+        decided = self.approved + self.rejected
+        return self.approved / decided if decided else None
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def statistics(session: Session, viewer: User, days: int = 30) -> ModerationStats:
+    require_moderator(viewer)
+    now = utcnow()
+    since = now - timedelta(days=days)
+    oldest = session.scalar(
+        select(func.min(ModerationItem.submitted_at)).where(ModerationItem.state == State.PENDING)
+    )
+    decided_rows = session.execute(
+        select(AuditEntry.created_at, ModerationItem.submitted_at, AuditEntry.action)
+        .join(ModerationItem, AuditEntry.item_id == ModerationItem.id)
+        .where(
+            AuditEntry.created_at > since,
+            AuditEntry.actor_id.is_not(None),
+            AuditEntry.action.in_(["published", "rejected", "edited"]),
+            AuditEntry.from_state == State.PENDING,
+        )
+    ).all()
+    by_day: dict[str, list[float]] = {}
+    approved = rejected = 0
+    for decided_at, submitted_at, action in decided_rows:
+        minutes = max(0.0, (decided_at - submitted_at).total_seconds() / 60)
+        by_day.setdefault(decided_at.date().isoformat(), []).append(minutes)
+        if action == "rejected":
+            rejected += 1
+        else:
+            approved += 1
+    per_moderator = session.execute(
+        select(User.display_name, func.count())
+        .join(AuditEntry, AuditEntry.actor_id == User.id)
+        .where(
+            AuditEntry.created_at > since,
+            AuditEntry.action.in_(
+                ["published", "rejected", "edited", "hidden", "restored", "removed"]
+            ),
+        )
+        .group_by(User.id, User.display_name)
+        .order_by(func.count().desc())
+    ).all()
+    raised, upheld = session.execute(
+        select(func.count(), func.count().filter(Flag.upheld.is_(True))).where(
+            Flag.created_at > since
+        )
+    ).one()
+    return ModerationStats(
+        queue_size=queue_counts(session),
+        oldest_waiting_hours=round((now - oldest).total_seconds() / 3600, 1) if oldest else 0.0,
+        days=[
+            DayFigures(
+                day,
+                len(values),
+                round(_percentile(values, 0.5), 1),
+                round(_percentile(values, 0.9), 1),
+            )
+            for day, values in sorted(by_day.items(), reverse=True)
+        ],
+        per_moderator=[(name, n) for name, n in per_moderator],
+        approved=approved,
+        rejected=rejected,
+        flags_raised=raised or 0,
+        flags_upheld=upheld or 0,
+    )

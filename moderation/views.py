@@ -1,0 +1,338 @@
+"""The moderator's queue, watched words, and flagging (for every signed-in user)."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from markupsafe import Markup, escape
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from moderation import service
+from moderation.labels import TRUST_FACT_LABELS
+from moderation.models import FlagReason, ModerationItem, ReasonTemplate, WatchedWordEntry
+from moderation.registry import kinds
+from moderation.rules import WordAction
+from portal.core.db import db
+from portal.core.errors import DomainError
+from portal.core.identity import Organization
+from portal.core.pagination import clamp_page_args
+
+bp = Blueprint("moderation", __name__, url_prefix="/moderation")
+
+
+@bp.before_request
+def _moderators_only() -> Any:
+    if request.endpoint == "moderation.flag":
+        return None
+    if not current_user.is_authenticated:
+        return redirect(url_for("accounts.sign_in", next=request.full_path))
+    if not service.is_moderator(current_user):
+        abort(403)
+    return None
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def diff_html(before: str | None, after: str) -> Markup | None:
+    """A word-level diff of an edit, escaped, with <ins>/<del> marks."""
+    if before is None or before == after:
+        return None
+    a, b = before.split(" "), after.split(" ")
+    out: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op in ("delete", "replace"):
+            out.append(f"<del>{escape(' '.join(a[i1:i2]))}</del>")
+        if op in ("insert", "replace"):
+            out.append(f"<ins>{escape(' '.join(b[j1:j2]))}</ins>")
+        if op == "equal":
+            out.append(str(escape(" ".join(a[i1:i2]))))
+    return Markup(" ".join(out))  # noqa: S704 - every piece above is escaped
+
+
+@bp.route("/queue")
+@login_required
+def queue() -> str:
+    filters = service.QueueFilters(
+        kind=request.args.get("kind") or None,
+        organization_id=_int_arg("org"),
+        reason=request.args.get("reason") or None,
+        older_than_hours=_int_arg("older_than"),
+        newest_first=request.args.get("order") == "newest",
+    )
+    page, per_page = clamp_page_args(request.args.get("page", 1), request.args.get("per_page", 20))
+    items = service.queue_page(db.session, current_user, filters, page, per_page)
+    g.moderation_queue_count = items.total if filters == service.QueueFilters() else None
+    history = service.author_history(db.session, {i.author_id for i in items.items if i.author_id})
+    return render_template(
+        "moderation/queue.html",
+        items=items,
+        filters=filters,
+        history=history,
+        kinds=kinds(),
+        diffs={i.id: diff_html(i.previous_source, i.source) for i in items.items},
+        organizations=db.session.execute(
+            select(Organization.id, Organization.name).order_by(Organization.name)
+        ).all(),
+        reason_templates=db.session.scalars(
+            select(ReasonTemplate).order_by(ReasonTemplate.title)
+        ).all(),
+        reasons=REASON_LABELS,
+    )
+
+
+REASON_LABELS = {
+    "new_user": _l("New user"),
+    "watched_word": _l("Watched word"),
+    "link_by_new_user": _l("Link by a new user"),
+    "image_by_new_user": _l("Image by a new user"),
+    "upload": _l("Upload"),
+    "flags": _l("Hidden by flags"),
+}
+
+
+def _back() -> Response:
+    target = request.form.get("next", "")
+    if target.startswith("/moderation/"):
+        return redirect(target)
+    return redirect(url_for("moderation.queue"))
+
+
+def _decide(action: Any, success: str) -> Response:
+    try:
+        action()
+        db.session.commit()
+        flash(success, "success")
+    except DomainError as error:
+        db.session.rollback()
+        if error.status_code == 404:
+            abort(404)
+        flash(error.message, "warning" if error.status_code == 409 else "danger")
+        if request.accept_mimetypes.best == "application/json":
+            abort(error.status_code)
+    return _back()
+
+
+@bp.route("/items/<int:item_id>/approve", methods=["POST"])
+@login_required
+def approve(item_id: int) -> Response:
+    text = request.form.get("text")
+    return _decide(
+        lambda: service.approve(db.session, current_user, item_id, new_text=text),
+        _("Approved.") if text is None else _("Edited and approved."),
+    )
+
+
+@bp.route("/items/<int:item_id>/reject", methods=["POST"])
+@login_required
+def reject(item_id: int) -> Response:
+    reason = request.form.get("reason", "")
+    return _decide(
+        lambda: service.reject(db.session, current_user, item_id, reason), _("Rejected.")
+    )
+
+
+@bp.route("/items/<int:item_id>/restore", methods=["POST"])
+@login_required
+def restore(item_id: int) -> Response:
+    return _decide(lambda: service.restore(db.session, current_user, item_id), _("Restored."))
+
+
+@bp.route("/items/<int:item_id>/remove", methods=["POST"])
+@login_required
+def remove(item_id: int) -> Response:
+    reason = request.form.get("reason", "")
+    return _decide(lambda: service.remove(db.session, current_user, item_id, reason), _("Removed."))
+
+
+@bp.route("/bulk", methods=["POST"])
+@login_required
+def bulk() -> Response:
+    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    action = request.form.get("action")
+    reason = request.form.get("reason", "")
+    if not ids or action not in {"approve", "reject"}:
+        flash(_("Select items and an action."), "warning")
+        return _back()
+    if action == "reject" and not reason.strip():
+        flash(_("Give the author a reason."), "danger")
+        return _back()
+    done, conflicts = 0, []
+    for item_id in ids:
+        try:
+            with db.session.begin_nested():
+                if action == "approve":
+                    service.approve(db.session, current_user, item_id)
+                else:
+                    service.reject(db.session, current_user, item_id, reason)
+            done += 1
+        except DomainError as error:
+            conflicts.append(error.message)
+    db.session.commit()
+    flash(_("%(n)d items decided.", n=done), "success")
+    for message in conflicts[:5]:
+        flash(message, "warning")
+    return _back()
+
+
+@bp.route("/items/<int:item_id>/flag", methods=["POST"])
+@login_required
+def flag(item_id: int) -> Response:
+    try:
+        service.flag(
+            db.session,
+            current_user,
+            item_id,
+            request.form.get("reason", ""),
+            request.form.get("note", ""),
+        )
+        db.session.commit()
+        flash(_("Thank you. The moderators will look at it."), "success")
+    except DomainError as error:
+        db.session.rollback()
+        if error.status_code == 404:
+            abort(404)
+        flash(error.message, "warning")
+    target = request.form.get("next", "")
+    return redirect(
+        target if target.startswith("/") and not target.startswith("//") else url_for("main.home")
+    )
+
+
+@bp.route("/words", methods=["GET", "POST"])
+@login_required
+def words() -> Any:
+    status = 200
+    if request.method == "POST":
+        try:
+            service.add_watched_word(
+                db.session,
+                current_user,
+                request.form.get("pattern", ""),
+                request.form.get("action", ""),
+                request.form.get("replacement", ""),
+                request.form.get("is_regex") == "1",
+            )
+            db.session.commit()
+            flash(_("Added."), "success")
+            return redirect(url_for("moderation.words"))
+        except DomainError as error:
+            db.session.rollback()
+            flash(error.message, "danger")
+            status = error.status_code
+    entries = db.session.scalars(select(WatchedWordEntry).order_by(WatchedWordEntry.pattern)).all()
+    return render_template("moderation/words.html", entries=entries, actions=ACTION_LABELS), status
+
+
+ACTION_LABELS = {
+    WordAction.BLOCK: _l("Block"),
+    WordAction.HOLD: _l("Hold for review"),
+    WordAction.CENSOR: _l("Censor"),
+    WordAction.REPLACE: _l("Replace"),
+}
+
+
+@bp.route("/words/<int:entry_id>/delete", methods=["POST"])
+@login_required
+def delete_word(entry_id: int) -> Response:
+    service.remove_watched_word(db.session, current_user, entry_id)
+    db.session.commit()
+    flash(_("Removed."), "success")
+    return redirect(url_for("moderation.words"))
+
+
+__all__ = ["bp", "FlagReason", "ModerationItem"]
+
+
+@bp.route("/stats")
+@login_required
+def stats() -> str:
+    days = min(365, max(1, _int_arg("days") or 30))
+    return render_template(
+        "moderation/stats.html", stats=service.statistics(db.session, current_user, days), days=days
+    )
+
+
+RULE_FIELDS = ("new_user_hold_posts", "upload_auto_publish_level")
+RULE_FLAGS = ("new_user_links_allowed", "new_user_images_allowed")
+TRUST_FIELDS = {
+    "1": ("minutes_since_sign_up", "days_visited", "items_read"),
+    "2": ("days_visited", "items_read", "published_posts", "likes_given", "likes_received"),
+}
+
+
+def _bounded_int(name: str, low: int = 0, high: int = 100_000) -> int:
+    raw = request.form.get(name, "").strip()
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise DomainError(
+            _("Enter a whole number from %(low)d to %(high)d.", low=low, high=high), field=name
+        )
+    return int(raw)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required
+def settings() -> Any:
+    status = 200
+    if request.method == "POST":
+        try:
+            values: dict[str, Any] = {name: _bounded_int(name) for name in RULE_FIELDS}
+            values.update({name: request.form.get(name) == "1" for name in RULE_FLAGS})
+            values["rate_limits"] = {
+                str(level): [
+                    _bounded_int(f"rate_{level}_minute"),
+                    _bounded_int(f"rate_{level}_day"),
+                ]
+                for level in range(5)
+            }
+            trust_values = {
+                level: {fact: _bounded_int(f"trust_{level}_{fact}") for fact in facts}
+                for level, facts in TRUST_FIELDS.items()
+            }
+            service.save_rule_settings(db.session, current_user, values)
+            service.save_trust_thresholds(db.session, current_user, trust_values)
+            db.session.commit()
+            flash(_("Settings saved."), "success")
+            return redirect(url_for("moderation.settings"))
+        except DomainError as error:
+            db.session.rollback()
+            flash(error.message, "danger")
+            status = error.status_code if error.status_code != 400 else 422
+    return (
+        render_template(
+            "moderation/settings.html",
+            rules=service.rule_settings(db.session),
+            thresholds=service.trust_thresholds(db.session),
+            trust_fields=TRUST_FIELDS,
+            fact_labels=TRUST_FACT_LABELS,
+            can_edit=service.is_vendor_admin(current_user),
+        ),
+        status,
+    )
+
+
+@bp.route("/users/<int:user_id>/trust", methods=["POST"])
+@login_required
+def lock_trust(user_id: int) -> Response:
+    raw = request.form.get("level", "")
+    level = int(raw) if raw.isdigit() else None
+    try:
+        service.lock_trust_level(db.session, current_user, user_id, level)
+        db.session.commit()
+        flash(
+            _("Trust level locked.") if level is not None else _("Trust level unlocked."), "success"
+        )
+    except DomainError as error:
+        db.session.rollback()
+        if error.status_code == 404:
+            abort(404)
+        flash(error.message, "danger")
+    return redirect(url_for("accounts.public_profile", user_id=user_id))
