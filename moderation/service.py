@@ -366,7 +366,6 @@ def _claim(
     result = session.execute(
         update(ModerationItem)
         .where(ModerationItem.id == item_id, ModerationItem.state.in_(expected))
-        .where(or_(ModerationItem.decided_at.is_(None), ModerationItem.state != State.HIDDEN))
         .values(state=new_state, decided_at=utcnow(), decided_by_id=moderator.id, **values)
         .execution_options(synchronize_session=False)
     )
@@ -690,13 +689,19 @@ def trust_facts(session: Session, user: User) -> trust.TrustFacts:
             func.count(func.distinct(day)).filter(Activity.occurred_at > recent),
         ).where(mine)
     ).one()
-    read, recent_read, likes_given = session.execute(
-        select(
-            func.count().filter(Activity.verb.in_(READ_VERBS)),
-            func.count().filter(Activity.verb.in_(READ_VERBS), Activity.occurred_at > recent),
-            func.count().filter(Activity.verb.in_(LIKE_VERBS or {"-"})),
-        ).where(mine)
+    # Each item counts once however often it is reopened.
+    reads = (
+        select(func.max(Activity.occurred_at).label("last_read"))
+        .where(mine, Activity.verb.in_(READ_VERBS))
+        .group_by(Activity.subject_type, Activity.subject_id)
+        .subquery()
+    )
+    read, recent_read = session.execute(
+        select(func.count(), func.count().filter(reads.c.last_read > recent)).select_from(reads)
     ).one()
+    likes_given = session.scalar(
+        select(func.count()).where(mine, Activity.verb.in_(LIKE_VERBS or {"-"}))
+    )
     likes_received = session.scalar(
         select(func.count()).where(
             Activity.verb.in_(LIKE_VERBS or {"-"}),

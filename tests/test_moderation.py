@@ -585,3 +585,30 @@ def test_vendor_admin_changes_rules_and_moderators_lock_trust(client, session, m
     client.post(f"/moderation/users/{author.id}/trust", data={"level": "4"})
     session.expire_all()
     assert session.get(User, author.id).trust_level == 4
+
+
+def test_a_moderator_can_hide_then_restore_or_remove(app_ctx, session):
+    from portal.accounts import service as accounts
+    from portal.core.db import db
+
+    author = UserFactory(trust_level=2)
+    mod = staff(Role.MODERATOR)
+    session.commit()
+    accounts.update_about(db.session, db.session.merge(author), "visible text")
+    item_id = db.session.scalar(select(ModerationItem.id))
+    moderator_in_db = db.session.merge(mod)
+    assert moderation.hide(db.session, moderator_in_db, item_id, "checking").state == "hidden"
+    assert moderation.restore(db.session, moderator_in_db, item_id).state == "published"
+    moderation.hide(db.session, moderator_in_db, item_id, "again")
+    assert moderation.remove(db.session, moderator_in_db, item_id, "gone").state == "removed"
+    assert db.session.get(UserProfile, author.id).about_visible is False
+
+
+def test_rereading_the_same_profile_counts_once(client, session):
+    reader, other = UserFactory(), UserFactory()
+    login(client, reader)
+    for _ in range(3):
+        client.get(f"/users/{other.id}")
+    with client.application.app_context():
+        facts = moderation.trust_facts(session, session.get(User, reader.id))
+    assert facts.items_read == 1

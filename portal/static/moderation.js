@@ -3,10 +3,18 @@
   const items = () => Array.from(document.querySelectorAll(".mod-item"));
   const typing = (el) => el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable);
   const current = () => document.activeElement && document.activeElement.closest(".mod-item");
+  let autofocused = null;  // the item focused on load: the first "j" lands on it, not past it
   const move = (step) => {
     const list = items();
     if (!list.length) return;
-    const index = list.indexOf(current());
+    const here = current();
+    if (here && here === autofocused && step > 0) {
+      autofocused = null;
+      here.scrollIntoView({ block: "nearest" });
+      return;
+    }
+    autofocused = null;
+    const index = list.indexOf(here);
     const next = list[Math.min(list.length - 1, Math.max(0, index + step))] || list[0];
     next.focus();
     next.scrollIntoView({ block: "nearest" });
@@ -32,5 +40,8 @@
     event.preventDefault();
   });
   const first = items()[0];
-  if (first && !document.querySelector("[aria-invalid='true']")) first.focus();
+  if (first && !document.querySelector("[aria-invalid='true']")) {
+    first.focus();
+    autofocused = first;
+  }
 })();
