@@ -32,7 +32,8 @@ class ModerationItem(Base):
     __tablename__ = "moderation_items"
     __table_args__ = (
         UniqueConstraint("kind", "object_id"),
-        Index("ix_moderation_items_state_submitted", "state", "submitted_at"),
+        # The queue: items a moderator must look at, oldest first.
+        Index("ix_moderation_items_queue", "needs_review", "submitted_at", "id"),
         Index("ix_moderation_items_author_submitted", "author_id", "submitted_at"),
     )
 
@@ -44,6 +45,8 @@ class ModerationItem(Base):
     )
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(16), default=State.PENDING)
+    # Pending, or hidden by flags and not yet looked at; kept by every transition.
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=True)
     held_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     summary: Mapped[str] = mapped_column(String(300), default="")
     source: Mapped[str] = mapped_column(Text, default="")

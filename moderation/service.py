@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, func, or_, select, update
+from sqlalchemy import String, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from moderation import rules, trust
@@ -261,6 +261,7 @@ def submit(
     item.organization_id = org.id if org is not None else author.organization_id
     item.author_id = author.id
     item.state = State.PUBLISHED if published else State.PENDING
+    item.needs_review = not published
     item.held_reasons = list(decision.reasons) if not published else []
     item.previous_source = before
     item.source = decision.text
@@ -366,7 +367,13 @@ def _claim(
     result = session.execute(
         update(ModerationItem)
         .where(ModerationItem.id == item_id, ModerationItem.state.in_(expected))
-        .values(state=new_state, decided_at=utcnow(), decided_by_id=moderator.id, **values)
+        .values(
+            state=new_state,
+            needs_review=False,
+            decided_at=utcnow(),
+            decided_by_id=moderator.id,
+            **values,
+        )
         .execution_options(synchronize_session=False)
     )
     item = session.get(ModerationItem, item_id, populate_existing=True)
@@ -578,7 +585,7 @@ def flag(session: Session, user: User, item_id: int, reason: str, note: str = ""
         hidden = session.execute(
             update(ModerationItem)
             .where(ModerationItem.id == item.id, ModerationItem.state == State.PUBLISHED)
-            .values(state=State.HIDDEN, decided_at=None, decided_by_id=None)
+            .values(state=State.HIDDEN, needs_review=True, decided_at=None, decided_by_id=None)
         )
         if hidden.rowcount == 1:
             session.refresh(item)
@@ -599,11 +606,7 @@ class QueueFilters:
 
 
 def queue_statement(filters: QueueFilters):  # noqa: ANN201 - a Select for paginate()
-    needs_review = or_(
-        ModerationItem.state == State.PENDING,
-        (ModerationItem.state == State.HIDDEN) & ModerationItem.decided_at.is_(None),
-    )
-    statement = select(ModerationItem).where(needs_review)
+    statement = select(ModerationItem).where(ModerationItem.needs_review.is_(True))
     if filters.kind:
         statement = statement.where(ModerationItem.kind == filters.kind)
     if filters.organization_id:
@@ -652,17 +655,7 @@ def author_history(session: Session, author_ids: set[int]) -> dict[int, dict[str
 
 
 def queue_counts(session: Session) -> int:
-    return (
-        session.scalar(
-            select(func.count()).where(
-                or_(
-                    ModerationItem.state == State.PENDING,
-                    (ModerationItem.state == State.HIDDEN) & ModerationItem.decided_at.is_(None),
-                )
-            )
-        )
-        or 0
-    )
+    return session.scalar(select(func.count()).where(ModerationItem.needs_review.is_(True))) or 0
 
 
 # --- trust levels -------------------------------------------------------------------------

@@ -47,6 +47,7 @@ def upgrade() -> None:
     sa.Column('organization_id', sa.Integer(), nullable=True),
     sa.Column('author_id', sa.Integer(), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('needs_review', sa.Boolean(), nullable=False),
     sa.Column('held_reasons', sa.JSON(), nullable=False),
     sa.Column('summary', sa.String(length=300), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
@@ -68,7 +69,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_moderation_items_author_submitted', ['author_id', 'submitted_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_moderation_items_organization_id'), ['organization_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_moderation_items_source_digest'), ['source_digest'], unique=False)
-        batch_op.create_index('ix_moderation_items_state_submitted', ['state', 'submitted_at'], unique=False)
+        batch_op.create_index('ix_moderation_items_queue', ['needs_review', 'submitted_at', 'id'], unique=False)
 
     op.create_table('trust_locks',
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -141,7 +142,7 @@ def downgrade() -> None:
     op.drop_table('user_profiles')
     op.drop_table('trust_locks')
     with op.batch_alter_table('moderation_items', schema=None) as batch_op:
-        batch_op.drop_index('ix_moderation_items_state_submitted')
+        batch_op.drop_index('ix_moderation_items_queue')
         batch_op.drop_index(batch_op.f('ix_moderation_items_source_digest'))
         batch_op.drop_index(batch_op.f('ix_moderation_items_organization_id'))
         batch_op.drop_index('ix_moderation_items_author_submitted')

@@ -255,7 +255,7 @@ def _as_text(token: Token, md: MarkdownIt) -> Token:
 
 
 def _end_linkified_urls_at_cjk_punctuation(children: list[Token], md: MarkdownIt) -> None:
-    """"见https://example.com/a。谢谢" links "https://example.com/a", not "…/a。谢谢".
+    """ "见https://example.com/a。谢谢" links "https://example.com/a", not "…/a。谢谢".
 
     linkify-it lets a URL path run on through full-width punctuation, and Chinese puts no
     space after a sentence; such punctuation is never part of a URL a person types.

@@ -49,8 +49,11 @@ def clamp_page_args(page: Any, per_page: Any = DEFAULT_PER_PAGE) -> tuple[int, i
 
 
 def paginate(session: Session, statement: Select[Any], page: int, per_page: int) -> Page[Any]:
-    """One query for the rows and the total (a window count); a second only past the end."""
-    windowed = statement.add_columns(func.count().over().label("total_rows"))
+    """One round trip for the rows and the total: the count rides along as an uncorrelated
+    scalar subquery, which the database evaluates once (unlike a window count, it leaves the
+    LIMIT free to stop early on an index); a second query only past the last page."""
+    count = select(func.count()).select_from(statement.order_by(None).subquery()).scalar_subquery()
+    windowed = statement.add_columns(count.label("total_rows"))
     rows = session.execute(windowed.limit(per_page).offset((page - 1) * per_page)).unique().all()
     if rows:
         total = rows[0][-1]

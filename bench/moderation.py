@@ -1,0 +1,259 @@
+"""Moderation speed: the review queue under gunicorn, and ``submit`` with every rule on.
+
+1. The queue page with 10,000 pending items, signed in as a moderator, against the trivial
+   ``/healthz`` endpoint of the same gunicorn (one sync worker, PostgreSQL), measured in the
+   same run and interleaved (see ``http_pages.py``). Target: ratio >= 0.25.
+2. ``moderation.service.submit`` on a 2 KB post with 1,000 watched words and all rules on,
+   in process on the same database: median and p95 per item, next to the same-run cost of
+   ``rules.evaluate`` alone (the pure part) and of one INSERT + COMMIT of a moderation row (the
+   floor any database-backed submit pays). Target from the issue: <= 1 ms median.
+
+Run: ``.venv/bin/python bench/moderation.py`` (PostgreSQL at 127.0.0.1:5432, user postgres).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import http_pages as hp
+
+QUEUE_ITEMS = 10_000
+WORDS = 1_000
+SUBMITS = 300
+QUEUE_TARGET = 0.25
+
+
+def seed_queue(database_url: str, config: dict[str, Any]) -> None:
+    """10,000 pending items from 200 authors, and 1,000 watched words, in a few statements."""
+    from sqlalchemy import insert, select
+
+    from moderation.models import ModerationItem, WatchedWordEntry
+    from portal.app import create_app
+    from portal.core.db import db, utcnow
+    from portal.core.identity import Organization, User
+
+    rng = random.Random(7)
+    app = create_app(config)
+    with app.app_context():
+        orgs = db.session.scalars(select(Organization.id)).all()
+        authors = db.session.scalars(select(User.id).limit(200)).all()
+        now = utcnow()
+        rows = [
+            {
+                "kind": "profile_about",
+                "object_id": 1_000_000 + i,
+                "organization_id": rng.choice(orgs),
+                "author_id": rng.choice(authors),
+                "state": "pending",
+                "held_reasons": ["new_user"],
+                "summary": f"Queued text {i}",
+                "source": f"Queued **text** number {i} " + "lorem ipsum " * 20,
+                "source_digest": f"{i:064d}",
+                "preview_html": f"<p>Queued <strong>text</strong> number {i}</p>",
+                "submitted_at": now,
+                "flag_weight": 0.0,
+            }
+            for i in range(QUEUE_ITEMS)
+        ]
+        db.session.execute(insert(ModerationItem), rows)
+        db.session.execute(
+            insert(WatchedWordEntry),
+            [
+                {"pattern": w, "action": a, "replacement": "", "is_regex": False}
+                for w, a in watched_words()
+            ],
+        )
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def watched_words() -> list[tuple[str, str]]:
+    rng = random.Random(11)
+    latin = "abcdefghijklmnopqrstuvwxyz"
+    han = "的一是不了人我在有他这为之大来以个中上们到说国和地也子时道出而要于就下得可你年生"
+    words = set()
+    while len(words) < WORDS:
+        if rng.random() < 0.6:
+            words.add("".join(rng.choice(latin) for _ in range(rng.randint(5, 9))))
+        else:
+            words.add("".join(rng.choice(han) for _ in range(rng.randint(2, 4))))
+    actions = ["hold", "censor", "replace", "block"]
+    return [(w, actions[i % 3]) for i, w in enumerate(sorted(words))]  # no block: posts must pass
+
+
+def post_text(rng: random.Random) -> str:
+    words = [
+        "report",
+        "dashboard",
+        "客户成功",
+        "模板",
+        "renewal",
+        "health",
+        "数据",
+        "export",
+        "filter",
+    ]
+    text = ""
+    while len(text.encode()) < 2048:
+        text += " ".join(rng.choice(words) for _ in range(12)) + ". "
+    return text
+
+
+def time_submit(database_url: str, config: dict[str, Any]) -> dict[str, list[float]]:
+    from sqlalchemy import delete
+
+    from moderation import rules
+    from moderation import service as moderation
+    from moderation.models import ModerationItem, ModerationSetting
+    from portal.accounts.models import UserProfile
+    from portal.app import create_app
+    from portal.core.db import db
+    from portal.core.identity import User
+
+    app = create_app(config)
+    rng = random.Random(3)
+    timings: dict[str, list[float]] = {"submit": [], "evaluate": [], "insert": []}
+    with app.app_context():
+        session = db.session
+        author = session.query(User).filter_by(email="bob@acme.example").one()
+        author.trust_level = 0  # every rule applies
+        # Limits are checked on every post; set high enough that 300 posts in a row pass.
+        session.merge(
+            ModerationSetting(key="rules", value={"rate_limits": {"0": [100_000, 100_000]}})
+        )
+        session.commit()
+        compiled = moderation.compiled_words(session)  # warm the cache, as a running app has
+        settings = moderation.rule_settings(session)
+        facts = rules.AuthorFacts(0, False, 0, 0, 0, False)
+        for i in range(SUBMITS):
+            text = post_text(rng) + f" #{i}"
+            started = time.perf_counter()
+            rules.evaluate(rules.Submission("profile_about", text), facts, compiled, settings)
+            timings["evaluate"].append(time.perf_counter() - started)
+
+            profile = UserProfile(user_id=author.id, about_source=text, about_html=text)
+            profile = session.merge(profile)
+            session.flush()
+            started = time.perf_counter()
+            moderation.submit(session, "profile_about", profile, author, text)
+            session.commit()
+            timings["submit"].append(time.perf_counter() - started)
+            session.execute(
+                delete(ModerationItem).where(
+                    ModerationItem.kind == "profile_about", ModerationItem.object_id == author.id
+                )
+            )
+            session.commit()
+
+            started = time.perf_counter()
+            session.add(
+                ModerationItem(
+                    kind="bench", object_id=i, state="pending", source=text, held_reasons=[]
+                )
+            )
+            session.commit()
+            timings["insert"].append(time.perf_counter() - started)
+        db.session.remove()
+        db.engine.dispose()
+    return timings
+
+
+def ms(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(pct / 100 * len(ordered)))] * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database-url", default=hp.DEFAULT_URL.replace("cocreate_bench", "cocreate_bench_mod")
+    )
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    args = parser.parse_args()
+    secret_key = secrets.token_hex(32)
+    workdir = Path(tempfile.mkdtemp(prefix="cocreate-bench-mod-"))
+    instance = workdir / "instance"
+    log_path = workdir / "gunicorn.log"
+    config = hp.app_config(args.database_url, instance, secret_key)
+    proc: subprocess.Popen[bytes] | None = None
+    created = False
+    try:
+        hp.create_database(args.database_url)
+        created = True
+        hp.migrate_and_load_demo(args.database_url, config)
+        seed_queue(args.database_url, config)
+        print(f"seeded {QUEUE_ITEMS} pending items and {WORDS} watched words", flush=True)
+
+        port = hp.free_port()
+        proc = hp.start_gunicorn(
+            port, hp.server_env(args.database_url, instance, secret_key), log_path
+        )
+        hp.wait_healthy(port, proc, log_path)
+        cookie = hp.sign_in(port, "moderator@vendor.example", hp.DEMO_PASSWORD)
+        status, _h, body = hp.request(port, "GET", "/moderation/queue", headers={"Cookie": cookie})
+        if status != 200 or b"mod-item" not in body:
+            raise RuntimeError(f"queue page answered {status}")
+        endpoints = [
+            hp.Endpoint("/healthz", "/healthz", target=None),
+            hp.Endpoint(
+                "queue (10k)", "/moderation/queue", headers={"Cookie": cookie}, target=QUEUE_TARGET
+            ),
+        ]
+        generator = hp.pick_generator(args.generator, args.connections, args.threads, workdir)
+        results = hp.measure(port, generator, endpoints, args)
+        hp.report(endpoints, results, generator)
+        hp.stop_gunicorn(proc)
+        proc = None
+
+        timings = time_submit(args.database_url, config)
+        print()
+        print(
+            f"submit: {SUBMITS} posts of ~2 KB, {WORDS} watched words, author at trust level 0 (all rules)"
+        )
+        print(f"{'operation':<44} {'median ms':>10} {'p95 ms':>8}")
+        for label, key in [
+            ("rules.evaluate (pure)", "evaluate"),
+            ("INSERT + COMMIT one row (database floor)", "insert"),
+            ("moderation.submit + COMMIT (the service)", "submit"),
+        ]:
+            print(f"{label:<44} {ms(timings[key], 50):>10.3f} {ms(timings[key], 95):>8.3f}")
+        median_submit = statistics.median(timings["submit"]) * 1000
+        floor = statistics.median(timings["insert"]) * 1000
+        print(
+            f"submit median {median_submit:.3f} ms = {median_submit / floor:.1f}x the one-row floor; "
+            f"target <= 1 ms: {'PASS' if median_submit <= 1 else 'FAIL'}"
+        )
+    except Exception as error:  # a measurement: report and clean up
+        traceback.print_exc()
+        print(f"benchmark failed: {type(error).__name__}: {error}", file=sys.stderr)
+    finally:
+        if proc is not None:
+            hp.stop_gunicorn(proc)
+        if created:
+            try:
+                hp.drop_database(args.database_url)
+            except Exception as error:  # noqa: BLE001
+                print(f"could not drop the bench database: {error}", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
