@@ -35,6 +35,7 @@ from portal.core.identity import Organization, Role, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import notify
 from portal.core.pagination import Page, paginate
+from portal.core.text import clean_text
 from portal.core.urls import external_url
 
 register_verbs(
@@ -144,7 +145,7 @@ def add_watched_word(
 ) -> WatchedWordEntry:
     if not (actor.is_staff and actor.has_role(Role.VENDOR_ADMIN, Role.MODERATOR)):
         raise PermissionDenied(str(_l("Only staff can change watched words.")))
-    pattern = pattern.strip()
+    pattern = clean_text(pattern).strip()
     if not pattern or len(pattern) > 200:
         raise DomainError(
             str(_l("Enter a word or pattern of at most 200 characters.")), field="pattern"
@@ -412,6 +413,7 @@ def approve(
     obj = kind.load(session, item.object_id)
     if obj is None:
         raise NotFound(str(_l("This item no longer exists.")))
+    new_text = clean_text(new_text) if new_text is not None else None
     if new_text is not None and new_text != item.source:
         if not new_text.strip():
             raise DomainError(str(_l("The edited text cannot be empty.")), field="text")
@@ -451,7 +453,7 @@ def approve(
 
 def reject(session: Session, moderator: User, item_id: int, reason: str) -> ModerationItem:
     require_moderator(moderator)
-    reason = (reason or "").strip()
+    reason = clean_text(reason or "").strip()
     if not reason:
         raise DomainError(str(_l("Give the author a reason.")), field="reason")
     if len(reason) > MAX_REASON:
@@ -558,7 +560,7 @@ def flag(session: Session, user: User, item_id: int, reason: str, note: str = ""
         raise DomainError(str(_l("You cannot flag your own post.")))
     if reason not in {r.value for r in FlagReason}:
         raise DomainError(str(_l("Choose a reason.")), field="reason")
-    note = (note or "").strip()
+    note = clean_text(note or "").strip()
     if reason == FlagReason.OTHER and not note:
         raise DomainError(str(_l("Tell the moderators what is wrong.")), field="note")
     if len(note) > 500:

@@ -12,6 +12,7 @@ from flask_bootstrap import Bootstrap5
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -23,7 +24,7 @@ from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.extensions import csrf, limiter, login_manager
 from portal.core.identity import User
-from portal.core.notifications import unread_count
+from portal.core.notifications import unread_count, unread_count_column
 from portal.core.tasks import celery_init_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,9 +107,20 @@ def _init_login(app: Flask) -> None:
     def load_user(user_id: str) -> User | None:
         if not user_id.isdigit():
             return None
-        # Roles come in the same query: every page asks what the user may do.
-        user = db.session.get(User, int(user_id), options=[joinedload(User.role_grants)])
-        return user if user is not None and user.is_active else None
+        # One query for what every page shows: the user, their roles and the unread count.
+        row = (
+            db.session.execute(
+                select(User, unread_count_column(User.id))
+                .options(joinedload(User.role_grants))
+                .where(User.id == int(user_id))
+            )
+            .unique()
+            .first()
+        )
+        if row is None or not row[0].is_active:
+            return None
+        user, user.unread_notifications = row
+        return user
 
 
 def _register_features(app: Flask) -> None:
@@ -231,7 +243,11 @@ def _register_template_helpers(app: Flask) -> None:
     @app.context_processor
     def layout_context() -> dict[str, Any]:
         signed_in = has_request_context() and current_user.is_authenticated
-        unread = unread_count(db.session, current_user) if signed_in else 0
+        unread = 0
+        if signed_in:
+            unread = getattr(current_user, "unread_notifications", None)
+            if unread is None:
+                unread = unread_count(db.session, current_user)
         queue = None
         if signed_in and is_moderator(current_user):
             queue = g.get("moderation_queue_count")

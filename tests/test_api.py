@@ -168,3 +168,13 @@ def test_wrong_method_is_json_405(client, session, method):
     user = UserFactory()
     token = make_token(client, session, user, scope="write")
     assert_error(getattr(client, method)("/api/v1/me", headers=bearer(token)), 405)
+
+
+def test_nul_and_control_characters_are_dropped_not_a_500(client, session):
+    user = UserFactory()
+    token = make_token(client, session, user, scope="write")
+    response = client.patch(
+        "/api/v1/me", json={"display_name": "Ann\u0000 \u001b[31mRed"}, headers=bearer(token)
+    )
+    assert response.status_code == 200
+    assert response.get_json()["display_name"] == "Ann [31mRed"

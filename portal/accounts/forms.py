@@ -19,6 +19,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationE
 from portal.core.i18n import LOCALES
 from portal.core.identity import CUSTOMER_ROLES, Role
 from portal.core.security import PASSWORD_MAX_LENGTH, password_problem
+from portal.core.web import Form
 
 ROLE_LABELS = {
     Role.MEMBER: _l("Member"),
@@ -71,18 +72,18 @@ def _name_field() -> StringField:
     )
 
 
-class SignUpForm(FlaskForm):
+class SignUpForm(Form):
     email = _email_field()
     display_name = _name_field()
     password, confirm = _new_password_fields()
 
 
-class AcceptInvitationForm(FlaskForm):
+class AcceptInvitationForm(Form):
     display_name = _name_field()
     password, confirm = _new_password_fields()
 
 
-class SignInForm(FlaskForm):
+class SignInForm(Form):
     email = _email_field()
     password = PasswordField(
         _l("Password"), validators=[_required(), Length(max=PASSWORD_MAX_LENGTH)]
@@ -91,11 +92,11 @@ class SignInForm(FlaskForm):
     next = HiddenField()
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(Form):
     email = _email_field()
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(Form):
     password, confirm = _new_password_fields(_l("New password"))
 
 
@@ -107,20 +108,20 @@ def _timezone_choices() -> list[SelectChoice]:
     return choices((name, name) for name in sorted(available_timezones()))
 
 
-class ProfileForm(FlaskForm):
+class ProfileForm(Form):
     display_name = _name_field()
     locale = SelectField(_l("Language"), choices=choices(LOCALES.items()))
     timezone = SelectField(_l("Time zone"), choices=_timezone_choices())
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(Form):
     current_password = PasswordField(
         _l("Current password"), validators=[_required(), Length(max=PASSWORD_MAX_LENGTH)]
     )
     password, confirm = _new_password_fields(_l("New password"))
 
 
-class TokenForm(FlaskForm):
+class TokenForm(Form):
     name = StringField(
         _l("Token name"),
         validators=[_required(), Length(max=80, message=_l("Use at most %(max)d characters."))],
@@ -135,12 +136,12 @@ def role_choices(vendor: bool) -> list[tuple[str, object]]:
     return [(str(role), ROLE_LABELS[role]) for role in roles]
 
 
-class InviteForm(FlaskForm):
+class InviteForm(Form):
     email = _email_field()
     role = SelectField(_l("Role"))
 
 
-class AboutForm(FlaskForm):
+class AboutForm(Form):
     about = TextAreaField(
         _l("About you"),
         validators=[Length(max=5000, message=_l("Use at most %(max)d characters."))],

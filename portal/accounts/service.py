@@ -16,6 +16,7 @@ from portal.core.activity import record_activity
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, InvalidToken, NotFound
 from portal.core.html import render_markdown
+from portal.core.text import clean_text
 from portal.core.identity import (
     CUSTOMER_ROLES,
     Organization,
@@ -58,7 +59,7 @@ def find_user(session: Session, email: str) -> User | None:
 
 
 def _clean_name(display_name: str) -> str:
-    name = " ".join(display_name.split())
+    name = " ".join(clean_text(display_name).split())
     if not name:
         raise DomainError(str(_l("Enter your name.")), field="display_name")
     if len(name) > 80:
@@ -249,7 +250,7 @@ def profile_of(session: Session, user: User) -> UserProfile:
 
 def update_about(session: Session, user: User, text: str) -> bool:
     """Save the about text through moderation; returns whether it is visible now."""
-    text = text.strip()
+    text = clean_text(text).strip()
     if len(text) > MAX_ABOUT:
         raise DomainError(str(_l("Use at most %(n)d characters.", n=MAX_ABOUT)), field="about")
     profile = profile_of(session, user)

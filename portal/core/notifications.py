@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import force_locale
-from sqlalchemy import ForeignKey, Index, String, func, select, update
+from sqlalchemy import ForeignKey, Index, ScalarSelect, String, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.core.db import Base, utcnow
@@ -34,6 +34,15 @@ def notify(
     notification = Notification(user_id=user.id, kind=kind, message=text[:500], link=link)
     session.add(notification)
     return notification
+
+
+def unread_count_column(user_id: object) -> ScalarSelect[int]:
+    """The unread count as a subquery, so the layout gets it with the user in one query."""
+    return (
+        select(func.count())
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .scalar_subquery()
+    )
 
 
 def unread_count(session: Session, user: User) -> int:

@@ -4,13 +4,31 @@ beside their fields."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
+from babel.support import Translations
 from flask import render_template
 from flask_wtf import FlaskForm
+from wtforms.i18n import messages_path
 
 from portal.core.db import db
 from portal.core.errors import DomainError
+from portal.core.i18n import current_locale
+
+
+@lru_cache(maxsize=8)
+def _wtforms_translations(locale: str) -> Translations:
+    return Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+class Form(FlaskForm):
+    """Every form's base: WTForms' own messages in the user's language, the catalog read once
+    per process (Flask-WTF re-reads it from disk on every request)."""
+
+    class Meta(FlaskForm.Meta):
+        def get_translations(self, form: FlaskForm) -> Translations:
+            return _wtforms_translations(current_locale())
 
 
 def submit(form: FlaskForm, action: Callable[[], Any]) -> bool:
