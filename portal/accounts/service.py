@@ -16,7 +16,6 @@ from portal.core.activity import record_activity
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, InvalidToken, NotFound
 from portal.core.html import render_markdown
-from portal.core.text import clean_text
 from portal.core.identity import (
     CUSTOMER_ROLES,
     Organization,
@@ -39,6 +38,7 @@ from portal.core.security import (
     validate_password,
     verify_password,
 )
+from portal.core.text import clean_text
 from portal.core.urls import external_url
 
 TOKEN_SCOPES = ("read", "write")
