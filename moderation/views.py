@@ -22,6 +22,7 @@ from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.identity import Organization
 from portal.core.pagination import clamp_page_args
+from portal.core.urls import is_safe_next
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 
@@ -202,9 +203,7 @@ def flag(item_id: int) -> Response:
             abort(404)
         flash(error.message, "warning")
     target = request.form.get("next", "")
-    return redirect(
-        target if target.startswith("/") and not target.startswith("//") else url_for("main.home")
-    )
+    return redirect(target if is_safe_next(target) else url_for("main.home"))
 
 
 @bp.route("/words", methods=["GET", "POST"])

@@ -10,6 +10,10 @@ class StrictSchema(Schema):
         unknown = RAISE  # an unknown field is an error naming it, never silently dropped
 
 
+def _role_names(user: object) -> list[str]:
+    return sorted(str(r) for r in user.roles)  # type: ignore[attr-defined]
+
+
 class OrganizationOut(Schema):
     id = fields.Int(required=True)
     name = fields.Str(required=True)
@@ -28,11 +32,8 @@ class UserOut(Schema):
     locale = fields.Str(required=True)
     timezone = fields.Str(required=True)
     trust_level = fields.Int(required=True)
-    roles = fields.Method("get_roles", dump_only=True)
+    roles = fields.Function(_role_names, dump_only=True)
     organization_id = fields.Int(required=True)
-
-    def get_roles(self, user: object) -> list[str]:
-        return sorted(str(r) for r in user.roles)  # type: ignore[attr-defined]
 
 
 class MeOut(UserOut):
@@ -44,10 +45,7 @@ class MemberOut(Schema):
     display_name = fields.Str(required=True)
     email = fields.Str(required=True)
     active = fields.Bool(required=True)
-    roles = fields.Method("get_roles", dump_only=True)
-
-    def get_roles(self, user: object) -> list[str]:
-        return sorted(str(r) for r in user.roles)  # type: ignore[attr-defined]
+    roles = fields.Function(_role_names, dump_only=True)
 
 
 class PageIn(StrictSchema):
