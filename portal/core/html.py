@@ -17,38 +17,45 @@ How it is built:
    policy below.
 3. The HTML is passed through an allow-list sanitizer, nh3 (Rust's ammonia, with html5ever,
    the HTML5 parser Servo uses). It is the last gate for Markdown output and the only gate for
-   HTML from elsewhere (:func:`sanitize_html`). nh3 rather than bleach: on a 2 KB post it is
-   about 25 times faster (0.11 ms against 3 ms) and on a 1 MB document 20 times (0.12 s
-   against 2.7 s), which is what keeps a large post under a second.
+   HTML from elsewhere (:func:`sanitize_html`). nh3 rather than bleach: on the HTML of a 2 KB
+   post it takes 0.13 ms against bleach's 3 ms, on that of a 1 MB post 0.12 s against 2.7 s.
+   Rendering a 2 KB post costs about 2.5 ms in all, nearly all of it Markdown parsing.
 
 The URL policy: links keep only ``http:``, ``https:`` and ``mailto:`` URLs and same-site paths
 that begin with exactly one ``/``; every link gets ``rel="nofollow ugc noopener"`` and never a
 ``target``. Images are dropped unless the caller allows them, and then only from
 :data:`UPLOADS_PREFIX`, the portal's own uploads (no other host can be made to see who reads).
 
-Two size guards keep every call well under a second on any input (see the tests):
+Size guards keep every call around a second at most, whatever the input (see the tests):
 
 - Markdown sources longer than :data:`MAX_MARKDOWN_CHARS` are shown as plain paragraphs:
   markdown-it-py is superlinear on some shapes (1 MB of ``[`` takes 22 s, 1 MB of bare URLs
   55 s). Features should refuse longer posts with a form error; this is only the safety net.
-- HTML given to :func:`sanitize_html` with more than :data:`MAX_HTML_TAGS` start tags is shown
-  as its text: html5ever's tree builder is quadratic in nesting depth (100,000 nested
-  ``<div>`` take 20 s), and the number of start tags bounds the depth.
+- HTML given to :func:`sanitize_html` that is longer than :data:`MAX_HTML_CHARS` or has more
+  than :data:`MAX_HTML_TAGS` start tags is reduced to its text: html5ever is superlinear on
+  some shapes too (100,000 nested ``<div>`` take 20 s; 1 MB of ``<a b`` or of ``&`` over 8 s),
+  and the number of start tags bounds the nesting depth. Markdown's own output does not need
+  these guards: its nesting is bounded by markdown-it's ``maxNesting`` and its size by the
+  source limit.
 """
 
 from __future__ import annotations
 
 import html as _html
+import logging
 import re
 import threading
 from html.parser import HTMLParser
-from importlib.util import find_spec
 from typing import Any
 from urllib.parse import unquote
 
 import nh3
+from linkify_it import LinkifyIt
+from linkify_it.main import Match
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+
+_log = logging.getLogger(__name__)
 
 UPLOADS_PREFIX = "/uploads/"
 """Images are allowed only from the portal's own uploads: an image from any other host would
@@ -56,11 +63,15 @@ tell that host who reads the page, and when."""
 
 MAX_MARKDOWN_CHARS = 50_000
 """Longer sources are shown as plain text. Discourse's default post limit is 32,000 characters;
-at 50,000 the slowest Markdown shapes measured still render in about 0.7 s."""
+at 50,000 the slowest Markdown shape measured (``![`` repeated) renders in about 0.9 s."""
+
+MAX_HTML_CHARS = 100_000
+"""Longer HTML given to :func:`sanitize_html` keeps only its text. At 100,000 characters the
+slowest shapes measured sanitize in about 0.1 s; at 1,000,000 some take over 8 s."""
 
 MAX_HTML_TAGS = 10_000
 """More start tags than this and :func:`sanitize_html` keeps only the text. The worst nesting
-measured at 10,000 start tags (``<dl><dd>`` repeated) sanitizes in 0.3 s; at 100,000, minutes."""
+measured at 10,000 start tags (``<div>`` repeated) sanitizes in 0.5 s; at 100,000 in 20 s."""
 
 LINK_REL = "nofollow ugc noopener"
 """On every link: user content earns no search ranking (nofollow, ugc), and a page it opens
@@ -99,13 +110,21 @@ _URL_TRIM = "".join(chr(c) for c in range(0x21))
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 # A start tag is "<" followed by an ASCII letter (HTML tokenizer, tag open state).
 _START_TAG = re.compile(r"<[A-Za-z]")
-_ANY_TAG = re.compile(r"<[^>]*>")
+# Linear on any input ("<[^>]*>" is quadratic on a megabyte of "<a b" without a ">").
+_ANY_TAG = re.compile(r"<[^<>]*>")
 # After sanitizing, tags are normalised and "<" inside text or attributes is escaped, so a
 # plain pattern is exact here.
 _TOP_HEADING = re.compile(r"<(/?)h[12]>")
 _BLANK_LINES = re.compile(r"\n\s*\n")
-# CJK symbols and punctuation ("。", "、", "「") and full-width forms ("，", "！", "）").
-_CJK_PUNCTUATION = re.compile("[\u3000-\u303f\uff00-\uffef]")
+# CJK symbols and punctuation ("。", "、", "「") and full-width punctuation ("，", "！", "）").
+_CJK_PUNCT = "\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
+# Chinese characters, kana and hangul.
+_CJK_LETTERS = "\u2e80-\u2fff\u3040-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_NOT_CJK = re.compile(f"[^{_CJK_PUNCT}{_CJK_LETTERS}]+")
+_URL_STOP = re.compile(f"[\\s{_CJK_PUNCT}]")  # no URL contains these
+_HOST_RUNS_INTO_CJK = re.compile(
+    f"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*?[A-Za-z0-9](?=[{_CJK_LETTERS}])"
+)
 _HEADING_SHIFT = 2
 
 
@@ -193,7 +212,9 @@ def _clean_text(text: Any) -> str:
         return ""
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8", "replace")
-    elif not isinstance(text, str):
+    elif isinstance(text, str):
+        text = str.__str__(text)  # a plain str: a Markup would escape what is added to it
+    else:
         text = str(text)
     if _SURROGATE.search(text):
         # Pairs that were split into two code points are joined; lone halves become U+FFFD.
@@ -202,7 +223,11 @@ def _clean_text(text: Any) -> str:
 
 
 def _plain_paragraphs(text: str) -> str:
-    """Text as escaped paragraphs: the linear-time rendering used past the size guards."""
+    """Text as escaped paragraphs: the linear-time rendering used past the size guards.
+
+    Safe by construction (every character of the text is escaped, the only tags are p and
+    br), so it skips the sanitizer, which is itself what is too slow for such input.
+    """
     paragraphs = (p.strip() for p in _BLANK_LINES.split(text.replace("\r\n", "\n")))
     return "".join(
         "<p>" + _html.escape(p, quote=False).replace("\n", "<br>\n") + "</p>\n"
@@ -217,17 +242,58 @@ def sanitize_html(html: str, *, allow_images: bool = False) -> str:
     For HTML that did not come from :func:`render_markdown` (imports, older stored HTML).
     Disallowed tags are removed but their text is kept (script, style, svg, math, iframe and
     the like lose their content too); h1 and h2 become h3, because the page owns those levels.
-    Input with more than :data:`MAX_HTML_TAGS` start tags is reduced to its text.
+    Input beyond :data:`MAX_HTML_CHARS` or :data:`MAX_HTML_TAGS` is reduced to its text.
+    Meant for HTML from elsewhere: to change how stored posts look, render their sources again.
     """
     text = _clean_text(html)
-    if len(_START_TAG.findall(text)) > MAX_HTML_TAGS:
-        return _clean(_plain_paragraphs(_html.unescape(_ANY_TAG.sub(" ", text))), False)
+    if len(text) > MAX_HTML_CHARS or len(_START_TAG.findall(text)) > MAX_HTML_TAGS:
+        return _plain_paragraphs(_html.unescape(_ANY_TAG.sub(" ", text)))
     return _clean(text, allow_images)
 
 
 # --- Markdown -------------------------------------------------------------------------------
 
-_LINKIFY = find_spec("linkify_it") is not None
+
+class _Linkify(LinkifyIt):
+    """linkify-it, fitted to Chinese text, where words are not separated by spaces.
+
+    linkify-it lets a URL run on into the Chinese around it: "见https://example.com/a。谢谢"
+    would link ".../a。谢谢", and "请访问www.example.com获取" links nothing at all. Here a URL
+    stops at full-width punctuation, a host name stops where Chinese follows an ASCII letter,
+    and a scheme-less address (www.example.com, jane@example.com) is looked for only between
+    Chinese words. What is given up: scheme-less links to Chinese domain names. Each piece
+    of text is scanned once, so the cost stays linear.
+    """
+
+    def match_at_start(self, text: str) -> Match | None:
+        """Used by markdown-it's inline rule, for "scheme://" links."""
+        # Both searches look at a bounded window: this runs once per "://" in a paragraph.
+        if end := _URL_STOP.search(text, 0, 2048):
+            text = text[: end.start()]
+        if run_on := _HOST_RUNS_INTO_CJK.match(text, 0, 300):
+            text = text[: run_on.end()]
+        return super().match_at_start(text)
+
+    def test(self, text: str) -> bool:
+        """Asked by markdown-it's core rule before it calls :meth:`match`."""
+        return any(
+            self.pretest(piece.group()) and super(_Linkify, self).test(piece.group())
+            for piece in _NOT_CJK.finditer(text)
+        )
+
+    def match(self, text: str) -> list[Match] | None:
+        """Used by markdown-it's core rule, for the rest (www.example.com, addresses)."""
+        links: list[Match] = []
+        for piece in _NOT_CJK.finditer(text):
+            if not self.pretest(piece.group()):
+                continue
+            for link in super().match(piece.group()) or []:
+                link.index += piece.start()
+                link.last_index += piece.start()
+                links.append(link)
+        return links or None
+
+
 _local = threading.local()
 
 
@@ -239,11 +305,10 @@ def _markdown() -> MarkdownIt:
             "commonmark",
             # breaks: a newline typed in the editor is a line break, as on GitHub and Discourse;
             # a soft break would also put a stray space between two lines of Chinese.
-            {"html": False, "linkify": _LINKIFY, "breaks": True, "typographer": False},
+            {"html": False, "linkify": True, "breaks": True, "typographer": False},
         )
-        md.enable(["table", "strikethrough"])
-        if _LINKIFY:
-            md.enable("linkify")
+        md.enable(["table", "strikethrough", "linkify"])
+        md.linkify = _Linkify()
         _local.markdown = md
     return md
 
@@ -254,37 +319,9 @@ def _as_text(token: Token, md: MarkdownIt) -> Token:
     return text
 
 
-def _end_linkified_urls_at_cjk_punctuation(children: list[Token], md: MarkdownIt) -> None:
-    """ "见https://example.com/a。谢谢" links "https://example.com/a", not "…/a。谢谢".
-
-    linkify-it lets a URL path run on through full-width punctuation, and Chinese puts no
-    space after a sentence; such punctuation is never part of a URL a person types.
-    """
-    for i in range(len(children) - 3, -1, -1):  # backwards, so insertions move no index ahead
-        token = children[i]
-        if token.type != "link_open" or token.markup != "linkify":
-            continue
-        label, close = children[i + 1], children[i + 2]
-        cut = _CJK_PUNCTUATION.search(label.content)
-        if label.type != "text" or close.type != "link_close" or cut is None:
-            continue
-        head, tail = label.content[: cut.start()], label.content[cut.start() :]
-        matches = md.linkify.match(head) if head else None
-        if matches and matches[0].index == 0 and matches[0].last_index == len(head):
-            token.attrSet("href", md.normalizeLink(matches[0].url))
-        else:
-            token.attrSet("href", "")  # refused below: the text stays, unlinked
-        label.content = head
-        rest = Token("text", "", 0)
-        rest.content = tail
-        children.insert(i + 3, rest)
-
-
 def _inline(children: list[Token], md: MarkdownIt, allow_images: bool) -> list[Token]:
     """Links and images held to the URL policy: a refused link keeps its text, a refused
     image becomes its alt text."""
-    if _LINKIFY:
-        _end_linkified_urls_at_cjk_punctuation(children, md)
     kept: list[Token] = []
     dropped_links: list[bool] = []
     for token in children:
@@ -333,14 +370,15 @@ def render_markdown(source: str, *, allow_images: bool = False) -> str:
     if not text.strip():
         return ""
     if len(text) > MAX_MARKDOWN_CHARS:
-        return _clean(_plain_paragraphs(text), False)
+        return _plain_paragraphs(text)
     try:
         md = _markdown()
         env: dict[str, Any] = {}
         tokens = md.parse(text, env)
         _adjust(tokens, md, allow_images)
         rendered = md.renderer.render(tokens, md.options, env)
-    except Exception:  # a parser bug must not lose a post: show it as text instead
+    except Exception:  # a parser bug must not lose a post: show it as text, and say so
+        _log.exception("Markdown rendering failed; the source is shown as plain text")
         rendered = _plain_paragraphs(text)
     # Only Markdown's own markup reaches here (nesting limited by markdown-it's maxNesting),
     # so the tag-count guard of sanitize_html is not needed.
