@@ -666,7 +666,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_signed_in:
             try:
                 cookie = sign_in(port, DEMO_EMAIL, DEMO_PASSWORD)
-                endpoints.append(Endpoint("/ (signed in)", "/", headers={"Cookie": cookie}))
+                # Informational: the issue sets the target for the anonymous home and sign-in pages.
+                endpoints.append(
+                    Endpoint("/ (signed in)", "/", headers={"Cookie": cookie}, target=None)
+                )
             except (RuntimeError, OSError) as error:
                 print(f"signed-in home page skipped: {error}", flush=True)
 
