@@ -31,10 +31,11 @@ from moderation.registry import get_kind
 from portal.core.activity import Activity, record_activity, register_verbs
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, NotFound, PermissionDenied
-from portal.core.identity import Organization, Role, User
+from portal.core.identity import Organization, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import notify
 from portal.core.pagination import Page, paginate
+from portal.core.permissions import Action, can
 from portal.core.text import clean_text
 from portal.core.urls import external_url
 
@@ -54,12 +55,7 @@ MAX_REASON = 2000
 
 
 def is_moderator(user: User | None) -> bool:
-    return bool(
-        user is not None
-        and user.is_authenticated
-        and user.is_staff
-        and user.has_role(Role.MODERATOR, Role.VENDOR_ADMIN)
-    )
+    return can(user, Action.MODERATE)
 
 
 def require_moderator(user: User | None) -> None:
@@ -86,12 +82,7 @@ def rule_settings(session: Session) -> rules.RuleSettings:
 
 
 def is_vendor_admin(user: User | None) -> bool:
-    return bool(
-        user is not None
-        and user.is_authenticated
-        and user.is_staff
-        and user.has_role(Role.VENDOR_ADMIN)
-    )
+    return can(user, Action.CONFIGURE_MODERATION)
 
 
 def _save_setting(session: Session, actor: User, key: str, values: dict[str, Any]) -> None:
@@ -143,7 +134,7 @@ def add_watched_word(
     replacement: str = "",
     is_regex: bool = False,
 ) -> WatchedWordEntry:
-    if not (actor.is_staff and actor.has_role(Role.VENDOR_ADMIN, Role.MODERATOR)):
+    if not is_moderator(actor):
         raise PermissionDenied(str(_l("Only staff can change watched words.")))
     pattern = clean_text(pattern).strip()
     if not pattern or len(pattern) > 200:
@@ -153,7 +144,7 @@ def add_watched_word(
     if action not in {a.value for a in rules.WordAction}:
         raise DomainError(str(_l("Choose an action.")), field="action")
     if is_regex:
-        if not actor.has_role(Role.VENDOR_ADMIN):
+        if not is_vendor_admin(actor):
             raise PermissionDenied(str(_l("Only vendor admins can add regular expressions.")))
         problem = rules.regex_problem(pattern)
         if problem:
@@ -169,7 +160,7 @@ def add_watched_word(
 
 
 def remove_watched_word(session: Session, actor: User, entry_id: int) -> None:
-    if not (actor.is_staff and actor.has_role(Role.VENDOR_ADMIN, Role.MODERATOR)):
+    if not is_moderator(actor):
         raise PermissionDenied(str(_l("Only staff can change watched words.")))
     entry = session.get(WatchedWordEntry, entry_id)
     if entry is None:

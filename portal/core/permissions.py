@@ -23,7 +23,8 @@ class Action(enum.StrEnum):
     VIEW_ORG = "org.view"
     MANAGE_MEMBERS = "org.manage_members"
     VIEW_STAFF_AREA = "staff.view"
-    VIEW_DEV_OUTBOX = "dev.outbox"
+    MODERATE = "moderation.decide"  # the review queue, flags, watched words, trust locks
+    CONFIGURE_MODERATION = "moderation.configure"  # rule settings and admin regexes
 
 
 def _is_vendor_admin(user: User) -> bool:
@@ -45,8 +46,10 @@ def can(user: User | None, action: Action, obj: Any = None) -> bool:
             return own_admin or _is_vendor_admin(user)
         case Action.VIEW_STAFF_AREA:
             return user.is_staff
-        case Action.VIEW_DEV_OUTBOX:
-            return True
+        case Action.MODERATE:
+            return user.is_staff and user.has_role(Role.MODERATOR, Role.VENDOR_ADMIN)
+        case Action.CONFIGURE_MODERATION:
+            return _is_vendor_admin(user)
     return False
 
 
