@@ -13,6 +13,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -56,6 +57,7 @@ ERROR_TITLES = {
     422: _l("Please check your input"),
     429: _l("Too many requests"),
     500: _l("Something went wrong"),
+    503: _l("Busy"),
 }
 ERROR_MESSAGES = {
     400: _l("The request could not be understood."),
@@ -66,6 +68,7 @@ ERROR_MESSAGES = {
     413: _l("The upload or form is larger than this site accepts."),
     429: _l("You have made too many requests. Wait a moment and try again."),
     500: _l("We could not finish your request. It has been logged; please try again later."),
+    503: _l("Someone changed this at the same moment. Nothing was saved; please try again."),
 }
 
 
@@ -164,6 +167,20 @@ def _register_error_handlers(app: Flask) -> None:
         if _wants_json():
             return json_error(error.status_code, error.code, error.message, error.fields)
         return _error_page(error.status_code, error.message if error.status_code != 404 else None)
+
+    @app.errorhandler(OperationalError)
+    def database_busy(error: OperationalError) -> Any:
+        """A write that lost a race for a lock (SQLite's "database is locked") or a database
+        that is briefly away: nothing was saved, and trying again will work."""
+        db.session.rollback()
+        app.logger.warning("database busy on %s %s: %s", request.method, request.path, error.orig)
+        if _wants_json():
+            response = json_error(503, "busy", str(ERROR_MESSAGES[503]))
+        else:
+            body, _status = _error_page(503)
+            response = app.make_response((body, 503))
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(ValidationError)
     def validation_error(error: ValidationError) -> Any:

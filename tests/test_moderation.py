@@ -16,7 +16,7 @@ from portal.core.activity import Activity
 from portal.core.identity import Role, User
 from portal.core.notifications import Notification
 from tests.conftest import login
-from tests.factories import UserFactory, VendorFactory, staff
+from tests.factories import UserFactory, staff
 
 
 @pytest.fixture
@@ -463,27 +463,33 @@ def test_moderation_api_lists_and_decides_for_moderators_only(client, session, m
     )
 
 
-# --- two moderators at once, with real commits ------------------------------------------
+# --- two moderators at once, with real commits and real HTTP requests --------------------
 
 
 def test_concurrent_decisions_change_an_item_once(tmp_root):
+    import http.client
+    import json
+
+    from werkzeug.serving import make_server
+
     from portal import migrate
+    from portal.accounts.service import create_api_token, create_user, update_about
     from portal.app import create_app
     from portal.core.db import db
+    from portal.core.identity import Organization
     from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
 
     url = sibling_database(TEST_DATABASE_URL, "concurrency", tmp_root)
     migrate.upgrade(url)
-    app = create_app(test_config(url, tmp_root))
+    app = create_app(test_config(url, tmp_root, TESTING=False))
     with app.app_context():
-        vendor = VendorFactory._meta.model(name="V", slug="v", kind="vendor")
-        customer = VendorFactory._meta.model(name="C", slug="c", kind="customer")
+        vendor = Organization(name="V", slug="v", kind="vendor")
+        customer = Organization(name="C", slug="c", kind="customer")
         db.session.add_all([vendor, customer])
         db.session.flush()
-        from portal.accounts.service import create_user, update_about
-
-        mods = [
-            create_user(
+        tokens = []
+        for i in range(2):
+            moderator = create_user(
                 db.session,
                 vendor,
                 f"m{i}@v.example",
@@ -491,52 +497,55 @@ def test_concurrent_decisions_change_an_item_once(tmp_root):
                 "long-password-xyz",
                 roles=(Role.MODERATOR,),
             )
-            for i in range(2)
-        ]
+            tokens.append(create_api_token(db.session, moderator, "t", "write")[1])
         author = create_user(db.session, customer, "a@c.example", "Author", "long-password-xyz")
         update_about(db.session, author, "Concurrent text")
         db.session.commit()
         item_id = db.session.scalar(select(ModerationItem.id))
-        mod_ids = [m.id for m in mods]
 
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     barrier = threading.Barrier(2)
-    outcomes: list[str] = []
+    answers: list[tuple[int, dict]] = []
 
-    def decide(moderator_id: int, action: str) -> None:
-        with app.app_context():
-            moderator = db.session.get(User, moderator_id)
-            barrier.wait()
-            try:
-                if action == "approve":
-                    moderation.approve(db.session, moderator, item_id)
-                else:
-                    moderation.reject(db.session, moderator, item_id, "no")
-                db.session.commit()
-                outcomes.append("ok")
-            except Exception as error:  # noqa: BLE001 - the loser's error is the point
-                db.session.rollback()
-                outcomes.append(type(error).__name__)
+    def decide(token: str, action: dict) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+        body = json.dumps(action)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        barrier.wait()
+        connection.request("POST", f"/api/v1/moderation/items/{item_id}/decision", body, headers)
+        response = connection.getresponse()
+        answers.append((response.status, json.loads(response.read())))
 
     threads = [
-        threading.Thread(target=decide, args=(mod_ids[0], "approve")),
-        threading.Thread(target=decide, args=(mod_ids[1], "reject")),
+        threading.Thread(target=decide, args=(tokens[0], {"action": "approve"})),
+        threading.Thread(target=decide, args=(tokens[1], {"action": "reject", "reason": "no"})),
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        server.shutdown()
+    statuses = sorted(status for status, _body in answers)
     # PostgreSQL: the loser waits for the winner's row lock, then finds the item decided.
-    # SQLite: the loser's stale snapshot cannot write (database is locked): still no change.
-    loser = "Conflict" if url.startswith("postgresql") else ("Conflict", "OperationalError")
-    assert "ok" in outcomes and len(outcomes) == 2
-    assert [o for o in outcomes if o != "ok"][0] in loser
+    # SQLite: the loser may instead lose the race for the write lock ("busy, try again").
+    assert statuses[0] == 200
+    loser = next(body for status, body in answers if status != 200)["error"]
+    if url.startswith("postgresql"):
+        assert statuses[1] == 409 and "Already decided by Mod" in loser["message"]
+    else:
+        assert statuses[1] in (409, 503)
     with app.app_context():
         decisions = db.session.scalar(
             select(func.count())
             .select_from(AuditEntry)
             .where(AuditEntry.action.in_(["published", "rejected"]))
         )
-        assert decisions == 1
+        state = db.session.get(ModerationItem, item_id).state
+        db.session.remove()
+    assert decisions == 1 and state in ("published", "rejected")
     app.extensions["cocreate_engine"].dispose()
 
 
