@@ -134,19 +134,7 @@ def organization_members(org_id: int) -> Response:
     org = accounts.get_organization(db.session, api_user(), org_id, Action.MANAGE_MEMBERS)
     args = load(schemas.PageIn, request.args.to_dict())
     page = paginate(db.session, accounts.members_query(org), args["page"], args["per_page"])
-    return jsonify(
-        schemas.MemberPageOut().dump(
-            {
-                "items": page.items,
-                "meta": {
-                    "page": page.page,
-                    "per_page": page.per_page,
-                    "total": page.total,
-                    "pages": page.pages,
-                },
-            }
-        )
-    )
+    return jsonify(schemas.MemberPageOut().dump(_page_out(page)))
 
 
 def _page_out(page: Any) -> dict[str, Any]:
