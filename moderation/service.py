@@ -430,7 +430,12 @@ def approve(
     item.held_reasons = []
     kind.on_publish(session, obj)
     record_activity(
-        session, item.author, item.organization, "content.published", item, {"kind": item.kind}
+        session,
+        item.author,
+        item.organization,
+        "content.published",
+        item,
+        _decision_data(item, moderator),
     )
     _notify_author(
         session,
@@ -440,6 +445,16 @@ def approve(
         kind.url(obj),
     )
     return item
+
+
+def _decision_data(item: ModerationItem, moderator: User) -> dict[str, Any]:
+    """What CS aggregates about a decision: the kind, who decided, and how long it waited."""
+    waited = (item.decided_at or utcnow()) - item.submitted_at
+    return {
+        "kind": item.kind,
+        "moderator_id": moderator.id,
+        "minutes_waited": round(waited.total_seconds() / 60, 2),
+    }
 
 
 def reject(session: Session, moderator: User, item_id: int, reason: str) -> ModerationItem:
@@ -458,7 +473,12 @@ def reject(session: Session, moderator: User, item_id: int, reason: str) -> Mode
         kind.on_reject(session, obj)
     _audit(session, item, moderator, "rejected", State.PENDING, State.REJECTED, reason)
     record_activity(
-        session, item.author, item.organization, "content.rejected", item, {"kind": item.kind}
+        session,
+        item.author,
+        item.organization,
+        "content.rejected",
+        item,
+        _decision_data(item, moderator),
     )
     _notify_author(
         session,

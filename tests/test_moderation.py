@@ -72,6 +72,10 @@ def test_new_users_text_waits_for_review_then_is_published_and_author_notified(
     assert any("approved" in m.subject for m in outbox(author.email))
     verbs = set(session.scalars(select(Activity.verb)))
     assert {"content.submitted", "content.published"} <= verbs
+    decision = session.scalar(
+        select(Activity).where(Activity.verb == "content.published", Activity.actor_id == author.id)
+    )
+    assert decision.data["moderator_id"] == moderator.id and decision.data["minutes_waited"] >= 0
     actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
     assert actions == ["submitted", "published"]
 

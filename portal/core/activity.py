@@ -16,6 +16,15 @@ Verbs (``<area>.<event>``) and the ``data`` each carries:
 ``org.member_deactivated`` / ``org.member_reactivated``  an org admin changed a member
 ``org.role_changed``     an org admin changed a member's role; data: ``{"role": ...}``
 ``api.token_created``    a personal access token was created; data: ``{"scope": ...}``
+``content.submitted``    content entered moderation; data: ``{"kind": ...}`` (registered by moderation)
+``content.published``    content became visible; actor is the author; data: ``{"kind"}`` and, when a
+                         moderator decided, ``"moderator_id"`` and ``"minutes_waited"``
+``content.rejected``     a moderator refused it; actor is the author; data as for published
+``content.edited``       a moderator edited before approving; actor is the moderator
+``content.hidden`` / ``content.restored`` / ``content.removed``  after flags or by a moderator
+``content.flagged``      a member flagged content; data: ``{"reason": ...}``
+``content.viewed``       a member read an item (counts toward trust levels); data: ``{"kind"}``
+``trust.promoted``       the automatic promotion raised a trust level; data: ``{"level": n}``
 =======================  ==============================================================
 
 Later features add their verbs to this table when they record them.
