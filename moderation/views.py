@@ -23,6 +23,7 @@ from portal.core.errors import DomainError
 from portal.core.identity import Organization
 from portal.core.pagination import clamp_page_args
 from portal.core.urls import is_safe_next
+from portal.core.web import perform
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 
@@ -108,17 +109,9 @@ def _back() -> Response:
 
 
 def _decide(action: Any, success: str) -> Response:
-    try:
-        action()
-        db.session.commit()
-        flash(success, "success")
-    except DomainError as error:
-        db.session.rollback()
-        if error.status_code == 404:
-            abort(404)
-        flash(error.message, "warning" if error.status_code == 409 else "danger")
-        if request.accept_mimetypes.best == "application/json":
-            abort(error.status_code)
+    error = perform(action, success)
+    if error is not None and request.accept_mimetypes.best == "application/json":
+        abort(error.status_code)
     return _back()
 
 
@@ -187,21 +180,17 @@ def bulk() -> Response:
 @bp.route("/items/<int:item_id>/flag", methods=["POST"])
 @login_required
 def flag(item_id: int) -> Response:
-    try:
-        service.flag(
+    perform(
+        lambda: service.flag(
             db.session,
             current_user,
             item_id,
             request.form.get("reason", ""),
             request.form.get("note", ""),
-        )
-        db.session.commit()
-        flash(_("Thank you. The moderators will look at it."), "success")
-    except DomainError as error:
-        db.session.rollback()
-        if error.status_code == 404:
-            abort(404)
-        flash(error.message, "warning")
+        ),
+        _("Thank you. The moderators will look at it."),
+        failure="warning",
+    )
     target = request.form.get("next", "")
     return redirect(target if is_safe_next(target) else url_for("main.home"))
 
@@ -323,15 +312,8 @@ def settings() -> Any:
 def lock_trust(user_id: int) -> Response:
     raw = request.form.get("level", "")
     level = int(raw) if raw.isdigit() else None
-    try:
-        service.lock_trust_level(db.session, current_user, user_id, level)
-        db.session.commit()
-        flash(
-            _("Trust level locked.") if level is not None else _("Trust level unlocked."), "success"
-        )
-    except DomainError as error:
-        db.session.rollback()
-        if error.status_code == 404:
-            abort(404)
-        flash(error.message, "danger")
+    perform(
+        lambda: service.lock_trust_level(db.session, current_user, user_id, level),
+        _("Trust level locked.") if level is not None else _("Trust level unlocked."),
+    )
     return redirect(url_for("accounts.public_profile", user_id=user_id))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
@@ -11,13 +11,13 @@ from moderation.labels import TRUST_FACT_LABELS
 from portal.accounts import forms, service
 from portal.core.activity import record_activity
 from portal.core.db import db
-from portal.core.errors import DomainError, InvalidToken
+from portal.core.errors import InvalidToken
 from portal.core.extensions import limiter
 from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args, paginate
 from portal.core.permissions import Action
 from portal.core.urls import is_safe_next
-from portal.core.web import render_form, submit
+from portal.core.web import perform, render_form, submit
 
 bp = Blueprint("accounts", __name__)
 
@@ -42,16 +42,16 @@ def sign_up() -> Any:
     done = submit(
         form,
         lambda: service.sign_up(
-            db.session, form.email.data, form.display_name.data, form.password.data, _ui_locale()
+            db.session,
+            form.email.data,
+            form.display_name.data,
+            form.password.data,
+            current_locale(),
         ),
     )
     if done:
         return render_template("accounts/check_email.html", email=form.email.data.strip())
     return render_form("accounts/sign_up.html", form)
-
-
-def _ui_locale() -> str:
-    return current_locale()
 
 
 @bp.route("/confirm/<token>")
@@ -141,7 +141,7 @@ def accept_invitation(token: str) -> Any:
     def accept() -> None:
         created.append(
             service.accept_invitation(
-                db.session, token, form.display_name.data, form.password.data, _ui_locale()
+                db.session, token, form.display_name.data, form.password.data, current_locale()
             )
         )
 
@@ -314,15 +314,7 @@ def members(org_id: int) -> Any:
 
 def _member_action(org_id: int, action: Any, message: str) -> Response:
     org = _admin_org(org_id)
-    try:
-        action(org)
-        db.session.commit()
-        flash(message, "success")
-    except DomainError as error:
-        db.session.rollback()
-        if error.status_code == 404:
-            abort(404)
-        flash(error.message, "danger")
+    perform(lambda: action(org), message)
     return redirect(url_for("accounts.members", org_id=org.id))
 
 

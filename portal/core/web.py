@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from babel.support import Translations
-from flask import render_template
+from flask import abort, flash, render_template
 from flask_wtf import FlaskForm
 from wtforms.i18n import messages_path
 
@@ -43,6 +43,25 @@ def submit(form: FlaskForm, action: Callable[[], Any]) -> bool:
         attach_error(form, error)
         return False
     return True
+
+
+def perform(action: Callable[[], Any], success: str, failure: str = "danger") -> DomainError | None:
+    """Run a service call from a button (no form to re-show), commit, and say how it went.
+
+    A DomainError is rolled back and flashed (a conflict as a warning); one that means
+    "not found" answers 404, so other organizations' ids reveal nothing.
+    """
+    try:
+        action()
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        if error.status_code == 404:
+            abort(404)
+        flash(error.message, "warning" if error.status_code == 409 else failure)
+        return error
+    flash(success, "success")
+    return None
 
 
 def attach_error(form: FlaskForm, error: DomainError) -> None:
