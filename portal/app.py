@@ -132,9 +132,15 @@ def _register_features(app: Flask) -> None:
     from portal.accounts import moderation as accounts_moderation
     from portal.accounts.views import bp as accounts_bp
     from portal.api.views import bp as api_bp
+    from portal.kb import feature as kb_feature
     from portal.main.views import bp as main_bp
+    from portal.qa import feature as qa_feature
+    from portal.search import feature as search_feature
 
     accounts_moderation.register()
+    search_feature.init_app(app)
+    qa_feature.init_app(app)
+    kb_feature.init_app(app)
     app.extensions["celery"].conf.beat_schedule.update(moderation_beat)
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)

@@ -134,10 +134,10 @@ def organization_members(org_id: int) -> Response:
     org = accounts.get_organization(db.session, api_user(), org_id, Action.MANAGE_MEMBERS)
     args = load(schemas.PageIn, request.args.to_dict())
     page = paginate(db.session, accounts.members_query(org), args["page"], args["per_page"])
-    return jsonify(schemas.MemberPageOut().dump(_page_out(page)))
+    return jsonify(schemas.MemberPageOut().dump(page_out(page)))
 
 
-def _page_out(page: Any) -> dict[str, Any]:
+def page_out(page: Any) -> dict[str, Any]:
     return {
         "items": page.items,
         "meta": {
@@ -167,7 +167,7 @@ def moderation_queue() -> Response:
         older_than_hours=args.get("older_than"),
     )
     page = moderation.queue_page(db.session, api_user(), filters, args["page"], args["per_page"])
-    return jsonify(schemas.ModerationPageOut().dump(_page_out(page)))
+    return jsonify(schemas.ModerationPageOut().dump(page_out(page)))
 
 
 @bp.route("/moderation/items/<int:item_id>/decision", methods=["POST"])

@@ -25,6 +25,13 @@ class Action(enum.StrEnum):
     VIEW_STAFF_AREA = "staff.view"
     MODERATE = "moderation.decide"  # the review queue, flags, watched words, trust locks
     CONFIGURE_MODERATION = "moderation.configure"  # rule settings and admin regexes
+    # Content: obj has ``is_private`` and ``organization_id`` (view) or ``author_id`` (edit).
+    VIEW_CONTENT = "content.view"
+    EDIT_CONTENT = "content.edit"
+    ACCEPT_ANSWER = "qa.accept"  # obj: the question
+    CLOSE_QUESTION = "qa.close"
+    WRITE_KB = "kb.write"
+    VIEW_SEARCH_INSIGHTS = "search.insights"
 
 
 def _is_vendor_admin(user: User) -> bool:
@@ -35,7 +42,23 @@ def _sees_org(user: User, org: Organization) -> bool:
     return user.organization_id == org.id or user.is_staff
 
 
+def _is_moderator(user: User) -> bool:
+    return user.is_staff and user.has_role(Role.MODERATOR, Role.VENDOR_ADMIN)
+
+
+def _sees_content(user: User | None, obj: Any) -> bool:
+    """Public content is for everyone, signed in or not; private content for its organization
+    and vendor staff only."""
+    if not getattr(obj, "is_private", False):
+        return True
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return user.organization_id == obj.organization_id or user.is_staff
+
+
 def can(user: User | None, action: Action, obj: Any = None) -> bool:
+    if action == Action.VIEW_CONTENT:
+        return _sees_content(user, obj)
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     match action:
@@ -47,14 +70,24 @@ def can(user: User | None, action: Action, obj: Any = None) -> bool:
         case Action.VIEW_STAFF_AREA:
             return user.is_staff
         case Action.MODERATE:
-            return user.is_staff and user.has_role(Role.MODERATOR, Role.VENDOR_ADMIN)
+            return _is_moderator(user)
         case Action.CONFIGURE_MODERATION:
             return _is_vendor_admin(user)
+        case Action.EDIT_CONTENT:
+            return obj.author_id == user.id or _is_moderator(user)
+        case Action.ACCEPT_ANSWER:
+            return obj.author_id == user.id or _is_moderator(user)
+        case Action.CLOSE_QUESTION:
+            return _is_moderator(user) or user.trust_level >= 4
+        case Action.WRITE_KB | Action.VIEW_SEARCH_INSIGHTS:
+            return user.is_staff
     return False
 
 
 def visible(user: User | None, action: Action, obj: Any) -> bool:
     """Whether ``user`` may know ``obj`` exists at all (else the answer is 404, not 403)."""
+    if hasattr(obj, "is_private"):
+        return _sees_content(user, obj)
     if user is None or not getattr(user, "is_authenticated", False):
         return False
     if isinstance(obj, Organization):

@@ -1,0 +1,1 @@
+"""Knowledge base: staff articles, versions, feedback, promoted answers."""

@@ -1,0 +1,1 @@
+"""Q&A: questions, answers, comments, votes, accepted answers."""

@@ -1,0 +1,1 @@
+"""Full-text search in English and Chinese on one Whoosh index."""
