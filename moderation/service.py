@@ -7,13 +7,15 @@ published -> hidden (flags or a moderator) -> published (restored) | removed.
 from __future__ import annotations
 
 import hashlib
+import json
 import unicodedata
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, func, select, update
+from sqlalchemy import String, Text, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from moderation import rules, trust
@@ -72,8 +74,22 @@ def normalized_digest(text: str) -> str:
 
 
 def rule_settings(session: Session) -> rules.RuleSettings:
-    row = session.get(ModerationSetting, "rules")
-    stored = dict(row.value) if row else {}
+    return _parse_rule_settings(session.scalar(select(_settings_text("rules"))))
+
+
+def _settings_text(key: str) -> Any:
+    """A settings row's JSON as text: the text itself is the cache key of its parsed form, so
+    a change saved by any process is used by the next submit in every process."""
+    return (
+        select(func.cast(ModerationSetting.value, Text()))
+        .where(ModerationSetting.key == key)
+        .scalar_subquery()
+    )
+
+
+@lru_cache(maxsize=8)
+def _parse_rule_settings(stored_text: str | None) -> rules.RuleSettings:
+    stored = json.loads(stored_text) if stored_text else {}
     known = {f.name for f in fields(rules.RuleSettings)}
     values: dict[str, Any] = {k: v for k, v in stored.items() if k in known}
     if "rate_limits" in values:
@@ -106,9 +122,21 @@ def save_trust_thresholds(
 _compiled_cache: dict[tuple[Any, ...], rules.CompiledWords] = {}
 
 
-def compiled_words(session: Session) -> rules.CompiledWords:
-    """The compiled matcher, rebuilt only when the list changes (count or newest id)."""
-    key = tuple(session.execute(select(func.count(), func.max(WatchedWordEntry.id))).one())
+def words_key_columns() -> list[Any]:
+    """(count, newest id, newest time) of the watched words: any add or removal changes it,
+    including a SQLite rowid reused after the newest word was removed (the time differs)."""
+    return [
+        select(func.count()).select_from(WatchedWordEntry).scalar_subquery(),
+        select(func.max(WatchedWordEntry.id)).scalar_subquery(),
+        select(func.max(WatchedWordEntry.created_at)).scalar_subquery(),
+    ]
+
+
+def compiled_words(session: Session, key: tuple[Any, ...] | None = None) -> rules.CompiledWords:
+    """The compiled matcher, rebuilt only when the list changes (see ``words_key_columns``);
+    ``submit`` passes the key it read along with its other facts."""
+    if key is None:
+        key = tuple(session.execute(select(*words_key_columns())).one())
     compiled = _compiled_cache.get(key)
     if compiled is None:
         rows = session.scalars(select(WatchedWordEntry)).all()
@@ -172,33 +200,57 @@ def remove_watched_word(session: Session, actor: User, entry_id: int) -> None:
 
 
 def author_facts(
-    session: Session, author: User, digest: str, exclude_item: int | None, window_minutes: int = 10
+    session: Session,
+    author: User,
+    digest: str,
+    exclude_item: int | None,
+    window_minutes: int = 10,
+    published_cap: int | None = None,
 ) -> rules.AuthorFacts:
+    """What the rules ask about the author, in one statement of index range reads.
+
+    Posts in the last minute and day read the (author, submitted_at) index; a duplicate is
+    looked up by its digest. Published posts are counted only up to ``published_cap`` when
+    given: the rules only compare them with the new-user threshold, and counting all of a
+    prolific author's items made every post of theirs cost more than the rest of submit."""
     now = utcnow()
-    settings_window = timedelta(minutes=window_minutes)
-    by_author = ModerationItem.author_id == author.id
-    published, last_minute, today = session.execute(
-        select(
-            func.count().filter(ModerationItem.state == State.PUBLISHED),
-            func.count().filter(ModerationItem.submitted_at > now - timedelta(minutes=1)),
-            func.count().filter(ModerationItem.submitted_at > now - timedelta(days=1)),
-        ).where(by_author)
-    ).one()
-    identical = session.scalar(
-        select(func.count()).where(
-            by_author,
+    mine = ModerationItem.author_id == author.id
+
+    def posts_since(delta: timedelta) -> Any:
+        return (
+            select(func.count())
+            .where(mine, ModerationItem.submitted_at > now - delta)
+            .scalar_subquery()
+        )
+
+    published = select(ModerationItem.id).where(mine, ModerationItem.state == State.PUBLISHED)
+    if published_cap is not None:
+        published = published.limit(max(0, published_cap))
+    identical = (
+        select(ModerationItem.id)
+        .where(
             ModerationItem.source_digest == digest,
-            ModerationItem.submitted_at > now - settings_window,
+            mine,
+            ModerationItem.submitted_at > now - timedelta(minutes=window_minutes),
             ModerationItem.id != (exclude_item or 0),
         )
+        .exists()
     )
+    published_posts, last_minute, today, duplicate = session.execute(
+        select(
+            select(func.count()).select_from(published.subquery()).scalar_subquery(),
+            posts_since(timedelta(minutes=1)),
+            posts_since(timedelta(days=1)),
+            identical,
+        )
+    ).one()
     return rules.AuthorFacts(
         trust_level=author.trust_level,
         is_staff=author.is_staff,
-        published_posts=published or 0,
+        published_posts=published_posts or 0,
         posts_last_minute=last_minute or 0,
         posts_today=today or 0,
-        identical_recent=bool(identical),
+        identical_recent=bool(duplicate),
     )
 
 
@@ -224,20 +276,32 @@ def submit(
     are written back through the kind's ``apply_edit``.
     """
     kind = get_kind(kind_name)
-    item = session.scalar(
-        select(ModerationItem).where(
-            ModerationItem.kind == kind_name, ModerationItem.object_id == obj.id
+    # One round trip for what decides the next ones: the item (when this is an edit), the
+    # rule settings and the watched words' change key.
+    item_id, settings_text, *words_key = session.execute(
+        select(
+            select(ModerationItem.id)
+            .where(ModerationItem.kind == kind_name, ModerationItem.object_id == obj.id)
+            .scalar_subquery(),
+            _settings_text("rules"),
+            *words_key_columns(),
         )
-    )
+    ).one()
+    item = session.get(ModerationItem, item_id) if item_id is not None else None
     digest = normalized_digest(text)
-    settings = rule_settings(session)
+    settings = _parse_rule_settings(settings_text)
     facts = author_facts(
-        session, author, digest, item.id if item else None, settings.duplicate_window_minutes
+        session,
+        author,
+        digest,
+        item_id,
+        settings.duplicate_window_minutes,
+        published_cap=settings.new_user_hold_posts,
     )
     decision = rules.evaluate(
         rules.Submission(kind=kind_name, text=text, has_upload=has_upload),
         facts,
-        compiled_words(session),
+        compiled_words(session, tuple(words_key)),
         settings,
     )
     if decision.outcome == rules.Outcome.REFUSE:
@@ -618,8 +682,9 @@ class QueueFilters:
     newest_first: bool = False
 
 
-def queue_statement(filters: QueueFilters):  # noqa: ANN201 - a Select for paginate()
-    statement = select(ModerationItem).where(ModerationItem.needs_review.is_(True))
+def _filtered(statement: Any, filters: QueueFilters) -> Any:
+    """The queue's WHERE and ORDER BY, shared by the page (plain rows) and the API (items)."""
+    statement = statement.where(ModerationItem.needs_review.is_(True))
     if filters.kind:
         statement = statement.where(ModerationItem.kind == filters.kind)
     if filters.organization_id:
@@ -637,12 +702,16 @@ def queue_statement(filters: QueueFilters):  # noqa: ANN201 - a Select for pagin
     order = (
         ModerationItem.submitted_at.desc() if filters.newest_first else ModerationItem.submitted_at
     )
+    return statement.order_by(order, ModerationItem.id)
+
+
+def queue_statement(filters: QueueFilters):  # noqa: ANN201 - a Select for paginate()
     author = joinedload(ModerationItem.author)
-    return statement.options(
+    return _filtered(select(ModerationItem), filters).options(
         author.joinedload(User.organization),
         author.lazyload(User.role_grants),
         joinedload(ModerationItem.organization),
-    ).order_by(order, ModerationItem.id)
+    )
 
 
 def queue_page(
@@ -652,23 +721,148 @@ def queue_page(
     return paginate(session, queue_statement(filters), page, per_page)
 
 
+# The queue count and the authors' history are the page's only work that grows with the
+# table (a count over every waiting item; a GROUP BY over every item of each author on the
+# page). Both change only with a transition, and every transition writes an audit row, so
+# they are cached per process and trusted only while the audit log's newest rows are
+# unchanged. The change key is read from the database on every use (an index range of at
+# most CHANGE_WINDOW primary keys), so a decision taken in another worker is seen at once.
+CHANGE_WINDOW = 1000
+_HISTORY_LIMIT = 20_000  # authors kept before the cache starts over
+
+
+@dataclass
+class _QueueCache:
+    key: tuple[Any, ...] | None = None
+    count: int | None = None
+    history: dict[int, dict[str, int]] | None = None
+
+
+_queue_cache = _QueueCache()
+
+
+def change_key_columns() -> list[Any]:
+    """(newest audit id, audit rows among the newest CHANGE_WINDOW ids, newest row's time).
+
+    The count catches a transaction that took an id early and committed late (its row lands
+    below the newest id); the time tells a reused SQLite rowid after a rollback from the row
+    that had it. Scalar subqueries, so a caller can add them to a query it runs anyway."""
+    newest = select(func.max(AuditEntry.id)).scalar_subquery()
+    return [
+        newest.label("change_newest"),
+        select(func.count())
+        .where(AuditEntry.id > newest - CHANGE_WINDOW)
+        .scalar_subquery()
+        .label("change_window"),
+        select(AuditEntry.created_at)
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("change_time"),
+    ]
+
+
+def _cache_for(key: tuple[Any, ...]) -> _QueueCache:
+    """The cache valid for ``key``, emptied when the audit log has moved on."""
+    global _queue_cache
+    cache = _queue_cache
+    if cache.key != key:
+        cache = _QueueCache(key=key, history={})
+        _queue_cache = cache
+    return cache
+
+
+def queue_counts(session: Session) -> int:
+    """How many items wait for review (the navigation badge): counted once per change."""
+    key = tuple(session.execute(select(*change_key_columns())).one())
+    cache = _cache_for(key)
+    if cache.count is None:
+        cache.count = (
+            session.scalar(select(func.count()).where(ModerationItem.needs_review.is_(True))) or 0
+        )
+    return cache.count
+
+
+QUEUE_COLUMNS = (
+    ModerationItem.id,
+    ModerationItem.kind,
+    ModerationItem.state,
+    ModerationItem.held_reasons,
+    ModerationItem.submitted_at,
+    ModerationItem.source,
+    ModerationItem.previous_source,
+    ModerationItem.preview_html,
+    ModerationItem.author_id,
+    User.display_name.label("author_name"),
+    User.trust_level.label("author_trust_level"),
+    Organization.name.label("author_organization"),
+)
+
+
+def queue_rows(
+    session: Session, moderator: User, filters: QueueFilters, page: int, per_page: int
+) -> tuple[Page[Any], dict[int, dict[str, int]]]:
+    """One page of the review queue as plain rows, with each author's history.
+
+    Rows, not ORM objects: the page only displays, and building 20 items with their authors
+    and organizations cost more than the query. The change key rides along with the rows;
+    the total (unfiltered queue) and the history come from the cache while it holds, so a
+    page costs the same with 10 or 10,000 waiting items. Filtered totals are counted."""
+    require_moderator(moderator)
+    statement = (
+        _filtered(select(*QUEUE_COLUMNS, *change_key_columns()), filters)
+        .outerjoin(User, User.id == ModerationItem.author_id)
+        .outerjoin(Organization, Organization.id == User.organization_id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    rows = session.execute(statement).all()
+    unfiltered = replace(filters, newest_first=False) == QueueFilters()
+    if not rows:
+        total = session.scalar(_filtered(select(func.count()), filters).order_by(None))
+        return Page(items=[], page=page, per_page=per_page, total=total or 0), {}
+    cache = _cache_for(tuple(rows[0][-3:]))
+    if unfiltered and cache.count is not None:
+        total = cache.count
+    else:
+        total = session.scalar(_filtered(select(func.count()), filters).order_by(None)) or 0
+        if unfiltered:
+            cache.count = total
+    history = _cached_history(session, cache, {row.author_id for row in rows if row.author_id})
+    return Page(items=rows, page=page, per_page=per_page, total=total), history
+
+
+def _cached_history(
+    session: Session, cache: _QueueCache, author_ids: set[int]
+) -> dict[int, dict[str, int]]:
+    known = cache.history if cache.history is not None else {}
+    missing = author_ids - known.keys()
+    if missing:
+        if len(known) > _HISTORY_LIMIT:
+            known.clear()
+        fetched = author_history(session, missing)
+        for author_id in missing:
+            known[author_id] = fetched.get(author_id, {})
+    cache.history = known
+    return {author_id: known[author_id] for author_id in author_ids}
+
+
 def author_history(session: Session, author_ids: set[int]) -> dict[int, dict[str, int]]:
     """Published and rejected counts per author, one grouped query for a whole page."""
     if not author_ids:
         return {}
     rows = session.execute(
         select(ModerationItem.author_id, ModerationItem.state, func.count())
-        .where(ModerationItem.author_id.in_(author_ids))
+        .where(
+            ModerationItem.author_id.in_(author_ids),
+            ModerationItem.state.in_([State.PUBLISHED, State.REJECTED]),
+        )
         .group_by(ModerationItem.author_id, ModerationItem.state)
     ).all()
     history: dict[int, dict[str, int]] = {}
     for author_id, state, count in rows:
         history.setdefault(author_id, {})[state] = count
     return history
-
-
-def queue_counts(session: Session) -> int:
-    return session.scalar(select(func.count()).where(ModerationItem.needs_review.is_(True))) or 0
 
 
 # --- trust levels -------------------------------------------------------------------------

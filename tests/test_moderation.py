@@ -206,6 +206,68 @@ def test_queue_page_uses_a_constant_number_of_queries(client, session, moderator
     assert many <= 6
 
 
+def test_queue_count_and_history_follow_decisions_taken_in_another_worker(
+    client, session, moderator
+):
+    """The page caches the count and the authors' history per process; a decision taken
+    elsewhere (here: through the service, not this client) shows on the next request."""
+    author = UserFactory(trust_level=0, display_name="Hana Held")
+    post_about(client, author, "my profile text")
+    earlier = ModerationItem(
+        kind="profile_about", object_id=10**6, author_id=author.id, held_reasons=["new_user"]
+    )
+    session.add(earlier)
+    other = UserFactory(trust_level=0)
+    post_about(client, other, "someone else's text")
+    login(client, moderator)
+
+    def queue_page() -> str:
+        return client.get("/moderation/queue").get_data(as_text=True)
+
+    html = queue_page()
+    assert 'data-testid="queue-total">3<' in html
+    assert "Hana Held" in html and "0 published, 0 rejected before" in html
+    with client.application.test_request_context():
+        moderation.reject(session, moderator, earlier.id, "Not here.")
+        moderation.approve(session, moderator, item_for(session, other).id)
+        session.flush()
+    html = queue_page()
+    assert 'data-testid="queue-total">1<' in html and 'data-testid="queue-count">1<' in html
+    assert "0 published, 1 rejected before" in html  # Hana's record, one decision later
+
+
+def test_settings_and_word_changes_apply_to_the_next_submit(client, session):
+    """Rule settings and the compiled words are cached per process, keyed by what is read
+    from the database, so a change saved by any process applies to the very next post."""
+    author = UserFactory(trust_level=0)
+    rules_row = ModerationSetting(
+        key="rules", value={"new_user_hold_posts": 0, "rate_limits": {"0": [10, 100]}}
+    )
+    session.add(rules_row)
+    session.flush()
+    post_about(client, author, "plain words here")
+    assert item_for(session, author).state == "published"
+
+    rules_row.value = {**rules_row.value, "new_user_hold_posts": 5}
+    session.flush()
+    post_about(client, author, "plain words again")
+    item = item_for(session, author)
+    assert item.state == "pending" and item.held_reasons == ["new_user"]
+
+    rules_row.value = {**rules_row.value, "new_user_hold_posts": 0}
+    add_word(session, "gizmo", "hold")
+    post_about(client, author, "a gizmo for everyone")
+    item = item_for(session, author)
+    assert item.state == "pending" and item.held_reasons == ["watched_word"]
+
+    session.delete(session.scalar(select(WatchedWordEntry)))
+    add_word(session, "widget", "censor")  # the same count, maybe the same rowid
+    post_about(client, author, "a gizmo and a widget")
+    item = item_for(session, author)
+    assert item.state == "published"
+    assert "gizmo" in item.source and "widget" not in item.source
+
+
 # --- watched words and rules ------------------------------------------------------------
 
 

@@ -40,7 +40,7 @@ def register() -> None:
             load=lambda session, object_id: session.get(UserProfile, object_id),
             render=lambda profile: profile.about_html,
             summarize=lambda profile: (
-                f"{profile.user.display_name}: {to_plain_text(profile.about_source)}"
+                f"{profile.user.display_name}: {to_plain_text(profile.about_source[:1200])}"
             ),
             url=_url,
             on_publish=_set_visible(True),
