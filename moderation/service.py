@@ -341,6 +341,40 @@ def submit(
     return SubmitResult(item=item, published=published, text=decision.text)
 
 
+def hold(
+    session: Session,
+    kind_name: str,
+    obj: Any,
+    text: str,
+    reason: str,
+    org: Organization | None,
+) -> ModerationItem:
+    """Queue content nobody wrote (a system proposal, such as a knowledge-base candidate) for
+    review whatever the rules say: no author means no rules apply and no one to trust, so a
+    moderator always decides. Audited and logged as submitted, like any held post."""
+    kind = get_kind(kind_name)
+    item = ModerationItem(
+        kind=kind_name,
+        object_id=obj.id,
+        organization_id=org.id if org is not None else None,
+        author_id=None,
+        state=State.PENDING,
+        needs_review=True,
+        held_reasons=[reason],
+        previous_source=None,
+        source=text,
+        source_digest=normalized_digest(text),
+        summary=kind.summarize(obj)[:300],
+        preview_html=kind.render(obj),
+        submitted_at=utcnow(),
+    )
+    session.add(item)
+    session.flush()
+    _audit(session, item, None, "submitted", None, State.PENDING, None, None, text)
+    record_activity(session, None, org, "content.submitted", item, {"kind": kind_name})
+    return item
+
+
 def _audit(
     session: Session,
     item: ModerationItem,

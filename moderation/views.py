@@ -143,6 +143,7 @@ REASON_LABELS = {
     "link_by_new_user": _l("Link by a new user"),
     "image_by_new_user": _l("Image by a new user"),
     "upload": _l("Upload"),
+    "kb_candidate": _l("Knowledge-base candidate"),
     "flags": _l("Hidden by flags"),
 }
 

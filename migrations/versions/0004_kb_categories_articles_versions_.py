@@ -87,6 +87,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('answer_id', sa.Integer(), nullable=False),
     sa.Column('article_id', sa.Integer(), nullable=True),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('body_source', sa.Text(), nullable=False),
     sa.Column('created_at', portal.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['answer_id'], ['answers.id'], name=op.f('fk_kb_proposals_answer_id_answers'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['article_id'], ['kb_articles.id'], name=op.f('fk_kb_proposals_article_id_kb_articles'), ondelete='SET NULL'),

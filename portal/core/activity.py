@@ -25,6 +25,15 @@ Verbs (``<area>.<event>``) and the ``data`` each carries:
 ``content.flagged``      a member flagged content; data: ``{"reason": ...}``
 ``content.viewed``       a member read an item (counts toward trust levels); data: ``{"kind"}``
 ``trust.promoted``       the automatic promotion raised a trust level; data: ``{"level": n}``
+``article.published``    a KB article became visible (written, promoted or approved); data: ``{"article_id"}``
+                         (``"version"`` when by an edit)
+``article.updated``      staff saved a new version of an article; data: ``{"article_id", "version"}``
+``article.helpful``      a reader answered "was this helpful?" or changed the answer;
+                         data: ``{"helpful": bool, "article_id"}``
+``article.promoted``     staff (or an approved KB candidate) turned an accepted answer into an article;
+                         data: ``{"answer_id", "article_id"}``
+``kb.candidate_proposed`` an accepted, helpful answer was proposed as an article for review;
+                         data: ``{"answer_id"}``
 =======================  ==============================================================
 
 Later features add their verbs to this table when they record them.

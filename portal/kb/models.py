@@ -98,4 +98,8 @@ class Proposal(Base):
     article_id: Mapped[int | None] = mapped_column(
         ForeignKey("kb_articles.id", ondelete="SET NULL")
     )
+    # The article as it would be published: a snapshot taken when proposed, which a moderator
+    # may edit in the queue before approving (approval creates the article from it).
+    title: Mapped[str] = mapped_column(String(200), default="")
+    body_source: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
