@@ -1,0 +1,1 @@
+"""Customer-success data: account attributes, imported CRM records, health snapshots."""
