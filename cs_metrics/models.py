@@ -1,1 +1,271 @@
-"""Customer-success data: account attributes, imported CRM records, health snapshots."""
+"""Customer-success data: account attributes, imported CRM records, health snapshots.
+
+Imported rows carry the CRM's ``external_id`` (unique), so a re-import updates in place. Money is
+``Numeric(18, 2)``; times are aware UTC (``portal.core.db.UTCDateTime``); plain calendar days
+(usage, invoices, snapshots) are ``Date``. Correctness lives in constraints: one profile per
+organization, one usage value per (organization, day, metric), one snapshot per (organization,
+day), one *open* alert per (organization, kind) -- a partial unique index on both backends.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.core.db import Base, utcnow
+
+_BIGINT = BigInteger().with_variant(Integer, "sqlite")
+Money = Numeric(18, 2)
+
+
+def _org_fk() -> Any:
+    return ForeignKey("organizations.id", ondelete="CASCADE")
+
+
+def _user_fk() -> Any:
+    return ForeignKey("users.id", ondelete="SET NULL")
+
+
+class ContactRole(enum.StrEnum):
+    DECISION_MAKER = "decision_maker"
+    CHAMPION = "champion"
+    USER = "user"
+
+
+class NpsSource(enum.StrEnum):
+    IMPORT = "import"
+    IN_APP = "in_app"
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    VALIDATING = "validating"
+    IMPORTING = "importing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class AlertStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class AccountProfile(Base):
+    """CS attributes of one customer organization (its name lives on the organization)."""
+
+    __tablename__ = "cs_accounts"
+
+    organization_id: Mapped[int] = mapped_column(_org_fk(), primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    arr: Mapped[Decimal | None] = mapped_column(Money)
+    plan: Mapped[str | None] = mapped_column(String(200))
+    contract_start: Mapped[date | None] = mapped_column(Date)
+    renewal_date: Mapped[date | None] = mapped_column(Date, index=True)
+    csm_id: Mapped[int | None] = mapped_column(_user_fk(), index=True)
+    sales_owner_email: Mapped[str | None] = mapped_column(String(254))
+    segment: Mapped[str | None] = mapped_column(String(200))
+    tier: Mapped[str | None] = mapped_column(String(200))
+    industry: Mapped[str | None] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(200))
+    product_version: Mapped[str | None] = mapped_column(String(200))
+    domain: Mapped[str | None] = mapped_column(String(253))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Contact(Base):
+    __tablename__ = "cs_contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk(), index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(16))
+
+
+class UsageEvent(Base):
+    """One metric's value for one account on one day (re-imports overwrite the value)."""
+
+    __tablename__ = "cs_usage_events"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "day", "metric"),
+        # Recompute sums the last 60 days of every account: a range scan by day.
+        Index("ix_cs_usage_events_day", "day", "organization_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk())
+    day: Mapped[date] = mapped_column(Date)
+    metric: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class Ticket(Base):
+    __tablename__ = "cs_tickets"
+    __table_args__ = (
+        CheckConstraint("severity BETWEEN 1 AND 4", name="severity_range"),
+        CheckConstraint("csat BETWEEN 1 AND 5", name="csat_range"),
+        Index("ix_cs_tickets_org_opened", "organization_id", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk())
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    severity: Mapped[int | None] = mapped_column(SmallInteger)  # 1 = urgent .. 4 = low
+    csat: Mapped[int | None] = mapped_column(SmallInteger)  # 1..5
+
+
+class Invoice(Base):
+    __tablename__ = "cs_invoices"
+    __table_args__ = (Index("ix_cs_invoices_org_order", "organization_id", "order_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk())
+    amount: Mapped[Decimal] = mapped_column(Money)
+    order_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    paid_date: Mapped[date | None] = mapped_column(Date)
+
+
+class NpsResponse(Base):
+    __tablename__ = "cs_nps_responses"
+    __table_args__ = (
+        CheckConstraint("score BETWEEN 0 AND 10", name="score_range"),
+        Index("ix_cs_nps_responses_org_time", "organization_id", "responded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)  # None: in-app
+    organization_id: Mapped[int] = mapped_column(_org_fk())
+    user_id: Mapped[int | None] = mapped_column(_user_fk(), index=True)
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    score: Mapped[int] = mapped_column(SmallInteger)
+    responded_at: Mapped[datetime]
+    comment: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default=NpsSource.IMPORT)
+
+
+class HealthModelVersion(Base):
+    """A saved health model (``cs_metrics.service.model_to_config``); exactly one is active."""
+
+    __tablename__ = "cs_health_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(40), unique=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by_id: Mapped[int | None] = mapped_column(_user_fk())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class HealthSnapshot(Base):
+    """An account's health on one day: the computed score with its explanation, and beside it
+    the effective score (an active CSM override, else the computed one)."""
+
+    __tablename__ = "cs_health_snapshots"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "day"),
+        Index("ix_cs_health_snapshots_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk())
+    day: Mapped[date] = mapped_column(Date)
+    score: Mapped[float | None] = mapped_column(Float)
+    band: Mapped[str | None] = mapped_column(String(8))
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_version: Mapped[str] = mapped_column(String(40))
+    components: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    effective_score: Mapped[float | None] = mapped_column(Float)
+    effective_band: Mapped[str | None] = mapped_column(String(8))
+    override_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cs_health_overrides.id", ondelete="SET NULL")
+    )
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HealthOverride(Base):
+    """A CSM's score for an account until ``expires_at``; revoked or expired ones are kept."""
+
+    __tablename__ = "cs_health_overrides"
+    __table_args__ = (
+        CheckConstraint("score >= 0 AND score <= 100", name="score_range"),
+        Index("ix_cs_health_overrides_org", "organization_id", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk())
+    score: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime]
+    created_by_id: Mapped[int | None] = mapped_column(_user_fk())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class HealthAlert(Base):
+    __tablename__ = "cs_health_alerts"
+    __table_args__ = (
+        Index(
+            "uq_cs_health_alerts_open",
+            "organization_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk(), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(8), default=AlertStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+
+
+class ImportJob(Base):
+    """One CSV import; the file itself is kept at ``UPLOAD_DIR/imports/<id>.csv``."""
+
+    __tablename__ = "cs_import_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_valid: Mapped[int] = mapped_column(Integer, default=0)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by_id: Mapped[int | None] = mapped_column(_user_fk())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

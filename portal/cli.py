@@ -6,6 +6,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from cs_metrics.cli import metrics_group
 from portal import migrate
 from portal.app import create_app
 from portal.core.db import db
@@ -72,3 +73,6 @@ def demo_load() -> None:
     width = max(len(email) for _org, email, _role, _pw in sign_ins)
     for org, email, role, password in sign_ins:
         click.echo(f"  {email:<{width}}  {password}  {role:<16} {org}")
+
+
+cli.add_command(metrics_group)

@@ -1,0 +1,325 @@
+"""The raw health inputs of every customer account for one day, in SQL.
+
+One grouped query per signal over all accounts (never a query per account), returning
+``{organization_id: value}``; an account with no data for a signal is absent, so its
+component is missing and the health model renormalizes the others. What each signal means:
+
+``usage_trend``          percent change of the summed usage values, last 30 days (``day``
+                         included) vs the 30 before; absent with no usage in the earlier window.
+``active_seats``         distinct members of the organization with any activity in the last 30
+                         days / active users of the organization (staff acting on an account,
+                         say a CSM's override, are not its members and do not count).
+``severe_tickets``       open tickets of severity 1 or 2 opened by the end of ``day``; absent
+                         when the account has no ticket at all (no support data imported).
+``csat``                 satisfied ratings (4 or 5 of 5) / rated tickets opened in 90 days, in
+                         percent (the usual CSAT definition, see ``health.CSAT``).
+``nps``                  NPS of the account's responses in the last 180 days.
+``community_engagement`` weighted community actions in 30 days per active member
+                         (``health.engagement_per_active_user``); verbs that no installed
+                         feature records simply count zero.
+``self_service_rate``    see ``self_service_rates``.
+``payment_days_overdue`` days since the oldest unpaid invoice fell due (0: nothing overdue);
+                         absent without invoices.
+``purchase_frequency``   invoices (orders) dated in the last 365 days; absent without invoices.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import case, distinct, func, select
+from sqlalchemy.orm import Session
+
+from cs_metrics import health, kpis
+from cs_metrics.models import Invoice, NpsResponse, Ticket, UsageEvent
+from cs_metrics.nps import nps_from_counts
+from portal.core.activity import Activity
+from portal.core.identity import User
+
+WINDOW_DAYS = 30
+CSAT_DAYS = 90
+NPS_DAYS = 180
+PURCHASE_DAYS = 365
+SESSION_GAP = timedelta(minutes=30)
+
+ENGAGEMENT_VERBS: Mapping[str, str] = {
+    "question.asked": "questions",
+    "answer.accepted": "accepted_answers",
+    "answer.helpful": "helpful_marks",
+    "article.helpful": "helpful_marks",
+    "idea.voted": "ideas_voted",
+    "template.downloaded": "templates_downloaded",
+}
+SEARCH_VERBS = ("search.performed", "search.clicked")
+HELPFUL_VERBS = ("answer.helpful", "article.helpful")
+ASKED_VERB = "question.asked"
+
+Values = dict[int, float]
+
+
+def day_end(day: date) -> datetime:
+    """The first instant after ``day`` (UTC): windows are ``[day_end - n days, day_end)``."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Every signal for every account that has it: ``values[component][org_id]``."""
+
+    values: dict[str, Values]
+
+    def for_account(self, org_id: int) -> dict[str, float | None]:
+        return {name: per_org.get(org_id) for name, per_org in self.values.items()}
+
+
+def usage_trend(session: Session, day: date) -> Values:
+    current_from = day - timedelta(days=WINDOW_DAYS - 1)
+    previous_from = current_from - timedelta(days=WINDOW_DAYS)
+    current = func.sum(case((UsageEvent.day >= current_from, UsageEvent.value), else_=0.0))
+    previous = func.sum(case((UsageEvent.day < current_from, UsageEvent.value), else_=0.0))
+    rows = session.execute(
+        select(UsageEvent.organization_id, current, previous)
+        .where(UsageEvent.day >= previous_from, UsageEvent.day <= day)
+        .group_by(UsageEvent.organization_id)
+    )
+    result: Values = {}
+    for org_id, cur, prev in rows:
+        change = health.percent_change(float(cur or 0), float(prev or 0))
+        if change is not None:
+            result[org_id] = change
+    return result
+
+
+def active_members(session: Session, day: date) -> dict[int, int]:
+    """Distinct members of each organization active in the 30 days up to ``day``."""
+    end = day_end(day)
+    rows = session.execute(
+        select(Activity.organization_id, func.count(distinct(Activity.actor_id)))
+        .join(User, User.id == Activity.actor_id)
+        .where(
+            User.organization_id == Activity.organization_id,
+            Activity.occurred_at >= end - timedelta(days=WINDOW_DAYS),
+            Activity.occurred_at < end,
+        )
+        .group_by(Activity.organization_id)
+    )
+    return {org_id: n for org_id, n in rows}
+
+
+def seats(session: Session) -> dict[int, int]:
+    rows = session.execute(
+        select(User.organization_id, func.count(User.id))
+        .where(User.active.is_(True))
+        .group_by(User.organization_id)
+    )
+    return {org_id: n for org_id, n in rows}
+
+
+def active_seats(active: Mapping[int, int], seat_counts: Mapping[int, int]) -> Values:
+    result: Values = {}
+    for org_id, n in seat_counts.items():
+        value = health.ratio(active.get(org_id, 0), n)
+        if value is not None:
+            result[org_id] = min(1.0, value)
+    return result
+
+
+def ticket_signals(session: Session, day: date) -> tuple[Values, Values]:
+    """(open severe tickets, CSAT percent) per account, in one pass over the tickets."""
+    end = day_end(day)
+    csat_from = end - timedelta(days=CSAT_DAYS)
+    severe_open = func.sum(
+        case(
+            (
+                (Ticket.severity <= 2) & Ticket.closed_at.is_(None) & (Ticket.opened_at < end),
+                1,
+            ),
+            else_=0,
+        )
+    )
+    recent_rated = (Ticket.opened_at >= csat_from) & (Ticket.opened_at < end)
+    rated = func.sum(case((recent_rated & Ticket.csat.is_not(None), 1), else_=0))
+    satisfied = func.sum(case((recent_rated & (Ticket.csat >= 4), 1), else_=0))
+    rows = session.execute(
+        select(Ticket.organization_id, severe_open, rated, satisfied).group_by(
+            Ticket.organization_id
+        )
+    )
+    severe: Values = {}
+    csat: Values = {}
+    for org_id, n_severe, n_rated, n_satisfied in rows:
+        severe[org_id] = float(n_severe or 0)
+        if n_rated:
+            csat[org_id] = 100.0 * (n_satisfied or 0) / n_rated
+    return severe, csat
+
+
+def nps_scores(session: Session, day: date) -> Values:
+    end = day_end(day)
+    promoters = func.sum(case((NpsResponse.score >= 9, 1), else_=0))
+    passives = func.sum(case(((NpsResponse.score >= 7) & (NpsResponse.score <= 8), 1), else_=0))
+    detractors = func.sum(case((NpsResponse.score <= 6, 1), else_=0))
+    rows = session.execute(
+        select(NpsResponse.organization_id, promoters, passives, detractors)
+        .where(
+            NpsResponse.responded_at >= end - timedelta(days=NPS_DAYS),
+            NpsResponse.responded_at < end,
+        )
+        .group_by(NpsResponse.organization_id)
+    )
+    result: Values = {}
+    for org_id, p, pa, d in rows:
+        score = nps_from_counts(int(p or 0), int(pa or 0), int(d or 0)).nps
+        if score is not None:
+            result[org_id] = score
+    return result
+
+
+def engagement(session: Session, day: date, active: Mapping[int, int]) -> Values:
+    end = day_end(day)
+    rows = session.execute(
+        select(Activity.organization_id, Activity.verb, func.count())
+        .join(User, User.id == Activity.actor_id)
+        .where(
+            User.organization_id == Activity.organization_id,
+            Activity.verb.in_(ENGAGEMENT_VERBS),
+            Activity.occurred_at >= end - timedelta(days=WINDOW_DAYS),
+            Activity.occurred_at < end,
+        )
+        .group_by(Activity.organization_id, Activity.verb)
+    )
+    counts: dict[int, dict[str, float]] = defaultdict(dict)
+    for org_id, verb, n in rows:
+        key = ENGAGEMENT_VERBS[verb]
+        counts[org_id][key] = counts[org_id].get(key, 0.0) + n
+    result: Values = {}
+    for org_id, n_active in active.items():
+        value = health.engagement_per_active_user(counts.get(org_id, {}), n_active)
+        if value is not None:
+            result[org_id] = value
+    return result
+
+
+def self_service_rates(session: Session, day: date) -> Values:
+    """Share of search sessions resolved by content, per account (``kpis.self_service_rate``).
+
+    Approximation over one result set (the searchers' search, helpful and ask activities of the
+    last 30 days, ordered by person and time), swept in Python: a *session* is a person's run of
+    ``search.performed``/``search.clicked`` with gaps under 30 minutes; it is *resolved* when an
+    ``answer.helpful``/``article.helpful`` by that person falls between its first search and 30
+    minutes after its last, and no ``question.asked`` does. Anonymous searches have no
+    organization and are not counted, nor are staff acting on the account. Helpful marks are counted whether the reader answered yes
+    or no (the activity log records both as one verb).
+    """
+    end = day_end(day)
+    rows = session.execute(
+        select(Activity.organization_id, Activity.actor_id, Activity.verb, Activity.occurred_at)
+        .join(User, User.id == Activity.actor_id)
+        .where(
+            User.organization_id == Activity.organization_id,
+            Activity.verb.in_((*SEARCH_VERBS, *HELPFUL_VERBS, ASKED_VERB)),
+            Activity.occurred_at >= end - timedelta(days=WINDOW_DAYS),
+            Activity.occurred_at < end,
+        )
+        .order_by(Activity.organization_id, Activity.actor_id, Activity.occurred_at)
+    )
+    sessions: dict[int, list[kpis.SearchSession]] = defaultdict(list)
+    for org_id, events in _by_person(rows):
+        sessions[org_id].extend(_sessions(events))
+    result: Values = {}
+    for org_id, found in sessions.items():
+        rate = kpis.self_service_rate(found).value
+        if rate is not None:
+            result[org_id] = rate
+    return result
+
+
+def _by_person(
+    rows: Iterable[tuple[int, int, str, datetime]],
+) -> Iterable[tuple[int, list[tuple[str, datetime]]]]:
+    key: tuple[int, int] | None = None
+    events: list[tuple[str, datetime]] = []
+    for org_id, actor_id, verb, at in rows:
+        if (org_id, actor_id) != key:
+            if key is not None:
+                yield key[0], events
+            key, events = (org_id, actor_id), []
+        events.append((verb, at))
+    if key is not None:
+        yield key[0], events
+
+
+def _sessions(events: list[tuple[str, datetime]]) -> list[kpis.SearchSession]:
+    """Search sessions of one person's time-ordered events (rules in ``self_service_rates``)."""
+    spans: list[list[datetime]] = []  # [first search, last search]
+    for verb, at in events:
+        if verb in SEARCH_VERBS:
+            if spans and at - spans[-1][1] < SESSION_GAP:
+                spans[-1][1] = at
+            else:
+                spans.append([at, at])
+    found: list[kpis.SearchSession] = []
+    for first, last in spans:
+        window_end = last + SESSION_GAP
+        inside = [verb for verb, at in events if first <= at <= window_end]
+        found.append(
+            kpis.SearchSession(
+                helpful_click=any(v in HELPFUL_VERBS for v in inside),
+                asked_question=ASKED_VERB in inside,
+            )
+        )
+    return found
+
+
+def invoice_signals(session: Session, day: date) -> tuple[Values, Values]:
+    """(days overdue of the oldest unpaid invoice, orders in 365 days) per account."""
+    overdue_since = func.min(
+        case(
+            (Invoice.paid_date.is_(None) & (Invoice.due_date < day), Invoice.due_date),
+            else_=None,
+        )
+    )
+    recent = func.sum(
+        case(
+            (
+                (Invoice.order_date > day - timedelta(days=PURCHASE_DAYS))
+                & (Invoice.order_date <= day),
+                1,
+            ),
+            else_=0,
+        )
+    )
+    rows = session.execute(
+        select(Invoice.organization_id, overdue_since, recent).group_by(Invoice.organization_id)
+    )
+    overdue: Values = {}
+    purchases: Values = {}
+    for org_id, since, n_recent in rows:
+        if isinstance(since, str):  # SQLite returns MIN() of a CASE as text
+            since = date.fromisoformat(since)
+        overdue[org_id] = float((day - since).days) if since is not None else 0.0
+        purchases[org_id] = float(n_recent or 0)
+    return overdue, purchases
+
+
+def collect(session: Session, day: date) -> Signals:
+    """All signals for ``day``: nine grouped queries in all, whatever the number of accounts."""
+    active = active_members(session, day)
+    severe, csat = ticket_signals(session, day)
+    overdue, purchases = invoice_signals(session, day)
+    return Signals(
+        {
+            health.USAGE_TREND: usage_trend(session, day),
+            health.ACTIVE_SEATS: active_seats(active, seats(session)),
+            health.SEVERE_TICKETS: severe,
+            health.CSAT: csat,
+            health.NPS: nps_scores(session, day),
+            health.COMMUNITY_ENGAGEMENT: engagement(session, day, active),
+            health.SELF_SERVICE_RATE: self_service_rates(session, day),
+            health.PAYMENT_DAYS_OVERDUE: overdue,
+            health.PURCHASE_FREQUENCY: purchases,
+        }
+    )
