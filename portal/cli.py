@@ -10,6 +10,7 @@ from cs_metrics.cli import metrics_group
 from portal import migrate
 from portal.app import create_app
 from portal.core.db import db
+from portal.search.cli import search_group
 
 
 @click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
@@ -76,3 +77,4 @@ def demo_load() -> None:
 
 
 cli.add_command(metrics_group)
+cli.add_command(search_group)

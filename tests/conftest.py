@@ -83,7 +83,7 @@ def test_config(database_url: str, tmp_root: Path, **overrides: Any) -> dict[str
         "RATELIMIT_ENABLED": False,
         "BROKER_URL": "",
         "INSTANCE_PATH": str(tmp_root / "instance"),
-        "SEARCH_INDEX_DIR": str(tmp_root / "search-index"),
+        "SEARCH_INDEX_DIR": str(tmp_root / f"search-index-{os.urandom(6).hex()}"),  # per app
         "UPLOAD_DIR": str(tmp_root / "uploads"),
         "BASE_URL": "http://localhost",
     }

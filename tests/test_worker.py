@@ -78,3 +78,88 @@ def test_real_worker_processes_mail_sent_after_commit(tmp_root):
 
 class _Named:
     display_name = "Worker"
+
+
+@pytest.mark.worker
+def test_search_worker_indexes_published_content_within_five_seconds(tmp_root):
+    """With a broker, index updates go to the ``search`` queue, served by one worker of
+    concurrency 1 (Whoosh has one writer); an article is findable within 5 s of its commit."""
+    from portal.core.identity import Role
+    from portal.kb import service as kb
+    from portal.search import query
+    from tests import factories
+
+    broker = redis_url()
+    database = sibling_database(TEST_DATABASE_URL, "search_worker", tmp_root)
+    migrate.upgrade(database)
+    index_dir = tmp_root / "search-worker-index"
+    env = {
+        **os.environ,
+        "COCREATE_DATABASE_URL": database,
+        "COCREATE_BROKER_URL": broker,
+        "COCREATE_SECRET_KEY": "worker-test-secret-key-0123456789abcdef",
+        "COCREATE_INSTANCE_PATH": str(tmp_root / "search-worker-instance"),
+        "COCREATE_SEARCH_INDEX_DIR": str(index_dir),
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "wsgi:celery",
+            "worker",
+            "-Q",
+            "search",
+            "--concurrency",
+            "1",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        app = create_app(
+            test_config(
+                database,
+                tmp_root,
+                BROKER_URL=broker,
+                TESTING=False,
+                SEARCH_INDEX_DIR=str(index_dir),
+            )
+        )
+        with app.app_context():
+            factories.bind(db.session())
+            writer = factories.staff(Role.VENDOR_ADMIN)
+            db.session.commit()
+            time.sleep(2)  # let the worker connect before the clock starts
+            article = kb.create_article(
+                db.session,
+                writer,
+                title="Rotating the SAML signing certificate",
+                body="Upload the new certificate before the old one expires.",
+                language="en",
+                category_id=None,
+                tags="sso",
+                published=True,
+            )
+            db.session.commit()
+            committed = time.monotonic()
+            found = []
+            while time.monotonic() - committed < 5 and not found:
+                assert worker.poll() is None, "the worker died"
+                time.sleep(0.2)
+                query.refresh(index_dir)
+                found = [
+                    hit.id for hit in query.search(db.session, writer, "SAML certificate").hits
+                ]
+            assert found == [article.id], "not searchable within 5 s of the commit"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)

@@ -18,6 +18,7 @@ from portal.core.pagination import clamp_page_args, paginate
 from portal.core.permissions import Action
 from portal.core.urls import is_safe_next
 from portal.core.web import perform, render_form, submit
+from portal.qa import service as qa_service
 
 bp = Blueprint("accounts", __name__)
 
@@ -189,6 +190,7 @@ def _render_profile(new_token: str | None = None, **forms_given: Any) -> Any:
             profile=profile,
             about_state=service.about_state(db.session, current_user),
             trust=service.trust_status(db.session, current_user),
+            reputation=qa_service.reputation_of(db.session, current_user.id),
             trust_labels=TRUST_FACT_LABELS,
             **page_forms,
         ),
@@ -233,6 +235,7 @@ def public_profile(user_id: int) -> Any:
         profile=service.profile_of(db.session, person),
         about_state=service.about_state(db.session, person),
         item_id=service.about_item_id(db.session, person),
+        reputation=qa_service.reputation_of(db.session, person.id),
     )
 
 

@@ -25,6 +25,22 @@ Verbs (``<area>.<event>``) and the ``data`` each carries:
 ``content.flagged``      a member flagged content; data: ``{"reason": ...}``
 ``content.viewed``       a member read an item (counts toward trust levels); data: ``{"kind"}``
 ``trust.promoted``       the automatic promotion raised a trust level; data: ``{"level": n}``
+``question.asked``       a question was asked; subject the question; data: ``{"private": bool}``
+``answer.posted``        an answer was posted; data: ``{"question_id"}``
+``comment.posted``       a comment on a question or answer; data: ``{"question_id", "answer_id"}``
+``question.upvoted`` / ``answer.upvoted``  a vote up; data: ``{"author_id"}`` (counted as likes)
+``question.downvoted`` / ``answer.downvoted``  a vote down; data: ``{"author_id"}``
+``answer.accepted``      actor accepted an answer; data: ``{"author_id", "question_id"}`` (a like)
+``answer.helpful``       "This helped me"; data: ``{"author_id", "question_id", "answer_id"}`` (a like)
+``question.closed``      closed by a moderator or trust level 4; data: ``{"reason"}``
+``question.reopened``    reopened
+``question.duplicate``   closed as a duplicate; data: ``{"duplicate_of": id}``
+``question.followed``    a member followed a question
+``search.performed``     a search ran (page, as-you-type burst, ask page, API); subject: the search_log
+                         row; data: ``{"results": n, "session": key or "", "source": "page" | "suggest"
+                         | "ask" | "api"}``
+``search.clicked``       a search result was opened; subject: the search_log row;
+                         data: ``{"kind", "id", "session"}``
 ``article.published``    a KB article became visible (written, promoted or approved); data: ``{"article_id"}``
                          (``"version"`` when by an edit)
 ``article.updated``      staff saved a new version of an article; data: ``{"article_id", "version"}``

@@ -6,4 +6,15 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Called once by the app factory."""
+    """Called once by the app factory, before the API blueprint is registered (``api`` adds
+    its routes to it at import)."""
+    from portal.qa import (
+        api,  # noqa: F401 - routes on portal.api.views.bp
+        moderation,
+        search,
+    )
+    from portal.qa.views import bp
+
+    moderation.register()
+    search.register()
+    app.register_blueprint(bp)

@@ -1,0 +1,160 @@
+"""Questions, answers and comments as moderatable kinds, registered at app start.
+
+Moderation decides; these hooks keep the Q&A rows in step: ``published`` mirrors the item's
+state, the question's answer count and activity time follow its answers, the search index is
+told, and followers hear about an answer the first time it is published.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
+
+from moderation.models import ModerationItem
+from moderation.registry import ModeratableKind, register_kind
+from portal.core.html import render_markdown, to_plain_text
+from portal.core.permissions import Action, can
+from portal.core.urls import external_url
+from portal.qa import service
+from portal.qa.models import Answer, Comment, Question
+from portal.search.index import schedule
+
+
+def _question_visible(session: Session, question: Question, visible: bool) -> None:
+    question.published = visible
+    session.flush()
+    service.reindex_question(session, question, with_answers=True)
+
+
+def _first_publication(session: Session, kind: str, object_id: int) -> bool:
+    """True while the moderation item holds the first version (no earlier source): edits and
+    restores do not notify followers again."""
+    previous = session.scalar(
+        select(ModerationItem.previous_source).where(
+            ModerationItem.kind == kind, ModerationItem.object_id == object_id
+        )
+    )
+    return previous is None
+
+
+def _answer_visible(session: Session, reply: Answer, visible: bool, notify: bool = False) -> None:
+    reply.published = visible
+    session.flush()
+    service.refresh_answer_count(session, reply.question_id, touch=visible)
+    schedule(session, service.ANSWER_KIND, reply.id)
+    schedule(session, service.QUESTION_KIND, reply.question_id)
+    if notify and _first_publication(session, service.ANSWER_KIND, reply.id):
+        service.notify_followers(session, reply)
+
+
+def _question_hook(visible: bool):  # noqa: ANN202
+    return lambda session, question: _question_visible(session, question, visible)
+
+
+def _answer_hook(visible: bool, notify: bool = False):  # noqa: ANN202
+    return lambda session, reply: _answer_visible(session, reply, visible, notify)
+
+
+def _comment_hook(visible: bool):  # noqa: ANN202
+    def hook(_session: Session, note: Comment) -> None:
+        note.published = visible
+
+    return hook
+
+
+def _edit_question(_session: Session, question: Question, text: str) -> None:
+    """Moderation edits the submitted "title\\n\\nbody" text: split it back."""
+    title, _sep, body = text.partition("\n\n")
+    question.title = " ".join(title.split())[:200] or question.title
+    question.body_source = body
+    question.body_html = render_markdown(body)
+
+
+def _edit_body(_session: Session, obj: Any, text: str) -> None:
+    obj.body_source = text
+    obj.body_html = render_markdown(text)
+
+
+def _question_html(question: Question) -> str:
+    from markupsafe import escape
+
+    return f"<h2>{escape(question.title)}</h2>{question.body_html}"
+
+
+def _answer_url(reply: Answer) -> str:
+    return external_url("qa.question", question_id=reply.question_id, _anchor=f"answer-{reply.id}")
+
+
+def _comment_url(note: Comment) -> str | None:
+    if note.question_id:
+        return external_url("qa.question", question_id=note.question_id)
+    return external_url("qa.answer_link", answer_id=note.answer_id)
+
+
+def _comment_visible(note: Comment, user: Any) -> bool:
+    session = object_session(note)
+    if session is None:
+        return False
+    question_id = note.question_id
+    if question_id is None:
+        reply = session.get(Answer, note.answer_id)
+        question_id = reply.question_id if reply is not None else None
+    question = session.get(Question, question_id) if question_id else None
+    return question is not None and can(user, Action.VIEW_CONTENT, question)
+
+
+def register() -> None:
+    register_kind(
+        ModeratableKind(
+            name=service.QUESTION_KIND,
+            label=_l("question"),
+            load=lambda session, object_id: session.get(Question, object_id),
+            render=_question_html,
+            summarize=lambda q: f"{q.title}: {to_plain_text(q.body_source)}",
+            url=lambda q: external_url("qa.question", question_id=q.id),
+            visible_to=lambda q, user: can(user, Action.VIEW_CONTENT, q),
+            on_publish=_question_hook(True),
+            on_reject=_question_hook(False),
+            on_hide=_question_hook(False),
+            on_restore=_question_hook(True),
+            on_remove=_question_hook(False),
+            apply_edit=_edit_question,
+        )
+    )
+    register_kind(
+        ModeratableKind(
+            name=service.ANSWER_KIND,
+            label=_l("answer"),
+            load=lambda session, object_id: session.get(Answer, object_id),
+            render=lambda reply: reply.body_html,
+            summarize=lambda reply: to_plain_text(reply.body_source),
+            url=_answer_url,
+            visible_to=lambda reply, user: can(user, Action.VIEW_CONTENT, reply.question),
+            on_publish=_answer_hook(True, notify=True),
+            on_reject=_answer_hook(False),
+            on_hide=_answer_hook(False),
+            on_restore=_answer_hook(True),
+            on_remove=_answer_hook(False),
+            apply_edit=_edit_body,
+        )
+    )
+    register_kind(
+        ModeratableKind(
+            name=service.COMMENT_KIND,
+            label=_l("comment"),
+            load=lambda session, object_id: session.get(Comment, object_id),
+            render=lambda note: note.body_html,
+            summarize=lambda note: to_plain_text(note.body_source),
+            url=_comment_url,
+            visible_to=_comment_visible,
+            on_publish=_comment_hook(True),
+            on_reject=_comment_hook(False),
+            on_hide=_comment_hook(False),
+            on_restore=_comment_hook(True),
+            on_remove=_comment_hook(False),
+            apply_edit=_edit_body,
+        )
+    )

@@ -1,0 +1,246 @@
+"""The search log and its insights: what people looked for, what they clicked, what helped.
+
+Services take the session and the acting user and never commit; views commit once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from portal.core.activity import Activity, record_activity, register_verbs
+from portal.core.db import utcnow
+from portal.core.errors import DomainError, NotFound
+from portal.core.identity import User
+from portal.search.models import SearchLogEntry
+from portal.search.query import clean
+from portal.search.registry import sources
+
+register_verbs("search.performed", "search.clicked")
+
+SOURCES = ("page", "suggest", "api", "ask")
+# A typing burst: suggest calls from one visit less than this apart whose text extends (or
+# trims) the previous one are one search; the log keeps its final text.
+BURST_SECONDS = 10
+VISIT_IDLE = timedelta(minutes=30)  # a new search session after this long without a search
+HELPFUL_VERBS = ("answer.helpful", "article.helpful")
+ASKED_VERB = "question.asked"
+ASK_WINDOW = timedelta(minutes=30)
+
+
+def new_session_key() -> str:
+    return secrets.token_hex(16)
+
+
+def normalize(text: str) -> str:
+    return " ".join(text.lower().split())[:200]
+
+
+def _actor(user: User | None) -> User | None:
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def log_search(
+    session: Session,
+    user: User | None,
+    session_key: str,
+    source: str,
+    text: str,
+    result_count: int,
+) -> SearchLogEntry | None:
+    """Record one search (and a ``search.performed`` activity); an as-you-type call that
+    continues the visit's previous one updates that entry instead, so a typing burst counts
+    once, with its final text."""
+    text = clean(text)[0][:200]  # no NUL or control characters (PostgreSQL refuses NUL)
+    if not text:
+        return None
+    if source not in SOURCES:
+        source = "suggest"
+    actor = _actor(user)
+    now = utcnow()
+    if source in ("suggest", "ask") and session_key:
+        previous = session.scalars(
+            select(SearchLogEntry)
+            .where(
+                SearchLogEntry.session_key == session_key,
+                SearchLogEntry.source == source,
+                SearchLogEntry.searched_at >= now - timedelta(seconds=BURST_SECONDS),
+                SearchLogEntry.clicked_at.is_(None),
+            )
+            .order_by(SearchLogEntry.id.desc())
+            .limit(1)
+        ).first()
+        if previous is not None and _same_burst(previous.normalized, normalize(text)):
+            previous.query, previous.normalized = text, normalize(text)
+            previous.result_count, previous.searched_at = result_count, now
+            session.flush()
+            return previous
+    entry = SearchLogEntry(
+        searched_at=now,
+        user_id=actor.id if actor else None,
+        organization_id=actor.organization_id if actor else None,
+        session_key=session_key,
+        source=source,
+        query=text,
+        normalized=normalize(text),
+        result_count=result_count,
+    )
+    session.add(entry)
+    session.flush()
+    record_activity(
+        session,
+        actor,
+        actor.organization if actor else None,
+        "search.performed",
+        entry,
+        {"results": result_count, "session": session_key, "source": source},
+    )
+    return entry
+
+
+def _same_burst(before: str, after: str) -> bool:
+    return after.startswith(before) or before.startswith(after)
+
+
+def record_click(
+    session: Session, user: User | None, session_key: str, log_id: int, kind: str, object_id: int
+) -> SearchLogEntry:
+    """Remember which result a search led to (the first click of an entry counts)."""
+    if kind not in sources():
+        raise DomainError(_("Unknown kind."), field="kind")
+    entry = session.get(SearchLogEntry, log_id)
+    if entry is None or not session_key or entry.session_key != session_key:
+        raise NotFound(_("No such search."))
+    actor = _actor(user)
+    if entry.clicked_at is None:
+        entry.clicked_kind, entry.clicked_id, entry.clicked_at = kind, object_id, utcnow()
+    record_activity(
+        session,
+        actor,
+        actor.organization if actor else None,
+        "search.clicked",
+        entry,
+        {"kind": kind, "id": object_id, "session": session_key},
+    )
+    session.flush()
+    return entry
+
+
+# --- insights ----------------------------------------------------------------------------
+
+
+@dataclass
+class QueryCount:
+    query: str
+    searches: int
+    clicks: int = 0
+    results: int = 0
+
+
+@dataclass
+class Insights:
+    since: datetime
+    until: datetime
+    searches: int = 0
+    clicked: int = 0
+    top: list[QueryCount] = field(default_factory=list)
+    zero: list[QueryCount] = field(default_factory=list)
+    sessions: int = 0
+    self_served: int = 0
+
+    @property
+    def click_through(self) -> float:
+        return self.clicked / self.searches if self.searches else 0.0
+
+    @property
+    def self_service_rate(self) -> float:
+        return self.self_served / self.sessions if self.sessions else 0.0
+
+
+def insights(
+    session: Session, since: datetime, until: datetime | None = None, limit: int = 20
+) -> Insights:
+    """Top queries, zero-result queries (content gaps), click-through and self-service rate."""
+    until = until or utcnow()
+    period = and_(SearchLogEntry.searched_at >= since, SearchLogEntry.searched_at < until)
+    out = Insights(since=since, until=until)
+    clicked = func.sum(case((SearchLogEntry.clicked_at.is_not(None), 1), else_=0))
+    out.searches, out.clicked = session.execute(
+        select(func.count(), func.coalesce(clicked, 0)).where(period)
+    ).one()
+    top = session.execute(
+        select(
+            SearchLogEntry.normalized, func.count(), clicked, func.max(SearchLogEntry.result_count)
+        )
+        .where(period)
+        .group_by(SearchLogEntry.normalized)
+        .order_by(func.count().desc(), SearchLogEntry.normalized)
+        .limit(limit)
+    ).all()
+    out.top = [QueryCount(q, n, int(c or 0), r) for q, n, c, r in top]
+    zero = session.execute(
+        select(SearchLogEntry.normalized, func.count())
+        .where(period, SearchLogEntry.result_count == 0)
+        .group_by(SearchLogEntry.normalized)
+        .order_by(func.count().desc(), SearchLogEntry.normalized)
+        .limit(limit)
+    ).all()
+    out.zero = [QueryCount(q, n) for q, n in zero]
+    out.sessions, out.self_served = self_service(session, since, until)
+    return out
+
+
+def self_service(session: Session, since: datetime, until: datetime) -> tuple[int, int]:
+    """(search sessions, sessions that ended in self-service) over the period.
+
+    A search session (one visit's searches, by a signed-in user) served itself when, after a
+    click on a result in that session, the same user marked an answer or article helpful,
+    and did not ask a question within 30 minutes of the session's first search.
+    """
+    rows = session.execute(
+        select(
+            SearchLogEntry.session_key,
+            func.min(SearchLogEntry.user_id),
+            func.min(SearchLogEntry.searched_at),
+            func.max(SearchLogEntry.searched_at),
+            func.min(SearchLogEntry.clicked_at),
+        )
+        .where(
+            SearchLogEntry.searched_at >= since,
+            SearchLogEntry.searched_at < until,
+            SearchLogEntry.session_key != "",
+            SearchLogEntry.user_id.is_not(None),
+        )
+        .group_by(SearchLogEntry.session_key)
+    ).all()
+    if not rows:
+        return 0, 0
+    user_ids = {row[1] for row in rows}
+    horizon = until + VISIT_IDLE + ASK_WINDOW
+    events: dict[int, dict[str, list[datetime]]] = defaultdict(lambda: defaultdict(list))
+    for actor_id, verb, moment in session.execute(
+        select(Activity.actor_id, Activity.verb, Activity.occurred_at).where(
+            Activity.verb.in_((*HELPFUL_VERBS, ASKED_VERB)),
+            Activity.actor_id.in_(user_ids),
+            Activity.occurred_at >= since,
+            Activity.occurred_at < horizon,
+        )
+    ):
+        events[actor_id]["asked" if verb == ASKED_VERB else "helpful"].append(moment)
+    served = 0
+    for _key, user_id, first, last, first_click in rows:
+        if first_click is None:
+            continue
+        mine = events.get(user_id, {})
+        ends = last + VISIT_IDLE  # the visit lasts until 30 minutes after its last search
+        helped = any(first_click <= t <= ends for t in mine.get("helpful", ()))
+        asked = any(first <= t <= first + ASK_WINDOW for t in mine.get("asked", ()))
+        if helped and not asked:
+            served += 1
+    return len(rows), served

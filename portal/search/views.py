@@ -1,0 +1,132 @@
+"""Search pages: results, as-you-type suggestions, click recording, insights for staff."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template, request, session
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from portal.core.db import db, utcnow
+from portal.core.errors import DomainError
+from portal.core.pagination import clamp_page_args
+from portal.core.permissions import Action, permission_required
+from portal.search import query, service
+from portal.search.registry import sources
+
+bp = Blueprint("search", __name__)
+
+PER_PAGE = 10
+SUGGEST_LIMIT = 8
+PERIODS = (7, 30, 90)
+_KEY, _KEY_AT = "search_session", "search_session_at"
+
+
+def search_session_key() -> str:
+    """The visit's search-session key, kept in the Flask session for signed-in users (anonymous
+    pages stay cookie-free, so their searches are logged without one)."""
+    if not current_user.is_authenticated:
+        return ""
+    now = utcnow().timestamp()
+    key = session.get(_KEY)
+    if not key or now - float(session.get(_KEY_AT, 0)) > service.VISIT_IDLE.total_seconds():
+        key = service.new_session_key()
+        session[_KEY] = key
+    session[_KEY_AT] = now
+    return key
+
+
+def _viewer() -> Any:
+    return current_user if current_user.is_authenticated else None
+
+
+@bp.route("/search")
+def results() -> Any:
+    text = request.args.get("q", "")
+    page, _ = clamp_page_args(request.args.get("page", 1), PER_PAGE)
+    picked = query.Filters(
+        kinds=[k for k in request.args.getlist("kind") if k in sources()],
+        tags=[t.lower() for t in request.args.getlist("tag") if t.strip()][:5],
+    )
+    found = query.search(db.session, _viewer(), text, page, PER_PAGE, picked)
+    log_id = None
+    if (text.strip() or picked.kinds or picked.tags) and page == 1:
+        entry = service.log_search(
+            db.session, _viewer(), search_session_key(), "page", text, found.total
+        )
+        log_id = entry.id if entry else None
+        db.session.commit()
+    labels = {kind: source.label for kind, source in sources().items()}
+    return render_template(
+        "search/results.html",
+        q=text,
+        found=found,
+        labels=labels,
+        picked=picked,
+        log_id=log_id,
+        facet_sample=query.FACET_SAMPLE,
+    )
+
+
+@bp.route("/search/suggest")
+def suggest() -> Response:
+    text = request.args.get("q", "")[:200]
+    source = "ask" if request.args.get("source") == "ask" else "suggest"
+    found = query.suggest(_viewer(), text, SUGGEST_LIMIT)
+    log_id = None
+    key = search_session_key()
+    if key and len(text.strip()) >= 2:
+        entry = service.log_search(db.session, _viewer(), key, source, text, len(found))
+        log_id = entry.id if entry else None
+        db.session.commit()
+    return jsonify(
+        {
+            "query": text,
+            "log_id": log_id,
+            "results": [
+                {"kind": s.kind, "id": s.id, "title": s.title, "url": s.url} for s in found
+            ],
+        }
+    )
+
+
+@bp.route("/search/click", methods=["POST"])
+def click() -> Response:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise DomainError(_("Send JSON with log_id, kind and id."))
+    numbers = {}
+    for name in ("log_id", "id"):
+        value = data.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+            raise DomainError(_("Send a number."), field=name)
+        numbers[name] = int(value)
+    kind = data.get("kind")
+    if not isinstance(kind, str):
+        raise DomainError(_("Send a kind."), field="kind")
+    service.record_click(
+        db.session,
+        _viewer(),
+        session.get(_KEY, "") if current_user.is_authenticated else "",
+        numbers["log_id"],
+        kind,
+        numbers["id"],
+    )
+    db.session.commit()
+    return Response(status=204)
+
+
+@bp.route("/search/insights")
+@permission_required(Action.VIEW_SEARCH_INSIGHTS)
+def insights() -> Any:
+    try:
+        days = int(request.args.get("days", 30))
+    except ValueError:
+        days = 30
+    if days not in PERIODS:
+        days = 30
+    report = service.insights(db.session, utcnow() - timedelta(days=days))
+    return render_template("search/insights.html", report=report, days=days, periods=PERIODS)

@@ -1,0 +1,123 @@
+"""The Q&A journey in a real Chromium against a live server: a new customer asks (held for
+review), a moderator approves it in the queue, a colleague from another company answers, the
+asker accepts the answer and marks it helpful, and another member votes it up.
+
+Users and organizations are written through the services; everything after that is done in the
+browser, through the real forms (CSRF on)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from playwright.sync_api import BrowserContext, Page, expect
+
+from portal.core.db import db
+from portal.core.identity import Organization, OrgKind, Role, User
+from tests.browser.helpers import make_org, make_user, sign_in
+
+pytestmark = pytest.mark.browser
+
+NewContext = Callable[[], BrowserContext]
+TITLE = "How do I share a dashboard with our finance team?"
+
+
+def make_moderator(app: Flask) -> int:
+    with app.app_context():
+        org = Organization(name="Cocreate Staff", slug="cocreate-staff", kind=OrgKind.VENDOR)
+        db.session.add(org)
+        db.session.commit()
+        org_id = org.id
+    return make_user(app, org_id, "mona@cocreate.example", "Mona Moderator", Role.MODERATOR)
+
+
+def trusted(app: Flask, user_id: int, level: int = 2) -> None:
+    with app.app_context():
+        db.session.get(User, user_id).trust_level = level
+        db.session.commit()
+
+
+def signed_in(new_context: NewContext, email: str) -> Page:
+    page = new_context().new_page()
+    sign_in(page, email)
+    return page
+
+
+def test_ask_review_answer_accept_vote_and_helpful(
+    page: Page, live_app: Flask, new_context: NewContext
+) -> None:
+    acme = make_org(live_app, "Acme Analytics", "acme")
+    globex = make_org(live_app, "Globex Retail", "globex")
+    make_user(live_app, acme, "nora@acme.example", "Nora New")
+    trusted(live_app, make_user(live_app, globex, "gina@globex.example", "Gina Globex"))
+    trusted(live_app, make_user(live_app, globex, "hank@globex.example", "Hank Hill"))
+    make_moderator(live_app)
+
+    # A new member asks: the question waits for review, and says so to her alone.
+    sign_in(page, "nora@acme.example")
+    page.goto("/questions/")
+    page.get_by_role("link", name="Ask a question").click()
+    page.get_by_label("Title").fill(TITLE)
+    page.get_by_label("Details").fill("Finance should **see** it but not edit it.")
+    page.get_by_label("Tags").fill("Dashboards sharing")
+    page.get_by_label("Product area").select_option("dashboards")
+    page.get_by_role("button", name="Post your question").click()
+    expect(page).to_have_url(re.compile(r"/questions/\d+$"))
+    question_url = page.url
+    expect(page.locator(".flash-messages")).to_contain_text("awaiting review")
+    expect(page.get_by_test_id("question-state")).to_have_text("Awaiting review")
+    expect(page.locator(".qa-body strong")).to_have_text("see")
+
+    answerer = signed_in(new_context, "gina@globex.example")
+    assert answerer.goto(question_url).status == 404
+
+    # The moderator approves it in the queue.
+    moderator = signed_in(new_context, "mona@cocreate.example")
+    moderator.goto("/moderation/queue")
+    item = moderator.locator("article.mod-item").first
+    expect(item).to_contain_text(TITLE)
+    item.get_by_role("button", name="Approve", exact=True).click()
+    expect(moderator.locator(".flash-messages")).to_contain_text("Approved")
+
+    # Someone from another company answers; it is published at once (trusted member).
+    answerer.goto(question_url)
+    expect(answerer.get_by_role("heading", name=TITLE)).to_be_visible()
+    answerer.get_by_role("textbox", name="Your answer").fill(
+        "Open *Share* and choose **View only** for the group."
+    )
+    answerer.get_by_role("button", name="Post your answer").click()
+    expect(answerer.locator(".flash-messages")).to_contain_text("Your answer is published.")
+    answer = answerer.get_by_test_id("answer").first
+    expect(answer).to_contain_text("View only")
+    expect(answer.get_by_role("button", name="Upvote")).to_have_count(0)  # not one's own
+
+    # The asker accepts it and says it helped.
+    page.reload()
+    answer = page.get_by_test_id("answer").first
+    answer.get_by_role("button", name="Accept this answer").click()
+    expect(page.locator(".flash-messages")).to_contain_text("The accepted answer was changed.")
+    answer = page.get_by_test_id("answer").first
+    expect(answer.get_by_test_id("accepted")).to_have_text("Accepted answer")
+    answer.get_by_role("button", name="This helped me").click()
+    answer = page.get_by_test_id("answer").first
+    expect(answer.get_by_test_id("helped")).to_have_text("helped 1 person in 1 organization")
+    expect(answer.get_by_role("button", name="This helped me")).to_have_count(0)
+
+    # Another member votes the answer up, then takes the vote back.
+    voter = signed_in(new_context, "hank@globex.example")
+    voter.goto(question_url)
+    answer = voter.get_by_test_id("answer").first
+    answer.get_by_role("button", name="Upvote").click()
+    answer = voter.get_by_test_id("answer").first
+    expect(answer.get_by_test_id("score")).to_have_text("1")
+    expect(answer.get_by_role("button", name="Upvote")).to_have_attribute("aria-pressed", "true")
+    answer.get_by_role("button", name="Upvote").click()
+    expect(voter.get_by_test_id("answer").first.get_by_test_id("score")).to_have_text("0")
+
+    # The list shows it answered, with the accepted answer marked.
+    voter.goto("/questions/?sort=votes")
+    row = voter.locator(f'li[data-question-id="{question_url.rsplit("/", 1)[1]}"]')
+    expect(row).to_contain_text(TITLE)
+    expect(row).to_contain_text("1 answers")
