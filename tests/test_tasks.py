@@ -23,6 +23,29 @@ def test_mail_is_sent_after_commit_and_not_after_rollback(app_ctx, session):
     assert session.get(OutboxMessage, message.id).sent_at is not None
 
 
+def test_a_savepoint_neither_sends_nor_drops_the_outer_transactions_work(app_ctx):
+    """Services use savepoints (get-or-create races); releasing or rolling one back is not the
+    end of the request's transaction, so nothing is sent early and nothing is dropped."""
+    from portal.core.tasks import _PENDING_KEY
+
+    message = queue_mail(
+        db.session, "c@example.com", "Hello", "confirm_email", user=_Named(), link="x"
+    )
+    with db.session.begin_nested():
+        db.session.execute(select(1))
+    try:
+        with db.session.begin_nested():
+            db.session.execute(select(1))
+            raise ValueError("a savepoint that rolls back")
+    except ValueError:
+        pass
+    db.session.refresh(message)
+    assert message.sent_at is None  # not sent at savepoint release
+    assert len(db.session().info.get(_PENDING_KEY, [])) == 1  # still waiting for the commit
+    db.session.rollback()
+    assert not db.session().info.get(_PENDING_KEY)
+
+
 def test_flush_outbox_sends_what_the_broker_missed(app_ctx, session):
     from datetime import timedelta
 

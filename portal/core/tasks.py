@@ -75,6 +75,8 @@ def enqueue_after_commit(session: Session, task: Task, *args: Any) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _send_pending_tasks(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released (begin_nested): the real commit is still to come
     pending = session.info.pop(_PENDING_KEY, [])
     for celery_app, name, args in pending:
         try:
@@ -89,4 +91,6 @@ def _send_pending_tasks(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop_pending_tasks(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # only a savepoint rolled back: the outer transaction's work still stands
     session.info.pop(_PENDING_KEY, None)

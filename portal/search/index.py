@@ -235,6 +235,8 @@ def schedule(session: Session, kind: str, object_id: int) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _enqueue_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint is being released; the outer commit sends everything
     pending = session.info.pop(_PENDING_KEY, None)
     if pending and not has_app_context():
         # A script without the app: never fail its commit over the index (check repairs it).
