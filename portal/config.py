@@ -35,6 +35,7 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "INVITATION_DAYS": (14, int),
     "MAX_CONTENT_LENGTH": (25 * 1024 * 1024, int),
     "SESSION_LIFETIME_HOURS": (12, int),
+    "QA_LIST_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
 }
 
 ENV_PREFIX = "COCREATE_"
@@ -47,8 +48,8 @@ class ConfigError(RuntimeError):
 def _coerce(raw: str, kind: type) -> Any:
     if kind is bool:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if kind is int:
-        return int(raw)
+    if kind in (int, float):
+        return kind(raw)
     return raw
 
 
