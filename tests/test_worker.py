@@ -33,6 +33,7 @@ def test_real_worker_processes_mail_sent_after_commit(tmp_root):
         "COCREATE_SECRET_KEY": "worker-test-secret-key-0123456789abcdef",
         "COCREATE_INSTANCE_PATH": str(tmp_root / "worker-instance"),
     }
+    app = None
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -74,6 +75,8 @@ def test_real_worker_processes_mail_sent_after_commit(tmp_root):
     finally:
         worker.terminate()
         worker.wait(timeout=20)
+        if app is not None:
+            app.extensions["cocreate_engine"].dispose()
 
 
 class _Named:
@@ -101,6 +104,7 @@ def test_search_worker_indexes_published_content_within_five_seconds(tmp_root):
         "COCREATE_INSTANCE_PATH": str(tmp_root / "search-worker-instance"),
         "COCREATE_SEARCH_INDEX_DIR": str(index_dir),
     }
+    app = None
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -163,3 +167,5 @@ def test_search_worker_indexes_published_content_within_five_seconds(tmp_root):
     finally:
         worker.terminate()
         worker.wait(timeout=20)
+        if app is not None:
+            app.extensions["cocreate_engine"].dispose()

@@ -25,7 +25,8 @@ from werkzeug.serving import make_server
 import portal.models  # noqa: F401 - every table in Base.metadata, for the clean-up
 from portal import migrate
 from portal.app import create_app
-from portal.core.db import Base
+from portal.core.db import Base, db
+from portal.search import index as search_index
 from tests.browser.helpers import ARTIFACTS
 from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
 from tests.services import chromium_path
@@ -101,13 +102,17 @@ def live_server(tmp_root: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def live_app(live_server: LiveServer) -> Iterator[Flask]:
-    """The live app; every row is deleted afterwards so each test starts from empty tables."""
+    """The live app; every row is deleted afterwards (and the search index emptied) so each
+    test starts from nothing."""
     live_server.errors.records.clear()
     yield live_server.app
     engine = live_server.app.extensions["cocreate_engine"]
     with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
+    with live_server.app.app_context():
+        search_index.reindex(db.session)  # rows went behind the services' back: empty it too
+        db.session.remove()
     errors = [f"{r.getMessage()}\n{r.exc_text or ''}" for r in live_server.errors.records]
     if errors:
         pytest.fail("the live server logged errors:\n" + "\n".join(errors), pytrace=False)
