@@ -37,6 +37,23 @@ class ModeratableKind:
     apply_edit: Callable[[Session, Any, str], None] = lambda _s, _o, _t: None
 
 
+def visibility_hooks(set_visible: Callable[[Session, Any, bool], None]) -> dict[str, Any]:
+    """The five state hooks of a kind whose content is simply shown or hidden: published and
+    restored show it; rejected, hidden and removed hide it. Spread into ``ModeratableKind``
+    (``**visibility_hooks(...)``) and override one where a kind does more."""
+
+    def hook(visible: bool) -> Callable[[Session, Any], None]:
+        return lambda session, obj: set_visible(session, obj, visible)
+
+    return {
+        "on_publish": hook(True),
+        "on_reject": hook(False),
+        "on_hide": hook(False),
+        "on_restore": hook(True),
+        "on_remove": hook(False),
+    }
+
+
 _KINDS: dict[str, ModeratableKind] = {}
 
 

@@ -21,6 +21,17 @@ from tests.services import redis_url
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def start_worker(env: dict[str, str], *options: str) -> subprocess.Popen:
+    """``celery -A wsgi:celery worker`` as production runs it, quiet and quick to start."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "wsgi:celery", "worker", *options]
+        + ["--pool", "solo", "--loglevel", "WARNING"]
+        + ["--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT,
+        env=env,
+    )
+
+
 @pytest.mark.worker
 def test_real_worker_processes_mail_sent_after_commit(tmp_root):
     broker = redis_url()
@@ -34,25 +45,7 @@ def test_real_worker_processes_mail_sent_after_commit(tmp_root):
         "COCREATE_INSTANCE_PATH": str(tmp_root / "worker-instance"),
     }
     app = None
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "wsgi:celery",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    worker = start_worker(env)
     try:
         app = create_app(test_config(database, tmp_root, BROKER_URL=broker, TESTING=False))
         with app.app_context():
@@ -105,29 +98,7 @@ def test_search_worker_indexes_published_content_within_five_seconds(tmp_root):
         "COCREATE_SEARCH_INDEX_DIR": str(index_dir),
     }
     app = None
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "wsgi:celery",
-            "worker",
-            "-Q",
-            "search",
-            "--concurrency",
-            "1",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    worker = start_worker(env, "-Q", "search", "--concurrency", "1")
     try:
         app = create_app(
             test_config(

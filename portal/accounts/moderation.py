@@ -7,7 +7,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
-from moderation.registry import ModeratableKind, register_kind
+from moderation.registry import ModeratableKind, register_kind, visibility_hooks
 from portal.accounts.models import UserProfile
 from portal.accounts.service import ABOUT_KIND as KIND
 from portal.core.html import render_markdown, to_plain_text
@@ -16,11 +16,8 @@ from portal.core.urls import external_url
 __all__ = ["KIND", "register"]
 
 
-def _set_visible(visible: bool):  # noqa: ANN202
-    def hook(_session: Session, profile: UserProfile) -> None:
-        profile.about_visible = visible
-
-    return hook
+def _set_visible(_session: Session, profile: UserProfile, visible: bool) -> None:
+    profile.about_visible = visible
 
 
 def _apply_edit(_session: Session, profile: UserProfile, text: str) -> None:
@@ -43,11 +40,7 @@ def register() -> None:
                 f"{profile.user.display_name}: {to_plain_text(profile.about_source[:1200])}"
             ),
             url=_url,
-            on_publish=_set_visible(True),
-            on_reject=_set_visible(False),
-            on_hide=_set_visible(False),
-            on_restore=_set_visible(True),
-            on_remove=_set_visible(False),
+            **visibility_hooks(_set_visible),
             apply_edit=_apply_edit,
         )
     )

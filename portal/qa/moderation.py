@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from moderation.models import ModerationItem
-from moderation.registry import ModeratableKind, register_kind
+from moderation.registry import ModeratableKind, register_kind, visibility_hooks
 from portal.core.html import render_markdown, to_plain_text
 from portal.core.permissions import Action, can
 from portal.core.urls import external_url
@@ -50,19 +50,8 @@ def _answer_visible(session: Session, reply: Answer, visible: bool, notify: bool
         service.notify_followers(session, reply)
 
 
-def _question_hook(visible: bool):  # noqa: ANN202
-    return lambda session, question: _question_visible(session, question, visible)
-
-
-def _answer_hook(visible: bool, notify: bool = False):  # noqa: ANN202
-    return lambda session, reply: _answer_visible(session, reply, visible, notify)
-
-
-def _comment_hook(visible: bool):  # noqa: ANN202
-    def hook(_session: Session, note: Comment) -> None:
-        note.published = visible
-
-    return hook
+def _comment_shown(_session: Session, note: Comment, visible: bool) -> None:
+    note.published = visible
 
 
 def _edit_question(_session: Session, question: Question, text: str) -> None:
@@ -116,11 +105,7 @@ def register() -> None:
             summarize=lambda q: f"{q.title}: {to_plain_text(q.body_source)}",
             url=lambda q: external_url("qa.question", question_id=q.id),
             visible_to=lambda q, user: can(user, Action.VIEW_CONTENT, q),
-            on_publish=_question_hook(True),
-            on_reject=_question_hook(False),
-            on_hide=_question_hook(False),
-            on_restore=_question_hook(True),
-            on_remove=_question_hook(False),
+            **visibility_hooks(_question_visible),
             apply_edit=_edit_question,
         )
     )
@@ -133,11 +118,13 @@ def register() -> None:
             summarize=lambda reply: to_plain_text(reply.body_source),
             url=_answer_url,
             visible_to=lambda reply, user: can(user, Action.VIEW_CONTENT, reply.question),
-            on_publish=_answer_hook(True, notify=True),
-            on_reject=_answer_hook(False),
-            on_hide=_answer_hook(False),
-            on_restore=_answer_hook(True),
-            on_remove=_answer_hook(False),
+            **{
+                **visibility_hooks(_answer_visible),
+                # Followers hear of an answer once, when it is first published.
+                "on_publish": lambda session, reply: _answer_visible(
+                    session, reply, True, notify=True
+                ),
+            },
             apply_edit=_edit_body,
         )
     )
@@ -150,11 +137,7 @@ def register() -> None:
             summarize=lambda note: to_plain_text(note.body_source),
             url=_comment_url,
             visible_to=_comment_visible,
-            on_publish=_comment_hook(True),
-            on_reject=_comment_hook(False),
-            on_hide=_comment_hook(False),
-            on_restore=_comment_hook(True),
-            on_remove=_comment_hook(False),
+            **visibility_hooks(_comment_shown),
             apply_edit=_edit_body,
         )
     )
