@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 500  # longer input is cut (the page shows the note); 10,000 chars stay fast
 MAX_PAGE = 50
 FILTER_CACHE_SIZE = 16
-FACET_SAMPLE = 100  # facet counts are taken over this many best hits
+# Facet counts are taken over this many best hits. 100 cost ~30 ms at p95 on 100k documents
+# (a larger collector skips fewer posting blocks); 40 costs ~1 ms over the plain search.
+FACET_SAMPLE = 40
 _FILTER_RE = re.compile(r"(?<!\S)(tag|kind|is|org):(\"[^\"]*\"|\S+)", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _OPERATOR_WORDS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
