@@ -153,6 +153,25 @@ def login(client: FlaskClient, user: Any) -> FlaskClient:
     return client
 
 
+def count_statements(client: FlaskClient, connection: Connection, url: str) -> int:
+    """SQL statements a GET of ``url`` runs (savepoint bookkeeping of the test harness aside),
+    for the constant-query-count tests of list pages; the page must answer 200."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def listener(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(connection, "before_cursor_execute", listener)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(connection, "before_cursor_execute", listener)
+    harness = ("SAVEPOINT", "RELEASE", "ROLLBACK")
+    return len([s for s in statements if not s.lstrip().upper().startswith(harness)])
+
+
 @pytest.fixture
 def outbox(session: Session):  # noqa: ANN201
     """Mail queued during the test, newest last."""
@@ -170,4 +189,4 @@ def outbox(session: Session):  # noqa: ANN201
     return messages
 
 
-__all__ = ["Base", "login"]
+__all__ = ["Base", "count_statements", "login"]

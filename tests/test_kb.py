@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from flask import render_template_string
 from flask_login import login_user
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from moderation.models import ModerationItem
 from portal.accounts.service import create_api_token
@@ -18,7 +18,7 @@ from portal.kb import service
 from portal.kb.models import Article, ArticleFeedback, ArticleVersion, Category, Proposal
 from portal.qa.signals import answer_accepted, answer_marked_helpful
 from tests import kb_factories
-from tests.conftest import login
+from tests.conftest import count_statements, login
 from tests.factories import OrganizationFactory, UserFactory, staff
 from tests.kb_factories import (
     AnswerFactory,
@@ -240,19 +240,6 @@ def test_category_names_follow_the_readers_language(client, session):
     assert client.get("/kb/categories/no-such-category").status_code == 404
 
 
-def queries_for(client, connection, url: str) -> int:
-    statements: list[str] = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(connection, "before_cursor_execute", listener)
-    try:
-        assert client.get(url).status_code == 200
-    finally:
-        event.remove(connection, "before_cursor_execute", listener)
-    return len(
-        [s for s in statements if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE"))]
-    )
-
-
 def test_list_pages_use_a_constant_number_of_queries(client, session, connection, customer):
     category = CategoryFactory()
     login(client, customer)
@@ -264,8 +251,8 @@ def test_list_pages_use_a_constant_number_of_queries(client, session, connection
             ArticleFactory(category_id=other.id, helpful_yes=index + 1)
         session.flush()
         return (
-            queries_for(client, connection, f"/kb/categories/{category.slug}"),
-            queries_for(client, connection, "/kb/"),
+            count_statements(client, connection, f"/kb/categories/{category.slug}"),
+            count_statements(client, connection, "/kb/"),
         )
 
     # One article per new category first: fewer than a list holds, so a lazy load per row

@@ -7,7 +7,7 @@ import re
 import threading
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from moderation import service as moderation
 from moderation.models import AuditEntry, Flag, ModerationItem, ModerationSetting, WatchedWordEntry
@@ -15,7 +15,7 @@ from portal.accounts.models import UserProfile
 from portal.core.activity import Activity
 from portal.core.identity import Role, User
 from portal.core.notifications import Notification
-from tests.conftest import login
+from tests.conftest import count_statements, login
 from tests.factories import UserFactory, staff
 
 
@@ -186,20 +186,7 @@ def test_queue_page_uses_a_constant_number_of_queries(client, session, moderator
         for index in range(extra_items):
             post_about(client, UserFactory(trust_level=0), f"queued text {index} {extra_items}")
         login(client, moderator)
-        statements: list[str] = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(connection, "before_cursor_execute", listener)
-        try:
-            assert client.get("/moderation/queue").status_code == 200
-        finally:
-            event.remove(connection, "before_cursor_execute", listener)
-        return len(
-            [
-                s
-                for s in statements
-                if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK"))
-            ]
-        )
+        return count_statements(client, connection, "/moderation/queue")
 
     few, many = queries_for_queue(2), queries_for_queue(15)
     assert few == many

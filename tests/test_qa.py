@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from moderation import service as moderation
 from moderation.models import ModerationItem
@@ -22,7 +22,7 @@ from portal.qa.models import (
     Tag,
     Vote,
 )
-from tests.conftest import login
+from tests.conftest import count_statements, login
 from tests.factories import OrganizationFactory, staff
 from tests.qa_factories import QA, member
 
@@ -506,20 +506,7 @@ def test_question_list_uses_a_constant_number_of_queries(qa, client, session, co
             question = qa.question(member(), tags=["a1", "b2"])
             qa.answer(question)
         login(client, viewer)
-        statements: list[str] = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(connection, "before_cursor_execute", listener)
-        try:
-            assert client.get("/questions/?per_page=50").status_code == 200
-        finally:
-            event.remove(connection, "before_cursor_execute", listener)
-        return len(
-            [
-                s
-                for s in statements
-                if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK"))
-            ]
-        )
+        return count_statements(client, connection, "/questions/?per_page=50")
 
     few, many = queries(2), queries(12)
     assert few == many
