@@ -411,19 +411,21 @@ def edit_question(
             comment=clean_text(comment or "").strip()[:300] or None,
         )
     )
-    session.flush()
-    author = session.get(User, question.author_id) if question.author_id else None
-    result = moderation.submit(
-        session,
-        QUESTION_KIND,
-        question,
-        editor if is_moderator(editor) or author is None else author,
-        f"{title}\n\n{body}",
-        org=question.organization,
-    )
-    if not result.published and was_published:
+    published = _resubmit_edit(session, QUESTION_KIND, question, editor, f"{title}\n\n{body}")
+    if not published and was_published:
         reindex_question(session, question, with_answers=True)
     return question
+
+
+def _resubmit_edit(
+    session: Session, kind: str, post: Question | Answer, editor: User, text: str
+) -> bool:
+    """Send an edited post through moderation again, judged as its author's post (a
+    moderator's own edit as the moderator's); whether it is published now."""
+    session.flush()
+    author = session.get(User, post.author_id) if post.author_id else None
+    submitter = editor if is_moderator(editor) or author is None else author
+    return moderation.submit(session, kind, post, submitter, text, org=post.organization).published
 
 
 def answer(session: Session, author: User, question_id: int, body: str) -> Answer:
@@ -475,17 +477,8 @@ def edit_answer(
             comment=clean_text(comment or "").strip()[:300] or None,
         )
     )
-    session.flush()
-    author = session.get(User, reply.author_id) if reply.author_id else None
-    result = moderation.submit(
-        session,
-        ANSWER_KIND,
-        reply,
-        editor if is_moderator(editor) or author is None else author,
-        body,
-        org=reply.organization,
-    )
-    if not result.published and was_published:
+    published = _resubmit_edit(session, ANSWER_KIND, reply, editor, body)
+    if not published and was_published:
         refresh_answer_count(session, reply.question_id, touch=False)
         schedule(session, ANSWER_KIND, reply.id)
         schedule(session, QUESTION_KIND, reply.question_id)
