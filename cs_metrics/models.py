@@ -242,7 +242,12 @@ class HealthAlert(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(_org_fk(), index=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # a health alert kind, or "rule:<id>"
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cs_alert_rules.id", ondelete="SET NULL")
+    )
+    severity: Mapped[str] = mapped_column(String(12), default="warning")
+    channel: Mapped[str | None] = mapped_column(String(64), index=True)
     day: Mapped[date] = mapped_column(Date)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(8), default=AlertStatus.OPEN)
@@ -269,3 +274,221 @@ class ImportJob(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------------------------
+# The CSM's working set: settings, tasks, alert rules, referrals, improvement items, targets
+# --------------------------------------------------------------------------------------------
+
+
+class TaskStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class TaskKind(enum.StrEnum):
+    CLOSE_THE_LOOP = "close_the_loop"  # a detractor answered NPS
+    ALERT = "alert"  # an alert rule's "create a CSM task" action
+    REFERRAL_ASK = "referral_ask"  # a promoter may be asked for a referral
+    MANUAL = "manual"
+
+
+class ReferralStatus(enum.StrEnum):
+    ASKED = "asked"
+    RECEIVED = "received"
+    CONVERTED = "converted"
+    DECLINED = "declined"
+
+
+class ImprovementStatus(enum.StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    CLOSED = "closed"
+
+
+class Department(enum.StrEnum):
+    PRODUCT = "product"
+    SUPPORT = "support"
+    SALES = "sales"
+    ENGINEERING = "engineering"
+    MARKETING = "marketing"
+    FINANCE = "finance"
+    LEGAL = "legal"
+
+
+class CsSetting(Base):
+    """One CS setting (own-book visibility, survey cadence, CLV assumptions, ...) as JSON."""
+
+    __tablename__ = "cs_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_by_id: Mapped[int | None] = mapped_column(_user_fk())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CsTask(Base):
+    """Work for a CSM about one account: a detractor to call back, an alert to act on."""
+
+    __tablename__ = "cs_tasks"
+    __table_args__ = (
+        Index("ix_cs_tasks_assignee_status", "assignee_id", "status", "due_on"),
+        # One open task per source (an NPS response, an alert): re-running never duplicates.
+        Index(
+            "uq_cs_tasks_open_source",
+            "source_type",
+            "source_id",
+            unique=True,
+            sqlite_where=text("status = 'open' AND source_type IS NOT NULL"),
+            postgresql_where=text("status = 'open' AND source_type IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk(), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(_user_fk())
+    kind: Mapped[str] = mapped_column(String(20), default=TaskKind.MANUAL)
+    title: Mapped[str] = mapped_column(String(300))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    due_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12), default=TaskStatus.OPEN)
+    source_type: Mapped[str | None] = mapped_column(String(20))  # "nps_response", "alert"
+    source_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+    completed_by_id: Mapped[int | None] = mapped_column(_user_fk())
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class NpsSurveyState(Base):
+    """When a customer user last saw, dismissed or answered the in-app NPS survey."""
+
+    __tablename__ = "cs_nps_survey_states"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_shown_at: Mapped[datetime | None]
+    last_dismissed_at: Mapped[datetime | None]
+    last_answered_at: Mapped[datetime | None]
+
+
+class Referral(Base):
+    """A promoter asked for (and maybe giving) a referral; counted in the strategic KPI."""
+
+    __tablename__ = "cs_referrals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk(), index=True)
+    nps_response_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cs_nps_responses.id", ondelete="SET NULL")
+    )
+    csm_id: Mapped[int | None] = mapped_column(_user_fk(), index=True)
+    referrer_email: Mapped[str | None] = mapped_column(String(254))
+    referred_company: Mapped[str | None] = mapped_column(String(200))
+    referred_contact: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(12), default=ReferralStatus.ASKED)
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime | None]
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertRule(Base):
+    """A staff-editable rule: an expression over account metrics and the actions it takes.
+
+    ``key`` names a shipped default (so seeding is idempotent); custom rules have none."""
+
+    __tablename__ = "cs_alert_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    expression: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(12), default="warning")
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by_id: Mapped[int | None] = mapped_column(_user_fk())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AlertFiring(Base):
+    """Every time a rule fired for an account (the audit), with the metrics it saw and what
+    its actions did; the open alert it opened or found is ``alert_id``."""
+
+    __tablename__ = "cs_alert_firings"
+    __table_args__ = (Index("ix_cs_alert_firings_org", "organization_id", "fired_at"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cs_alert_rules.id", ondelete="SET NULL"), index=True
+    )
+    organization_id: Mapped[int] = mapped_column(_org_fk())
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cs_health_alerts.id", ondelete="SET NULL")
+    )
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class AccountTag(Base):
+    """A label on an account ("at-risk", "vip"), set by a CSM or an alert rule's action."""
+
+    __tablename__ = "cs_account_tags"
+    __table_args__ = (UniqueConstraint("organization_id", "tag"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk())
+    tag: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(20), default="manual")  # or "rule:<id>"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImprovementItem(Base):
+    """A cross-department improvement a CSM opened for an account (collaboration KPI)."""
+
+    __tablename__ = "cs_improvement_items"
+    __table_args__ = (Index("ix_cs_improvement_items_csm", "csm_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk(), index=True)
+    department: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    owner_name: Mapped[str | None] = mapped_column(String(200))  # in the other department
+    csm_id: Mapped[int | None] = mapped_column(_user_fk())
+    status: Mapped[str] = mapped_column(String(12), default=ImprovementStatus.OPEN)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+
+
+class KpiTarget(Base):
+    """A target for one KPI: for one CSM, or the default for all (``csm_id`` None)."""
+
+    __tablename__ = "cs_kpi_targets"
+    __table_args__ = (
+        Index(
+            "uq_cs_kpi_targets_default",
+            "kpi",
+            unique=True,
+            sqlite_where=text("csm_id IS NULL"),
+            postgresql_where=text("csm_id IS NULL"),
+        ),
+        Index(
+            "uq_cs_kpi_targets_csm",
+            "csm_id",
+            "kpi",
+            unique=True,
+            sqlite_where=text("csm_id IS NOT NULL"),
+            postgresql_where=text("csm_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    csm_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kpi: Mapped[str] = mapped_column(String(40))
+    target: Mapped[float] = mapped_column(Float)
+    updated_by_id: Mapped[int | None] = mapped_column(_user_fk())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

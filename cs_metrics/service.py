@@ -45,7 +45,8 @@ from cs_metrics.models import (
 from portal.core.activity import record_activity, register_verbs
 from portal.core.db import utcnow
 from portal.core.errors import DomainError, NotFound, PermissionDenied
-from portal.core.identity import Organization, OrgKind, Role, User
+from portal.core.identity import Organization, OrgKind, User
+from portal.core.permissions import Action, can
 
 register_verbs("cs.alert_raised", "cs.override_set", "cs.health_model_saved")
 
@@ -63,14 +64,8 @@ ProgressCallback = Callable[[int, int], None]
 
 
 def is_cs_staff(user: User | None) -> bool:
-    """CSMs and vendor admins change CS data; product managers only read (later, dashboards)."""
-    return (
-        user is not None
-        and getattr(user, "is_authenticated", False)
-        and user.is_active
-        and user.is_staff
-        and user.has_role(Role.CSM, Role.VENDOR_ADMIN)
-    )
+    """CSMs and vendor admins change CS data; product managers only read."""
+    return can(user, Action.MANAGE_CS)
 
 
 def _require_cs_staff(user: User | None) -> None:
@@ -79,7 +74,7 @@ def _require_cs_staff(user: User | None) -> None:
 
 
 def _require_vendor_admin(user: User | None) -> None:
-    if not (is_cs_staff(user) and user is not None and user.has_role(Role.VENDOR_ADMIN)):
+    if not can(user, Action.CONFIGURE_CS):
         raise PermissionDenied(str(_l("Only vendor admins can change the health model.")))
 
 

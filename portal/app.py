@@ -126,7 +126,7 @@ def _init_login(app: Flask) -> None:
 
 
 def _register_features(app: Flask) -> None:
-    from cs_metrics.tasks import BEAT_SCHEDULE as cs_beat
+    from cs_metrics import feature as cs_feature
     from moderation.tasks import BEAT_SCHEDULE as moderation_beat
     from moderation.views import bp as moderation_bp
     from portal.accounts import moderation as accounts_moderation
@@ -141,8 +141,8 @@ def _register_features(app: Flask) -> None:
     search_feature.init_app(app)
     qa_feature.init_app(app)
     kb_feature.init_app(app)
+    cs_feature.init_app(app)
     app.extensions["celery"].conf.beat_schedule.update(moderation_beat)
-    app.extensions["celery"].conf.beat_schedule.update(cs_beat)
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(api_bp)

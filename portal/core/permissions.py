@@ -32,6 +32,11 @@ class Action(enum.StrEnum):
     CLOSE_QUESTION = "qa.close"
     WRITE_KB = "kb.write"
     VIEW_SEARCH_INSIGHTS = "search.insights"
+    # Customer success: CSMs, product managers (read only) and vendor admins read dashboards;
+    # CSMs and vendor admins change CS data; vendor admins configure models, rules, targets.
+    VIEW_CS = "cs.view"
+    MANAGE_CS = "cs.manage"
+    CONFIGURE_CS = "cs.configure"
 
 
 def _is_vendor_admin(user: User) -> bool:
@@ -81,6 +86,14 @@ def can(user: User | None, action: Action, obj: Any = None) -> bool:
             return _is_moderator(user) or user.trust_level >= 4
         case Action.WRITE_KB | Action.VIEW_SEARCH_INSIGHTS:
             return user.is_staff
+        case Action.VIEW_CS:
+            return user.is_staff and user.has_role(
+                Role.CSM, Role.PRODUCT_MANAGER, Role.VENDOR_ADMIN
+            )
+        case Action.MANAGE_CS:
+            return user.is_staff and user.has_role(Role.CSM, Role.VENDOR_ADMIN)
+        case Action.CONFIGURE_CS:
+            return _is_vendor_admin(user)
     return False
 
 

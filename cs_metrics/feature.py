@@ -1,0 +1,15 @@
+"""Wires customer success into the app: the CS blueprint, its API routes, its schedules."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Called once by the app factory, before the API blueprint is registered."""
+    from cs_metrics import api  # noqa: F401 - routes on portal.api.views.bp
+    from cs_metrics.tasks import BEAT_SCHEDULE
+    from cs_metrics.views import bp
+
+    app.register_blueprint(bp)
+    app.extensions["celery"].conf.beat_schedule.update(BEAT_SCHEDULE)

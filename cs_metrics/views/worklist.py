@@ -1,0 +1,3 @@
+"""CS pages: worklist (see the package docstring)."""
+
+from __future__ import annotations
