@@ -399,7 +399,7 @@ def tickets_per_active_account(series: Sequence[TicketPeriod[K]]) -> list[Ticket
     return points
 
 
-def _anniversary(day: date) -> date:
+def anniversary(day: date) -> date:
     try:
         return day.replace(year=day.year + 1)
     except ValueError:  # 29 February -> 28 February
@@ -418,10 +418,10 @@ def first_year_retention(accounts: Iterable[YearOneAccount[K]], as_of: date) -> 
     before ``as_of`` (younger accounts are not judged yet), overall and by sales owner."""
     counts: dict[K, list[int]] = {}
     for a in accounts:
-        anniversary = _anniversary(a.started_on)
-        if anniversary > as_of:
+        first_year_end = anniversary(a.started_on)
+        if first_year_end > as_of:
             continue
-        retained = a.churned_on is None or a.churned_on >= anniversary
+        retained = a.churned_on is None or a.churned_on >= first_year_end
         entry = counts.setdefault(a.owner, [0, 0])
         entry[0] += int(retained)
         entry[1] += 1

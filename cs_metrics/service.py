@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from cs_metrics import health, importers, signals
+from cs_metrics import health, importers, signals, worklist
 from cs_metrics.models import (
     AccountProfile,
     AlertStatus,
@@ -54,7 +54,6 @@ BATCH_SIZE = 1000
 REPORT_ERRORS = 200  # errors kept in the job's report (the full list is in the CSV download)
 MAX_OVERRIDE_DAYS = 180
 MAX_REASON = 2000
-ALERT_HISTORY_DAYS = 31
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -681,6 +680,9 @@ def run_import(
                 _set_job(session_factory, job_id, rows_done=done)
             if progress_callback is not None:
                 progress_callback(done, valid_total)
+        if kind == "nps_responses":
+            # Detractors just imported get their close-the-loop task now, not tonight.
+            worklist.open_loop_tasks(data, utcnow() - worklist.LOOKBACK)
         data.execute(
             update(ImportJob)
             .where(ImportJob.id == job_id)
@@ -1082,76 +1084,25 @@ def recompute(
         )
         session.execute(stmt, list(chunk))
     result.alerts_raised = _raise_alerts(session, day)
+    worklist.open_loop_tasks(session, now - worklist.LOOKBACK)
     return result
 
 
 def _raise_alerts(session: Session, day: date) -> int:
-    """``health.check_alerts`` over each account's last 31 days, one query for all accounts."""
-    history: dict[int, list[health.Snapshot]] = {}
-    for org_id, snap_day, score, band in session.execute(
-        select(
-            HealthSnapshot.organization_id,
-            HealthSnapshot.day,
-            HealthSnapshot.score,
-            HealthSnapshot.band,
-        ).where(
-            HealthSnapshot.day > day - timedelta(days=ALERT_HISTORY_DAYS),
-            HealthSnapshot.day <= day,
-            HealthSnapshot.score.is_not(None),
-        )
-    ):
-        history.setdefault(org_id, []).append(
-            health.Snapshot(snap_day, float(score), health.Band(band))
-        )
-    fired: list[tuple[int, health.HealthAlert]] = []
-    for org_id, snaps in history.items():
-        if max(s.day for s in snaps) != day:
-            continue  # no score today: nothing new to alert on
-        fired.extend((org_id, alert) for alert in health.check_alerts(snaps))
-    if not fired:
-        return 0
-    open_now: set[tuple[int, str]] = set(
-        session.execute(
-            select(HealthAlert.organization_id, HealthAlert.kind).where(
-                HealthAlert.status == AlertStatus.OPEN,
-                HealthAlert.organization_id.in_({o for o, _ in fired}),
-            )
-        ).all()
-    )
-    raised = 0
-    for org_id, alert in fired:
-        if (org_id, alert.kind.value) in open_now:
-            continue
-        open_now.add((org_id, alert.kind.value))
-        details = {
-            "since": alert.since.isoformat(),
-            "from_score": alert.from_score,
-            "to_score": alert.to_score,
-            "from_band": alert.from_band.value,
-            "to_band": alert.to_band.value,
-            "points": alert.points,
-        }
-        row = HealthAlert(organization_id=org_id, kind=alert.kind.value, day=alert.day,
-                          details=details)  # fmt: skip
-        session.add(row)
-        session.flush()
-        org = session.get(Organization, org_id)
-        record_activity(session, None, org, "cs.alert_raised", row,
-                        {"kind": alert.kind.value, **details})  # fmt: skip
-        raised += 1
-    return raised
+    """The alert rules (``cs_metrics.playbooks``) over the day's metrics: the shipped defaults
+    are seeded first (idempotent), among them "health band change or 15-point drop", which
+    replaced the hard-coded ``health.check_alerts`` alerts. Returns the alerts opened."""
+    from cs_metrics import playbooks
+
+    playbooks.ensure_default_rules(session)
+    return playbooks.evaluate_rules(session, day)
 
 
 def close_alert(session: Session, actor: User | None, alert_id: int) -> HealthAlert:
-    """A CSM closes an alert they dealt with; the next firing of that kind opens a new one."""
-    _require_cs_staff(actor)
-    alert = session.get(HealthAlert, alert_id)
-    if alert is None:
-        raise NotFound(str(_l("No such alert.")))
-    if alert.status == AlertStatus.OPEN:
-        alert.status, alert.closed_at = AlertStatus.CLOSED, utcnow()
-        session.flush()
-    return alert
+    """A CSM closes an alert they dealt with (``playbooks.close_alert``: own-book aware)."""
+    from cs_metrics import playbooks
+
+    return playbooks.close_alert(session, actor, alert_id)
 
 
 # --------------------------------------------------------------------------------------------

@@ -227,8 +227,8 @@ def self_service_rates(session: Session, day: date) -> Values:
         .order_by(Activity.organization_id, Activity.actor_id, Activity.occurred_at)
     )
     sessions: dict[int, list[kpis.SearchSession]] = defaultdict(list)
-    for org_id, events in _by_person(rows):
-        sessions[org_id].extend(_sessions(events))
+    for org_id, events in by_person(rows):
+        sessions[org_id].extend(search_sessions(events))
     result: Values = {}
     for org_id, found in sessions.items():
         rate = kpis.self_service_rate(found).value
@@ -237,9 +237,10 @@ def self_service_rates(session: Session, day: date) -> Values:
     return result
 
 
-def _by_person(
+def by_person(
     rows: Iterable[tuple[int, int, str, datetime]],
 ) -> Iterable[tuple[int, list[tuple[str, datetime]]]]:
+    """(org, that person's events) for rows ordered by (org, actor, time)."""
     key: tuple[int, int] | None = None
     events: list[tuple[str, datetime]] = []
     for org_id, actor_id, verb, at in rows:
@@ -252,7 +253,7 @@ def _by_person(
         yield key[0], events
 
 
-def _sessions(events: list[tuple[str, datetime]]) -> list[kpis.SearchSession]:
+def search_sessions(events: list[tuple[str, datetime]]) -> list[kpis.SearchSession]:
     """Search sessions of one person's time-ordered events (rules in ``self_service_rates``)."""
     spans: list[list[datetime]] = []  # [first search, last search]
     for verb, at in events:

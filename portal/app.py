@@ -135,12 +135,14 @@ def _register_features(app: Flask) -> None:
     from portal.kb import feature as kb_feature
     from portal.main.views import bp as main_bp
     from portal.qa import feature as qa_feature
+    from portal.roadmap import feature as roadmap_feature
     from portal.search import feature as search_feature
 
     accounts_moderation.register()
     search_feature.init_app(app)
     qa_feature.init_app(app)
     kb_feature.init_app(app)
+    roadmap_feature.init_app(app)
     cs_feature.init_app(app)
     app.extensions["celery"].conf.beat_schedule.update(moderation_beat)
     app.register_blueprint(main_bp)

@@ -36,6 +36,7 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "MAX_CONTENT_LENGTH": (25 * 1024 * 1024, int),
     "SESSION_LIFETIME_HOURS": (12, int),
     "QA_LIST_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
+    "ROADMAP_BOARD_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
 }
 
 ENV_PREFIX = "COCREATE_"

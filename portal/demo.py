@@ -12,6 +12,7 @@ from portal.accounts.models import UserProfile
 from portal.accounts.service import create_user, find_user, update_about
 from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role
 from portal.kb.demo import load_demo as load_kb_demo
+from portal.roadmap.demo import load_demo as load_roadmap_demo
 from portal.qa.demo import load_demo as load_qa_demo
 
 DEMO_PASSWORD = "cocreate-demo-2026"  # noqa: S105 - printed demo sign-in, by design
@@ -155,6 +156,7 @@ def load_demo(session: Session) -> list[tuple[str, str, str, str]]:
     users = {email: find_user(session, email) for _org, email, _role, _pw in sign_ins}
     load_qa_demo(session, users)
     load_kb_demo(session, users)
+    load_roadmap_demo(session, users)
     return sign_ins
 
 

@@ -14,7 +14,9 @@ from cs_metrics import service
 from cs_metrics.cli import metrics_group
 from cs_metrics.models import (
     AccountProfile,
+    AlertRule,
     Contact,
+    CsTask,
     HealthAlert,
     HealthSnapshot,
     ImportJob,
@@ -194,6 +196,24 @@ def test_tickets_and_nps_import(app, session):
     assert (response.score, response.contact_email, response.source) == (
         9, "x@acme.example", "import",
     )  # fmt: skip
+
+
+def test_imported_nps_opens_loop_and_referral_tasks_for_the_csm_once(app, session, csm):
+    do_import(app, session, "accounts", ACCOUNTS_CSV)
+    recent = (utcnow() - timedelta(days=1)).date().isoformat()
+    nps = (
+        "response_id,account_id,email,score,responded_at,comment\n"
+        f"R1,ACME-1,a@acme.example,3,{recent},slow reports\n"
+        f"R2,ACME-1,b@acme.example,10,{recent},\n"
+    )
+    assert do_import(app, session, "nps_responses", nps).status == "done"
+    tasks = session.scalars(select(CsTask).order_by(CsTask.kind)).all()
+    assert [(t.kind, t.assignee_id, t.source_type) for t in tasks] == [
+        ("close_the_loop", csm.id, "nps_response"),  # the detractor
+        ("referral_ask", csm.id, "nps_response"),  # the promoter may be asked for a referral
+    ]
+    do_import(app, session, "nps_responses", nps)  # the same file again: no second task
+    assert count(session, CsTask) == 2
 
 
 def test_a_database_error_mid_import_rolls_everything_back(app, session, monkeypatch):
@@ -381,22 +401,26 @@ def test_override_rules_and_permissions(session, csm):
     assert raised.value.field == "score"
 
 
-def test_a_fifteen_point_drop_raises_one_alert_per_kind(session):
+def test_a_fifteen_point_drop_raises_one_rule_alert(session):
+    # The default rule "health band change or 15-point drop" replaced the hard-coded alerts.
     org = account(session)
     usage(org, 100, 100)  # scores 84.17 today (yellow)
     InvoiceFactory(organization_id=org.id, order_date=DAY - timedelta(days=20))
     SnapshotFactory(organization_id=org.id, day=DAY - timedelta(days=10), score=100.0)
-    service.recompute(session, DAY)
+    result = service.recompute(session, DAY)
     session.expire_all()
-    alerts = {a.kind: a for a in session.scalars(
-        select(HealthAlert).where(HealthAlert.organization_id == org.id))}  # fmt: skip
-    assert set(alerts) == {"band_change", "score_drop"}
-    assert alerts["score_drop"].details["points"] == pytest.approx(100 - 84.1666, abs=0.01)
+    rule = session.scalar(select(AlertRule).where(AlertRule.key == "health_change"))
+    (alert,) = session.scalars(select(HealthAlert).where(HealthAlert.organization_id == org.id))
+    assert result.alerts_raised == 1
+    assert (alert.kind, alert.rule_id, alert.status) == (f"rule:{rule.id}", rule.id, "open")
+    assert alert.details["metrics"]["band_changed"] is True
+    assert alert.details["metrics"]["health_drop_30d"] == pytest.approx(100 - 84.1666, abs=0.01)
     assert count(session, Activity, Activity.verb == "cs.alert_raised",
-                 Activity.organization_id == org.id) == 2  # fmt: skip
+                 Activity.organization_id == org.id) == 1  # fmt: skip
 
-    service.recompute(session, DAY)  # again: still one open alert per kind
-    assert count(session, HealthAlert, HealthAlert.organization_id == org.id) == 2
+    again = service.recompute(session, DAY)  # again: still one open alert for the rule
+    assert again.alerts_raised == 0
+    assert count(session, HealthAlert, HealthAlert.organization_id == org.id) == 1
 
 
 def test_no_alert_for_a_small_dip(session):

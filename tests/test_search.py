@@ -524,3 +524,15 @@ def test_suggestions_start_at_three_letters_or_two_chinese_characters(app, store
         assert [s.title for s in query.suggest(None, "rep")] == ["Report template"]
         assert [s.title for s in query.suggest(None, "客户")] == ["客户成功经理"]
         assert [s.title for s in query.suggest(None, "客户成")] == ["客户成功经理"]
+
+
+def test_suggestions_can_be_limited_to_some_kinds(app, client, store):
+    store.put(1, "Report template")
+    index_all(app, store)
+    with app.app_context():
+        assert [s.title for s in query.suggest(None, "rep", kinds=[KIND])] == ["Report template"]
+        assert query.suggest(None, "rep", kinds=["question"]) == []
+    found = client.get("/search/suggest?q=rep&kind=question").get_json()["results"]
+    assert found == []
+    found = client.get(f"/search/suggest?q=rep&kind={KIND}").get_json()["results"]
+    assert [r["title"] for r in found] == ["Report template"]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
+from portal.core.api import ErrorBody, ErrorOut, PageIn, PageMeta, StrictSchema
 
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE  # an unknown field is an error naming it, never silently dropped
+__all__ = ["ErrorBody", "ErrorOut", "PageIn", "PageMeta", "StrictSchema"]  # features: core.api
 
 
 def _role_names(user: object) -> list[str]:
@@ -48,18 +47,6 @@ class MemberOut(Schema):
     roles = fields.Function(_role_names, dump_only=True)
 
 
-class PageIn(StrictSchema):
-    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = fields.Int(load_default=20, validate=validate.Range(min=1, max=100))
-
-
-class PageMeta(Schema):
-    page = fields.Int(required=True)
-    per_page = fields.Int(required=True)
-    total = fields.Int(required=True)
-    pages = fields.Int(required=True)
-
-
 class MemberPageOut(Schema):
     items = fields.List(fields.Nested(MemberOut), required=True)
     meta = fields.Nested(PageMeta, required=True)
@@ -69,16 +56,6 @@ class ProfileIn(StrictSchema):
     display_name = fields.Str(validate=validate.Length(min=1, max=80))
     locale = fields.Str(validate=validate.OneOf(["en", "zh_CN"]))
     timezone = fields.Str(validate=validate.Length(min=1, max=64))
-
-
-class ErrorBody(Schema):
-    code = fields.Str(required=True)
-    message = fields.Str(required=True)
-    fields = fields.Dict(keys=fields.Str(), values=fields.List(fields.Str()))
-
-
-class ErrorOut(Schema):
-    error = fields.Nested(ErrorBody, required=True)
 
 
 class ModerationItemOut(Schema):

@@ -1,34 +1,29 @@
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Blueprint, g, jsonify, request
+from flask import g, jsonify, request
 from flask_login import current_user
-from marshmallow import Schema
-from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 
 from moderation import service as moderation
 from portal.accounts import service as accounts
 from portal.api import schemas
-from portal.api.openapi import build_spec, endpoint
+from portal.core.api import (
+    SAFE_METHODS,
+    Unauthorized,
+    api_user,
+    bp,
+    endpoint,
+    json_body,
+    load,
+    page_out,
+)
 from portal.core.db import db
 from portal.core.errors import DomainError, PermissionDenied
-from portal.core.extensions import csrf, limiter
 from portal.core.i18n import LOCALES
-from portal.core.identity import User
 from portal.core.pagination import paginate
 from portal.core.permissions import Action
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-csrf.exempt(bp)  # token-authenticated; session-authenticated calls may only read
-
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-
-
-class Unauthorized(DomainError):
-    status_code = 401
-    code = "unauthorized"
+__all__ = ["api_user", "bp", "json_body", "load", "page_out"]  # features: use portal.core.api
 
 
 @bp.before_request
@@ -49,30 +44,6 @@ def authenticate() -> None:
         raise Unauthorized("Send a personal access token: Authorization: Bearer <token>.")
     if request.method not in SAFE_METHODS and g.api_scope != "write":
         raise PermissionDenied("This token is read-only; create a token with write access.")
-
-
-def api_user() -> User:
-    return g.api_user
-
-
-def load(schema: type[Schema], data: Any) -> dict[str, Any]:
-    """Validate input; a ValidationError becomes a 422 naming each field (app error handler)."""
-    return schema().load(data)
-
-
-def json_body() -> Any:
-    if not request.data:
-        return {}
-    try:
-        return request.get_json(force=False)
-    except BadRequest as error:
-        raise DomainError("The request body is not valid JSON.") from error
-
-
-@bp.route("/openapi.json")
-@limiter.exempt
-def openapi() -> Response:
-    return jsonify(build_spec())
 
 
 @bp.route("/me")
@@ -135,18 +106,6 @@ def organization_members(org_id: int) -> Response:
     args = load(schemas.PageIn, request.args.to_dict())
     page = paginate(db.session, accounts.members_query(org), args["page"], args["per_page"])
     return jsonify(schemas.MemberPageOut().dump(page_out(page)))
-
-
-def page_out(page: Any) -> dict[str, Any]:
-    return {
-        "items": page.items,
-        "meta": {
-            "page": page.page,
-            "per_page": page.per_page,
-            "total": page.total,
-            "pages": page.pages,
-        },
-    }
 
 
 @bp.route("/moderation/queue")

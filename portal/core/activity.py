@@ -48,8 +48,10 @@ Verbs (``<area>.<event>``) and the ``data`` each carries:
                          data: ``{"helpful": bool, "article_id"}``
 ``article.promoted``     staff (or an approved KB candidate) turned an accepted answer into an article;
                          data: ``{"answer_id", "article_id"}``
-``cs.alert_raised``      a health alert opened for an account (no actor); data: ``{"kind", "since",
-                         "from_score", "to_score", "from_band", "to_band", "points"}``
+``cs.alert_raised``      an alert rule opened an alert for an account (no actor); data: ``{"kind":
+                         "rule:<id>", "rule_id", "severity", "channel"}``
+``nps.answered``         a customer user answered the in-app NPS survey; subject: the NPS response;
+                         data: ``{"score", "category"}``
 ``cs.override_set``      a CSM overrode an account's health score; data: ``{"score", "expires_at"}``
 ``cs.health_model_saved`` a vendor admin saved a new health model version; data: ``{"version"}``
 ``kb.candidate_proposed`` an accepted, helpful answer was proposed as an article for review;

@@ -8,8 +8,7 @@ from __future__ import annotations
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
-from portal.api.openapi import endpoint
-from portal.api.views import api_user, bp, json_body, load, page_out
+from portal.core.api import api_user, bp, endpoint, json_body, load, page_out
 from portal.core.db import db
 from portal.core.pagination import paginate
 from portal.kb import schemas, service

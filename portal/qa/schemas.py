@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from portal.api.schemas import PageIn, PageMeta, StrictSchema
+from portal.core.api import PageIn, PageMeta, StrictSchema
 from portal.qa.service import (
     MAX_BODY,
     MAX_TAGS,

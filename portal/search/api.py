@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
-from portal.api.openapi import endpoint
-from portal.api.views import api_user, bp, load
+from portal.core.api import api_user, bp, endpoint, load
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.search import query, service

@@ -17,6 +17,7 @@ import logging
 import re
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -545,9 +546,15 @@ class Suggestion:
 
 
 def suggest(
-    user: User | None, prefix: str | None, limit: int = 8, root: str | Path | None = None
+    user: User | None,
+    prefix: str | None,
+    limit: int = 8,
+    root: str | Path | None = None,
+    kinds: Sequence[str] = (),
 ) -> list[Suggestion]:
-    """Titles whose words start with the typed words: ``Term`` queries on edge n-grams."""
+    """Titles whose words start with the typed words: ``Term`` queries on edge n-grams.
+
+    ``kinds`` limits them to some kinds (similar ideas while typing an idea, say)."""
     text, _ = clean(prefix)
     words = [w.lower()[:10] for w in _WORDS.findall(text[:200])]
     # Two Chinese characters are a word; two Latin letters match a large part of the index
@@ -567,6 +574,8 @@ def suggest(
     if allowed is not None and not allowed:
         return []  # Whoosh reads an empty filter set as no filter at all
     q = wq.And(terms[:8]) if len(terms) > 1 else terms[0]
+    if kinds:
+        q = wq.And([q, wq.Or([wq.Term("kind", k) for k in kinds])])
     results = handle.searcher.search(q, limit=max(1, min(limit, 20)), filter=allowed, terms=False)
     out = []
     for hit in results:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from portal.api.schemas import PageMeta, StrictSchema
+from portal.core.api import PageMeta, StrictSchema
 
 
 class SearchIn(StrictSchema):

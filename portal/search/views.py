@@ -75,7 +75,8 @@ def results() -> Any:
 def suggest() -> Response:
     text = request.args.get("q", "")[:200]
     source = "ask" if request.args.get("source") == "ask" else "suggest"
-    found = query.suggest(_viewer(), text, SUGGEST_LIMIT)
+    kinds = [k for k in request.args.getlist("kind") if k in sources()]
+    found = query.suggest(_viewer(), text, SUGGEST_LIMIT, kinds=kinds)
     log_id = None
     key = search_session_key()
     if key and len(text.strip()) >= 2:

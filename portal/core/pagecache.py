@@ -1,0 +1,83 @@
+"""Short-lived, per-process caches of rendered list bodies (the question list, the roadmap board).
+
+A busy list page is the same for everyone with the same visibility scope, language, filters and
+page. A feature makes one :class:`RenderedCache` naming the models whose changes make its bodies
+stale; a body is kept for the feature's configured seconds (default 5; 0 turns it off, as in the
+tests). Any commit in this process that added, changed or deleted one of those models -- as ORM
+objects or by a bulk UPDATE/DELETE such as an atomic counter -- clears the cache at once, so
+people see their own changes; other worker processes see them within the TTL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Hashable, Iterable
+from itertools import chain
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
+
+MAX_ENTRIES = 512
+
+
+class RenderedCache:
+    def __init__(self, name: str, watched: Iterable[type[Any]], config_key: str) -> None:
+        self.config_key = config_key
+        self._flag = f"cocreate_{name}_changed"
+        self._watched = tuple(watched)
+        self._tables = frozenset(model.__tablename__ for model in self._watched)
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, tuple[float, int, str]] = {}
+        self._generation = 0
+        event.listen(Session, "after_flush", self._note_changes)
+        event.listen(Session, "do_orm_execute", self._note_bulk_changes)
+        event.listen(Session, "after_commit", self._clear_after_commit)
+        event.listen(Session, "after_soft_rollback", self._forget)
+
+    def ttl(self) -> float:
+        configured = current_app.config.get(self.config_key)
+        if configured is None:
+            return 0.0 if current_app.testing else 5.0
+        return float(configured)
+
+    def get(self, key: Hashable) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, generation, html = entry
+        if generation != self._generation or expires < time.monotonic():
+            return None
+        return html
+
+    def put(self, key: Hashable, html: str, seconds: float) -> None:
+        with self._lock:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + seconds, self._generation, html)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def _note_changes(self, session: Session, _context: object) -> None:
+        changed = chain(session.new, session.dirty, session.deleted)
+        if any(isinstance(obj, self._watched) for obj in changed):
+            session.info[self._flag] = True
+
+    def _note_bulk_changes(self, state: ORMExecuteState) -> None:
+        if state.is_update or state.is_delete:
+            table = getattr(state.statement, "table", None)
+            if getattr(table, "name", None) in self._tables:
+                state.session.info[self._flag] = True
+
+    def _clear_after_commit(self, session: Session) -> None:
+        if session.info.pop(self._flag, False):
+            self.clear()
+
+    def _forget(self, session: Session, previous_transaction: object) -> None:
+        if getattr(previous_transaction, "parent", None) is None:
+            session.info.pop(self._flag, None)

@@ -1,0 +1,566 @@
+"""CS dashboards through HTTP: portfolio, accounts, account page, overrides, imports, the
+health model editor and settings; who may reach each CS route; CSV exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from cs_metrics import service
+from cs_metrics.models import (
+    AlertRule,
+    CsTask,
+    HealthAlert,
+    HealthOverride,
+    HealthSnapshot,
+    ImportJob,
+    ImprovementItem,
+)
+from cs_metrics.settings import set_setting
+from portal.core.activity import Activity
+from portal.core.db import utcnow
+from portal.core.identity import Role
+from tests import cs_factories
+from tests.conftest import count_statements, login
+from tests.cs_factories import AccountFactory, NpsFactory, SnapshotFactory
+from tests.factories import OrganizationFactory, UserFactory, staff
+
+TODAY = utcnow().date()
+
+
+@pytest.fixture(autouse=True)
+def _bind(session):
+    cs_factories.bind(session)
+
+
+@pytest.fixture
+def csm(session):
+    return staff(Role.CSM, display_name="Carla CSM")
+
+
+@pytest.fixture
+def admin(session):
+    return staff(Role.VENDOR_ADMIN)
+
+
+@pytest.fixture
+def pm(session):
+    return staff(Role.PRODUCT_MANAGER)
+
+
+def components(usage_score: float = 20.0) -> list[dict]:
+    return [
+        {"name": "usage_trend", "raw": -38.0, "score": usage_score, "weight": 20,
+         "configured_share": 0.5, "share": 0.5, "contribution": usage_score * 0.5,
+         "missing": False},
+        {"name": "csat", "raw": 80.0, "score": 66.7, "weight": 20, "configured_share": 0.5,
+         "share": 0.5, "contribution": 33.3, "missing": False},
+        {"name": "nps", "raw": None, "score": None, "weight": 10, "configured_share": 0.2,
+         "share": 0.0, "contribution": 0.0, "missing": True},
+    ]  # fmt: skip
+
+
+def account(session, name: str, *, csm=None, arr="120000", renewal=None, scores=(), **kw):
+    """A customer with a profile and one snapshot per score (oldest first, ending today)."""
+    org = OrganizationFactory(name=name)
+    AccountFactory(
+        organization_id=org.id, arr=Decimal(arr), csm_id=csm.id if csm else None,
+        renewal_date=renewal, **kw,
+    )  # fmt: skip
+    for back, score in enumerate(reversed(scores)):
+        band = "green" if score >= 85 else "yellow" if score >= 70 else "red"
+        SnapshotFactory(
+            organization_id=org.id, day=TODAY - timedelta(days=back), score=score, band=band,
+            effective_score=score, effective_band=band, complete=False,
+            components=components(),
+        )  # fmt: skip
+    session.flush()
+    return org
+
+
+def rows_of(response) -> list[list[str]]:
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    return list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+
+
+# --- portfolio -----------------------------------------------------------------------------
+
+
+def test_portfolio_counts_accounts_and_arr_by_band_renewals_and_drops(client, session, csm):
+    account(session, "Green Co", arr="100000", scores=(90, 91))
+    falling = account(session, "Falling Co", arr="50000", scores=(88, 80, 60),
+                      renewal=TODAY + timedelta(days=30))  # fmt: skip
+    account(session, "Unscored Co", arr="7000", renewal=TODAY + timedelta(days=120))
+    login(client, csm)
+    page = client.get("/cs/").get_data(as_text=True)
+    assert 'data-band="green"' in page and "Falling Co" in page
+    assert "<svg" in page and 'role="img"' in page  # the ARR chart, drawn by the portal
+    bands = {r[0]: r[1:] for r in rows_of(client.get("/cs/portfolio/bands.csv"))[1:]}
+    assert bands["Green"] == ["1", "100000.00"]
+    assert bands["Red"] == ["1", "50000.00"]
+    assert bands["No score"] == ["1", "7000.00"]
+    renewals = rows_of(client.get("/cs/portfolio/renewals.csv"))
+    assert [r[0] for r in renewals[1:]] == ["Falling Co"]  # 120 days out is not listed
+    assert renewals[1][1:3] == ["60.0", "Red"]
+    drops = rows_of(client.get("/cs/portfolio/drops.csv"))
+    assert drops[1][0] == "Falling Co" and drops[1][3] == "28.0"
+    assert f"/cs/accounts/{falling.id}" in page
+
+
+def test_portfolio_statement_count_does_not_grow_with_accounts(client, session, csm, connection):
+    login(client, csm)
+    for i in range(5):
+        account(session, f"Small {i}", csm=csm, scores=(90, 70), renewal=TODAY)
+    few = count_statements(client, connection, "/cs/")
+    for i in range(45):
+        account(session, f"Big {i}", csm=csm, scores=(90, 70), renewal=TODAY)
+    many = count_statements(client, connection, "/cs/")
+    assert few == many
+
+
+def test_own_book_limits_lists_and_hides_other_accounts(client, session, csm, admin):
+    other = staff(Role.CSM)
+    mine = account(session, "Mine Co", csm=csm, scores=(90,))
+    theirs = account(session, "Theirs Co", csm=other, scores=(50,))
+    set_setting(session, admin, "own_book_only", True)
+    session.flush()
+    login(client, csm)
+    listing = client.get("/cs/accounts").get_data(as_text=True)
+    assert "Mine Co" in listing and "Theirs Co" not in listing
+    assert "Theirs Co" not in client.get("/cs/").get_data(as_text=True)
+    assert client.get(f"/cs/accounts/{mine.id}").status_code == 200
+    assert client.get(f"/cs/accounts/{theirs.id}").status_code == 404
+    assert client.get(f"/cs/accounts/{theirs.id}/components.csv").status_code == 404
+    response = client.post(f"/cs/accounts/{theirs.id}/override", data={"score": "90"})
+    assert response.status_code == 404
+
+
+def test_account_list_searches_filters_sorts_and_pages(client, session, csm):
+    for i in range(30):
+        account(session, f"Alpha {i:02d}", scores=(50 + i,), segment="smb" if i % 2 else "ent")
+    account(session, "Beta", scores=(99,), segment="ent")
+    login(client, csm)
+    page = client.get("/cs/accounts?q=alpha&sort=-score").get_data(as_text=True)
+    assert "Beta" not in page and page.index("Alpha 29") < page.index("Alpha 28")
+    assert "Page 1 of 2" in page
+    rows = rows_of(client.get("/cs/accounts.csv?band=red&segment=smb"))
+    assert {r[2] for r in rows[1:]} == {"Red"} and len(rows) - 1 == 10
+    assert client.get("/cs/accounts?page=abc&sort=;drop").status_code == 200
+
+
+# --- account page and overrides ------------------------------------------------------------
+
+
+def test_account_page_explains_the_score_and_shows_everything_about_the_account(
+    client, session, csm
+):
+    org = account(session, "Red Co", csm=csm, scores=(80, 60), renewal=TODAY)
+    customer = UserFactory(organization=org, display_name="Cora Customer")
+    session.add(Activity(actor_id=customer.id, organization_id=org.id, verb="idea.voted"))
+    session.add(Activity(actor_id=customer.id, organization_id=org.id, verb="idea.voted"))
+    session.add(Activity(actor_id=customer.id, organization_id=org.id,
+                         verb="template.downloaded"))  # fmt: skip
+    NpsFactory(organization_id=org.id, score=3, comment="slow <b>support</b>")
+    NpsFactory(organization_id=org.id, score=10)
+    session.add(CsTask(organization_id=org.id, title="Call the champion", due_on=TODAY))
+    session.add(ImprovementItem(organization_id=org.id, department="product",
+                                title="Faster export"))  # fmt: skip
+    rule = AlertRule(name="Usage fell by half", expression="usage_trend < -50")
+    session.add(rule)
+    session.flush()
+    session.add(HealthAlert(organization_id=org.id, kind=f"rule:{rule.id}", rule_id=rule.id,
+                            day=TODAY, severity="critical"))  # fmt: skip
+    session.flush()
+    login(client, csm)
+    page = client.get(f"/cs/accounts/{org.id}").get_data(as_text=True)
+    assert 'data-band="red"' in page and "incomplete-badge" in page
+    # components: value, score, weight as a percentage, contribution; the missing one marked
+    assert 'data-component="usage_trend"' in page and "40%" in page and "no data" in page
+    assert "Ideas voted: 2" in page and "Templates adopted: 1" in page
+    assert "Cora Customer" in page and "idea.voted" in page
+    assert "slow &lt;b&gt;support&lt;/b&gt;" in page  # escaped, never markup
+    assert "Call the champion" in page and "Faster export" in page
+    assert "Usage fell by half" in page
+    assert "NPS 0.0 from 2 responses" in page
+    assert 'id="clv"' in page and "Gross margin" in page and "80%" in page
+    assert page.count("<svg") >= 1  # the trend chart
+    components_csv = rows_of(client.get(f"/cs/accounts/{org.id}/components.csv"))
+    assert components_csv[1][:5] == ["usage_trend", "-38.0", "20.0", "40.0", "10.0"]
+
+
+def test_trend_chart_marks_model_changes(client, session, csm):
+    org = account(session, "Changing Co", scores=(80, 82, 84))
+    first = session.scalar(
+        select(HealthSnapshot).where(HealthSnapshot.organization_id == org.id)
+        .order_by(HealthSnapshot.day)
+    )  # fmt: skip
+    first.model_version = "v1"
+    session.flush()
+    login(client, csm)
+    page = client.get(f"/cs/accounts/{org.id}").get_data(as_text=True)
+    assert "cs-chart-marker" in page and "Model default-1" in page
+
+
+def test_override_survives_and_is_shown_as_an_override_until_revoked(client, session, csm):
+    org = account(session, "Override Co", scores=(60,))
+    login(client, csm)
+    expiry = (TODAY + timedelta(days=30)).isoformat()
+    response = client.post(
+        f"/cs/accounts/{org.id}/override",
+        data={"score": "88", "reason": "Exec sponsor renewed <early>", "expires_at": expiry},
+    )
+    assert response.status_code == 302
+    page = client.get(f"/cs/accounts/{org.id}").get_data(as_text=True)
+    assert 'id="override-badge"' in page and 'data-band="green"' in page
+    assert "Exec sponsor renewed &lt;early&gt;" in page and "Carla CSM" in page
+    service.recompute(session)  # the nightly run keeps it
+    session.flush()
+    page = client.get(f"/cs/accounts/{org.id}").get_data(as_text=True)
+    assert 'id="override-badge"' in page
+    assert client.post(f"/cs/accounts/{org.id}/override/revoke").status_code == 302
+    session.expire_all()
+    assert session.scalar(select(HealthOverride)).revoked_at is not None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"score": "101", "reason": "x", "expires_at": "2099-01-01"}, "between 0 and 100"),
+        ({"score": "50", "reason": "", "expires_at": "2099-01-01"}, "This field is required"),
+        ({"score": "50", "reason": "x", "expires_at": ""}, "This field is required"),
+        ({"score": "50", "reason": "x", "expires_at": "2001-01-01"}, "must be in the future"),
+        ({"score": "abc", "reason": "x", "expires_at": "2099-01-01"}, "Not a valid float"),
+    ],
+)
+def test_override_form_rejects_bad_input_beside_the_field(client, session, csm, data, message):
+    org = account(session, "Form Co", scores=(60,))
+    login(client, csm)
+    response = client.post(f"/cs/accounts/{org.id}/override", data=data)
+    assert 400 <= response.status_code < 500
+    assert message in response.get_data(as_text=True)
+    assert session.scalar(select(HealthOverride)) is None
+
+
+def test_product_manager_reads_but_cannot_override(client, session, pm):
+    org = account(session, "Read Co", scores=(60,))
+    login(client, pm)
+    page = client.get(f"/cs/accounts/{org.id}").get_data(as_text=True)
+    assert "override-form" not in page
+    response = client.post(
+        f"/cs/accounts/{org.id}/override",
+        data={"score": "90", "reason": "x", "expires_at": "2099-01-01"},
+    )
+    assert response.status_code == 403
+
+
+def test_csv_exports_are_formula_safe(client, session, csm):
+    account(session, '=HYPERLINK("http://evil")', scores=(50,), segment="@sum")
+    login(client, csm)
+    rows = rows_of(client.get("/cs/accounts.csv"))
+    assert rows[1][0] == '\'=HYPERLINK("http://evil")' and rows[1][7] == "'@sum"
+
+
+# --- who reaches what: every CS route ------------------------------------------------------
+
+PAGE_METHODS = {"GET", "POST"}
+# GET pages that are only a form to change something: a product manager (read only) may be
+# refused them. Everything else a product manager reads.
+PM_WRITE_ONLY_PAGES = {"cs.targets"}
+
+
+def write_only_page(endpoint: str) -> bool:
+    return endpoint in PM_WRITE_ONLY_PAGES or "new" in endpoint or "edit" in endpoint
+
+
+def cs_rules(app):
+    """Every route of the CS blueprint except the customer-facing NPS survey."""
+    return [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("cs.") and not rule.endpoint.startswith("cs.survey")
+    ]
+
+
+def build(app, rule, known) -> tuple[str, bool]:
+    """The rule's URL with real ids where this test knows them; ``exact`` is False when some
+    argument had to be guessed (an object id of another area's route)."""
+    from werkzeug.routing import AnyConverter, IntegerConverter
+
+    values, exact = {}, True
+    for name in rule.arguments:
+        converter = rule._converters[name]
+        if name in known:
+            values[name] = known[name]
+        elif isinstance(converter, AnyConverter):
+            values[name] = converter.regex.split("|")[0].strip("(?:)")
+        elif rule.endpoint == "cs.account_export":
+            values[name] = "components"
+        elif isinstance(converter, IntegerConverter):
+            values[name], exact = 1, False
+        else:
+            values[name], exact = "x", False
+    with app.test_request_context():
+        from flask import url_for
+
+        return url_for(rule.endpoint, **values), exact
+
+
+@pytest.fixture
+def known_ids(session, csm, app):
+    org = account(session, "Route Co", csm=csm, scores=(60,))
+    job = ImportJob(kind="accounts", filename="a.csv", status="done", report={})
+    session.add(job)
+    session.flush()
+    return {"org_id": org.id, "job_id": job.id}
+
+
+def test_every_cs_route_is_for_staff_only(app, client, session, known_ids, pm):
+    rules = cs_rules(app)
+    assert len(rules) >= 10
+    member = UserFactory(roles=[Role.MEMBER])
+    org_admin = UserFactory(roles=[Role.ORG_ADMIN])
+    checked, wrong = 0, []
+    for rule in rules:
+        url, exact = build(app, rule, known_ids)
+        for method in sorted(rule.methods & PAGE_METHODS):
+            client.get("/sign-out")  # anonymous
+            with client.session_transaction() as s:
+                s.clear()
+            response = client.open(url, method=method)
+            assert response.status_code == 302, (method, url)
+            assert "/sign-in" in response.headers["Location"], (method, url)
+            for customer in (member, org_admin):
+                login(client, customer)
+                assert client.open(url, method=method).status_code == 403, (customer, method, url)
+            login(client, pm)
+            status = client.open(url, method=method).status_code
+            if method == "POST":
+                if status not in ((403,) if exact else (403, 404)):
+                    wrong.append(("product manager", method, url, status))
+            elif write_only_page(rule.endpoint):
+                if status not in (200, 403, 404):
+                    wrong.append(("product manager", method, url, status))
+            elif status not in ((200,) if exact else (200, 404)):
+                wrong.append(("product manager", method, url, status))
+            checked += 1
+    assert not wrong
+    assert checked >= len(rules)
+
+
+# --- imports ---------------------------------------------------------------------------------
+
+
+ACCOUNTS = "external_id,name,arr,renewal_date\nA-1,Acme,1000,2026-12-01\nA-2,Beta,2000,2026-11-01\n"
+BAD = "external_id,name,arr\nA-1,Acme,1000\nA-2,Beta,lots\n"
+
+
+def upload(client, text, kind="accounts", **extra):
+    data = {"kind": kind, "file": (io.BytesIO(text.encode()), f"{kind}.csv"), **extra}
+    return client.post("/cs/imports", data=data, content_type="multipart/form-data")
+
+
+def test_import_runs_and_the_job_page_reports_progress(client, session, csm):
+    login(client, csm)
+    response = upload(client, ACCOUNTS)
+    assert response.status_code == 302
+    job_url = response.headers["Location"]
+    status = client.get(job_url + "/status.json").get_json()
+    assert status["status"] == "done" and status["finished"] and status["percent"] == 100
+    assert status["rows_done"] == 2
+    page = client.get(job_url).get_data(as_text=True)
+    assert "All rows were imported." in page and "cs_import.js" in page
+    assert "Acme" in client.get("/cs/accounts").get_data(as_text=True)
+    assert "accounts.csv" in client.get("/cs/imports").get_data(as_text=True)
+    jobs = rows_of(client.get("/cs/imports.csv"))
+    assert jobs[1][:4] == ["accounts.csv", "accounts", "done", "2"]
+
+
+def test_import_with_errors_imports_nothing_and_offers_a_row_report(client, session, csm):
+    login(client, csm)
+    job_url = upload(client, BAD).headers["Location"]
+    page = client.get(job_url).get_data(as_text=True)
+    assert "Nothing was imported" in page and "errors-download" in page
+    report = rows_of(client.get(job_url + "/errors.csv"))
+    assert any(row[:2] == ["3", "arr"] for row in report[1:])
+    assert "Acme" not in client.get("/cs/accounts").get_data(as_text=True)
+    job_url = upload(client, BAD, skip_invalid="y").headers["Location"]
+    assert "The valid rows were imported" in client.get(job_url).get_data(as_text=True)
+    assert "Acme" in client.get("/cs/accounts").get_data(as_text=True)
+
+
+def test_import_form_errors(client, session, csm):
+    login(client, csm)
+    response = client.post("/cs/imports", data={"kind": "accounts"},
+                           content_type="multipart/form-data")  # fmt: skip
+    assert response.status_code == 422 and "Choose a CSV file." in response.get_data(as_text=True)
+    response = upload(client, ACCOUNTS, kind="spreadsheets")
+    assert response.status_code == 422 and "Not a valid choice" in response.get_data(as_text=True)
+
+
+# --- health model and settings ---------------------------------------------------------------
+
+
+def model_form(rows, green="85", yellow="70"):
+    data = {"green_min": green, "yellow_min": yellow}
+    for key in ("name", "weight", "scale", "at_0", "at_100", "steps"):
+        data[f"{key}[]"] = [r.get(key, "") for r in rows]
+    return data
+
+
+def test_admin_saves_a_new_model_version_with_weights_as_percentages(client, session, admin):
+    login(client, admin)
+    page = client.get("/cs/health-model").get_data(as_text=True)
+    assert "usage_trend" in page and "15.0%" in page  # default weights 20/15/... of 100
+    rows = [
+        {"name": "usage_trend", "weight": "3", "scale": "linear", "at_0": "-50", "at_100": "10"},
+        {"name": "severe_tickets", "weight": "1", "scale": "thresholds", "steps": "0:100, 2:0"},
+        {"name": ""},
+    ]
+    response = client.post("/cs/health-model", data=model_form(rows, green="80"))
+    assert response.status_code == 302
+    model = service.active_model(session)
+    assert model.version == "v1" and model.shares()["usage_trend"] == 0.75
+    assert model.bands.green_min == 80
+    page = client.get("/cs/health-model").get_data(as_text=True)
+    assert "75.0%" in page and 'id="model-versions"' in page
+    versions = rows_of(client.get("/cs/health-model/versions.csv"))
+    assert [r[0] for r in versions[1:]] == ["v1", "v1"] and versions[1][3] == "usage_trend"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"name": "usage_trend", "weight": "0", "scale": "linear", "at_0": "0", "at_100": "1"}],
+         "The weights sum to zero"),
+        ([{"name": "usage_trend", "weight": "-2", "scale": "linear", "at_0": "0", "at_100": "1"}],
+         "The weights sum to zero"),
+        ([{"name": "usage_trend", "weight": "x", "scale": "linear", "at_0": "0", "at_100": "1"}],
+         "must be a number above 0"),
+        ([{"name": "csat", "weight": "1", "scale": "linear", "at_0": "5", "at_100": "5"}],
+         "must differ"),
+        ([{"name": "csat", "weight": "1", "scale": "thresholds", "steps": "0:100, 1"}],
+         "value:score pairs"),
+        ([{"name": "csat", "weight": "1", "scale": "thresholds", "steps": "0:10, 1:90, 2:20"}],
+         "not valid"),
+        ([{"name": ""}], "at least one component"),
+    ],
+)  # fmt: skip
+def test_health_model_errors_are_shown_in_the_form(client, session, admin, rows, message):
+    login(client, admin)
+    response = client.post("/cs/health-model", data=model_form(rows))
+    assert 400 <= response.status_code < 500
+    assert message in response.get_data(as_text=True)
+    assert service.active_model(session).version == "default-1"
+
+
+def test_health_model_bands_must_be_ordered(client, session, admin):
+    login(client, admin)
+    rows = [{"name": "csat", "weight": "1", "scale": "linear", "at_0": "50", "at_100": "95"}]
+    response = client.post("/cs/health-model", data=model_form(rows, green="60", yellow="70"))
+    assert response.status_code == 400 and "bands.yellow_min" in response.get_data(as_text=True)
+
+
+def test_csm_reads_the_model_but_cannot_save(client, session, csm):
+    login(client, csm)
+    assert "Save as a new version" not in client.get("/cs/health-model").get_data(as_text=True)
+    rows = [{"name": "csat", "weight": "1", "scale": "linear", "at_0": "50", "at_100": "95"}]
+    assert client.post("/cs/health-model", data=model_form(rows)).status_code == 403
+
+
+SETTINGS = {
+    "own_book_only": "y", "nps_enabled": "y", "nps_cadence_days": "120", "gross_margin": "70",
+    "discount_rate": "8", "service_cost_share": "10", "cross_sell_probability": "20",
+    "expansion_share": "15", "churn_green": "4", "churn_yellow": "12", "churn_red": "40",
+    "churn_unknown": "15",
+}  # fmt: skip
+
+
+def test_admin_changes_settings_and_the_clv_uses_them(client, session, admin):
+    from cs_metrics.settings import get_setting
+
+    org = account(session, "Clv Co", arr="100000", scores=(90,))
+    login(client, admin)
+    assert client.post("/cs/settings", data=SETTINGS).status_code == 302
+    assert get_setting(session, "own_book_only") is True
+    assert get_setting(session, "nps_survey")["cadence_days"] == 120
+    clv = get_setting(session, "clv")
+    assert clv["gross_margin"] == 0.7 and clv["churn_by_band"]["red"] == 0.4
+    page = client.get(f"/cs/accounts/{org.id}").get_data(as_text=True)
+    assert "70%" in page and "4%" in page
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"nps_cadence_days": "30"}, "Number must be between 90 and 3650"),
+        ({"gross_margin": "150"}, "Number must be between 0 and 100"),
+        ({"discount_rate": "abc"}, "Not a valid float value"),
+    ],
+)
+def test_settings_errors_are_shown_in_the_form(client, session, admin, change, message):
+    login(client, admin)
+    response = client.post("/cs/settings", data={**SETTINGS, **change})
+    assert response.status_code == 422 and message in response.get_data(as_text=True)
+
+
+def test_csm_cannot_change_settings(client, session, csm):
+    login(client, csm)
+    assert client.get("/cs/settings").status_code == 200
+    assert client.post("/cs/settings", data=SETTINGS).status_code == 403
+
+
+def test_negative_arr_is_shown_plainly_not_as_a_lifetime_value(client, session, csm):
+    org = account(session, "Refund Co", arr="-500", scores=(60,))
+    login(client, csm)
+    page = client.get(f"/cs/accounts/{org.id}").get_data(as_text=True)
+    assert "The ARR is negative." in page
+    assert client.get("/cs/").status_code == 200  # the ARR chart draws no negative bar
+
+
+def test_unknown_account_and_unknown_job_answer_not_found(client, session, csm):
+    login(client, csm)
+    vendor_org = csm.organization
+    assert client.get("/cs/accounts/999999").status_code == 404
+    assert client.get(f"/cs/accounts/{vendor_org.id}").status_code == 404  # not a customer
+    assert client.get("/cs/accounts/999999/nps.csv").status_code == 404
+    assert client.get("/cs/imports/999999").status_code == 404
+    assert client.get("/cs/imports/999999/status.json").status_code == 404
+
+
+# --- charts ----------------------------------------------------------------------------------
+
+
+def test_line_chart_is_accessible_escaped_and_marks_gaps_bands_and_model_changes():
+    from cs_metrics.charts import line_chart
+
+    day = date(2026, 3, 1)
+    svg = str(
+        line_chart(
+            [("<script>x</script>", [(day, 80.0), (day + timedelta(1), None),
+                                     (day + timedelta(2), 60.0), (day + timedelta(3), 65.0)])],
+            bands=[(0, 70, "red"), (70, 85, "yellow"), (85, 100, "green")],
+            markers=[(day + timedelta(2), "v2 <b>")],
+            title='Health "trend" & more',
+        )
+    )  # fmt: skip
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "v2 &lt;b&gt;" in svg
+    assert 'role="img"' in svg and "<title" in svg and "<desc" in svg
+    assert 'class="visually-hidden"' in svg and "<td>2026-03-02</td><td>–</td>" in svg
+    assert svg.count("<polyline") == 1  # the gap splits the line; a lone point draws none
+    assert svg.count("cs-chart-band-") == 3 and "cs-chart-marker" in svg
+    assert "style=" not in svg
+
+
+def test_bar_chart_draws_no_bar_for_negative_or_missing_values():
+    from cs_metrics.charts import bar_chart
+
+    svg = str(bar_chart([("A", 100, "green"), ("B", -5, "red"), ("C", None, "none")],
+                        title="ARR", value_format="{:,.0f}"))  # fmt: skip
+    assert svg.count('width="0"') == 2 and ">-5<" in svg and ">–<" in svg
+    assert "style=" not in svg
