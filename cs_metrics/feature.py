@@ -7,7 +7,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Called once by the app factory, before the API blueprint is registered."""
-    from cs_metrics import api  # noqa: F401 - routes on portal.api.views.bp
+    from cs_metrics import api  # noqa: F401 - routes on portal.core.api.bp
     from cs_metrics.tasks import BEAT_SCHEDULE
     from cs_metrics.views import bp
 

@@ -132,6 +132,7 @@ def _register_features(app: Flask) -> None:
     from portal.accounts import moderation as accounts_moderation
     from portal.accounts.views import bp as accounts_bp
     from portal.api.views import bp as api_bp
+    from portal.gallery import feature as gallery_feature
     from portal.kb import feature as kb_feature
     from portal.main.views import bp as main_bp
     from portal.qa import feature as qa_feature
@@ -142,6 +143,7 @@ def _register_features(app: Flask) -> None:
     search_feature.init_app(app)
     qa_feature.init_app(app)
     kb_feature.init_app(app)
+    gallery_feature.init_app(app)
     roadmap_feature.init_app(app)
     cs_feature.init_app(app)
     app.extensions["celery"].conf.beat_schedule.update(moderation_beat)

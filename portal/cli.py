@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
@@ -62,9 +65,19 @@ def demo_group() -> None:
 
 
 @demo_group.command("load")
+@click.option(
+    "--accounts",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Customer-success accounts (the first five are the demo organizations).",
+)
 @with_appcontext
-def demo_load() -> None:
-    """Create the demo organizations and users (safe to run again)."""
+def demo_load(accounts: int) -> None:
+    """Create the demo organizations and users, then the customer-success demo data (safe to
+    run again)."""
+    from cs_metrics import demo as cs_demo
+    from portal.core.db import new_session
     from portal.demo import load_demo
 
     close_database_on_exit()
@@ -74,6 +87,42 @@ def demo_load() -> None:
     width = max(len(email) for _org, email, _role, _pw in sign_ins)
     for org, email, role, password in sign_ins:
         click.echo(f"  {email:<{width}}  {password}  {role:<16} {org}")
+    if accounts:
+        result = cs_demo.load(new_session, accounts, progress=_progress_bar)
+        bands = ", ".join(f"{k} {v}" for k, v in sorted(result.bands.items())) or "none"
+        click.echo(
+            f"Customer success: {result.accounts} accounts, "
+            f"{sum(result.rows.values()):,} rows imported; health today: {bands}."
+        )
+        click.echo(f"  CSMs (password {cs_demo.DEMO_PASSWORD}): {', '.join(result.csms)}")
+
+
+@demo_group.command("csv")
+@click.option("--accounts", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+def demo_csv(accounts: int, seed: int, outdir: Path) -> None:
+    """Write customer-success demo CSV files (one per import kind) into OUTDIR."""
+    from cs_metrics import demo as cs_demo
+
+    for kind, path in cs_demo.write_csv(outdir, accounts, seed=seed).items():
+        click.echo(f"  {kind:<14} {path}")
+
+
+def _progress_bar(label: str) -> Callable[[int, int], None]:
+    """A click progress bar fed by a service's ``progress(done, total)`` callback."""
+    seen = 0
+    bar = click.progressbar(length=1, label=label)
+
+    def update(done: int, total: int) -> None:
+        nonlocal seen
+        bar.length = max(total, 1)
+        bar.update(done - seen)
+        seen = done
+        if done >= total:
+            bar.render_finish()
+
+    return update
 
 
 cli.add_command(metrics_group)

@@ -37,6 +37,8 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "SESSION_LIFETIME_HOURS": (12, int),
     "QA_LIST_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "ROADMAP_BOARD_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
+    "GALLERY_LIST_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
+    "GALLERY_MAX_UPLOAD_BYTES": (20 * 1024 * 1024, int),
 }
 
 ENV_PREFIX = "COCREATE_"

@@ -11,9 +11,10 @@ from moderation.models import ReasonTemplate, WatchedWordEntry
 from portal.accounts.models import UserProfile
 from portal.accounts.service import create_user, find_user, update_about
 from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role
+from portal.gallery.demo import load_demo as load_gallery_demo
 from portal.kb.demo import load_demo as load_kb_demo
-from portal.roadmap.demo import load_demo as load_roadmap_demo
 from portal.qa.demo import load_demo as load_qa_demo
+from portal.roadmap.demo import load_demo as load_roadmap_demo
 
 DEMO_PASSWORD = "cocreate-demo-2026"  # noqa: S105 - printed demo sign-in, by design
 
@@ -157,6 +158,7 @@ def load_demo(session: Session) -> list[tuple[str, str, str, str]]:
     load_qa_demo(session, users)
     load_kb_demo(session, users)
     load_roadmap_demo(session, users)
+    load_gallery_demo(session, users)
     return sign_ins
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from portal.core.api import ErrorBody, ErrorOut, PageIn, PageMeta, StrictSchema
-
-__all__ = ["ErrorBody", "ErrorOut", "PageIn", "PageMeta", "StrictSchema"]  # features: core.api
+from portal.core.api import PageIn, PageMeta, StrictSchema
 
 
 def _role_names(user: object) -> list[str]:

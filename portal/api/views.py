@@ -9,6 +9,7 @@ from portal.accounts import service as accounts
 from portal.api import schemas
 from portal.core.api import (
     SAFE_METHODS,
+    PageIn,
     Unauthorized,
     api_user,
     bp,
@@ -22,8 +23,6 @@ from portal.core.errors import DomainError, PermissionDenied
 from portal.core.i18n import LOCALES
 from portal.core.pagination import paginate
 from portal.core.permissions import Action
-
-__all__ = ["api_user", "bp", "json_body", "load", "page_out"]  # features: use portal.core.api
 
 
 @bp.before_request
@@ -97,13 +96,13 @@ def organization(org_id: int) -> Response:
     "get",
     "Members of an organization you administer",
     schemas.MemberPageOut,
-    query=schemas.PageIn,
+    query=PageIn,
     path_params={"org_id": "integer"},
     errors=(401, 403, 404),
 )
 def organization_members(org_id: int) -> Response:
     org = accounts.get_organization(db.session, api_user(), org_id, Action.MANAGE_MEMBERS)
-    args = load(schemas.PageIn, request.args.to_dict())
+    args = load(PageIn, request.args.to_dict())
     page = paginate(db.session, accounts.members_query(org), args["page"], args["per_page"])
     return jsonify(schemas.MemberPageOut().dump(page_out(page)))
 

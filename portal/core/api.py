@@ -112,6 +112,8 @@ class Operation:
     scope: str = "read"
     errors: tuple[int, ...] = (401, 404)
     path_params: dict[str, str] = field(default_factory=dict)
+    status: int = 200  # the success status (201 created, 202 accepted for background work)
+    body_type: str = "application/json"  # or "multipart/form-data" for uploads
 
 
 OPERATIONS: list[Operation] = []
@@ -132,6 +134,8 @@ def endpoint(
 
     return decorator
 
+
+SUCCESS_TEXT = {200: "OK", 201: "Created", 202: "Accepted: the work runs in the background"}
 
 ERROR_TEXT = {
     400: "Malformed request",
@@ -158,8 +162,8 @@ def build_spec() -> dict[str, Any]:
     for op in OPERATIONS:
         responses: dict[str | int, Any] = {}
         if op.response is not None:
-            responses[200] = {
-                "description": "OK",
+            responses[op.status] = {
+                "description": SUCCESS_TEXT.get(op.status, "OK"),
                 "content": {"application/json": {"schema": op.response}},
             }
         else:
@@ -186,7 +190,7 @@ def build_spec() -> dict[str, Any]:
         if op.body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": op.body}},
+                "content": {op.body_type: {"schema": op.body}},
             }
         paths.setdefault(op.path, {})[op.method] = operation
     for path, operations in paths.items():

@@ -9,7 +9,7 @@ def init_app(app: Flask) -> None:
     """Called once by the app factory, before the API blueprint is registered (``api`` adds
     its routes to it at import)."""
     from portal.roadmap import (
-        api,  # noqa: F401 - routes on portal.api.views.bp
+        api,  # noqa: F401 - routes on portal.core.api.bp
         moderation,
         search,
     )

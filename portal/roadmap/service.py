@@ -497,6 +497,10 @@ def vote(
         session.flush()
         return VoteResult(idea.id, True, True, idea.vote_count, str(_l("Importance updated.")))
     budget = vote_budget(session)
+    if budget:
+        # Two votes by one person at the same instant must not both pass the count: lock the
+        # voter's row (PostgreSQL) so the second one counts after the first has voted.
+        session.execute(select(User.id).where(User.id == voter.id).with_for_update())
     if budget and active_votes(session, voter.id) >= budget:
         raise Conflict(
             str(

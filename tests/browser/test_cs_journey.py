@@ -1,7 +1,8 @@
 """The customer-success journey in a real Chromium against a live server: a CSM imports the
 CRM's CSV files in the browser and watches each import finish, reads the portfolio, opens a
-red account and sees why it is red (its components), then overrides the score with a reason
-and an expiry and sees it shown as an override."""
+red account and sees why it is red (its components), overrides the score with a reason and an
+expiry and sees it shown as an override, then works the detractor's close-the-loop task and
+reads their KPI scorecard against its targets."""
 
 from __future__ import annotations
 
@@ -119,6 +120,32 @@ def test_csm_imports_reads_a_red_account_and_overrides_it(live_app: Flask, page:
     )
     expect(health.locator("[data-band]")).to_have_attribute("data-band", "yellow")
     expect(page.locator("#override")).to_contain_text("Li Lei")
+
+    # the detractors' answers opened close-the-loop tasks for the account's CSM
+    page.get_by_role("navigation", name="Customer success").get_by_role(
+        "link", name="Tasks"
+    ).click()
+    tasks = page.get_by_test_id("tasks")
+    expect(tasks.locator("tbody tr")).to_have_count(2)
+    expect(tasks).to_contain_text("北京星辰科技有限公司")
+    tasks.locator("tbody tr").filter(has_text="2").first.locator("a").first.click()
+    expect(page.get_by_test_id("nps-score")).to_have_text("2")
+    expect(page.get_by_test_id("nps-comment")).to_contain_text("Too many outages")
+    page.locator("#done-outcome").fill("Called the sponsor; outage review booked.")
+    page.get_by_role("button", name="Mark done").click()
+    expect(page.get_by_test_id("task-outcome")).to_have_text(
+        "Called the sponsor; outage review booked."
+    )
+
+    # and the KPI scorecard: their card first, each tier against its target
+    page.get_by_role("navigation", name="Customer success").get_by_role(
+        "link", name="KPI scorecard"
+    ).click()
+    mine = page.locator("section.card").first
+    expect(mine.get_by_role("heading")).to_contain_text("Li Lei")
+    expect(mine.get_by_role("heading")).to_contain_text("You")
+    expect(mine.locator("tbody tr")).to_have_count(4)
+    expect(mine).to_contain_text("80%")  # the default base-tier target
 
 
 def test_job_page_follows_a_running_import_until_it_finishes(live_app: Flask, page: Page):

@@ -1,0 +1,1 @@
+"""Report template gallery: templates, versions, safe uploads, ratings, downloads."""

@@ -1,0 +1,22 @@
+"""Wires the gallery into the app: blueprint, moderation kinds, search source, schedules."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Called once by the app factory, before the API blueprint is registered (``api`` adds
+    its routes to it at import)."""
+    from portal.gallery import (
+        api,  # noqa: F401 - routes on portal.core.api.bp
+        moderation,
+        search,
+    )
+    from portal.gallery.tasks import BEAT_SCHEDULE
+    from portal.gallery.views import bp
+
+    moderation.register()
+    search.register()
+    app.register_blueprint(bp)
+    app.extensions["celery"].conf.beat_schedule.update(BEAT_SCHEDULE)
