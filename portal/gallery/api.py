@@ -138,7 +138,7 @@ def download(template_id: int) -> Response:
     return send_version(version)
 
 
-@bp.route("/templates/<int:template_id>/rating", methods=["PUT", "POST"])
+@bp.route("/templates/<int:template_id>/rating", methods=["PUT"])
 @endpoint(
     "/templates/{template_id}/rating",
     "put",
