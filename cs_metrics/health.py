@@ -48,6 +48,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -316,6 +317,11 @@ class HealthModel:
 
     def shares(self) -> dict[str, float]:
         """Each component's weight as a share of all weights (sums to 1)."""
+        return dict(self._shares)
+
+    @cached_property
+    def _shares(self) -> dict[str, float]:
+        # computed once per model: the nightly run scores every account with the same model
         total = math.fsum(c.weight for c in self.components)
         return {c.name: c.weight / total for c in self.components}
 
@@ -461,23 +467,25 @@ def score_account(model: HealthModel, values: Mapping[str, float | None]) -> Hea
     service still computes). Infinities clamp like any out-of-range value; NaN, a bool or a
     non-number raises ``HealthModelError`` naming the component.
     """
-    configured = model.shares()
-    present: list[tuple[Component, float, float]] = []  # component, raw, score
+    configured = model._shares
+    scored: list[tuple[Component, float, float] | None] = []  # component, raw, score
+    present_weights: list[float] = []
     for c in model.components:
         raw = values.get(c.name)
         if raw is None:
+            scored.append(None)
             continue
         if isinstance(raw, bool) or not isinstance(raw, int | float) or math.isnan(raw):
             raise HealthModelError(f"values.{c.name}", "not_a_number", "must be a number")
         raw_f = float(raw)
-        present.append((c, raw_f, c.scale.score(raw_f)))
-    present_weight = math.fsum(c.weight for c, _, _ in present)
-    by_name = {c.name: (raw, score) for c, raw, score in present}
+        scored.append((c, raw_f, c.scale.score(raw_f)))
+        present_weights.append(c.weight)
+    present_weight = math.fsum(present_weights)
 
     results: list[ComponentResult] = []
-    for c in model.components:
-        if c.name in by_name:
-            raw, score = by_name[c.name]
+    for c, found in zip(model.components, scored, strict=True):
+        if found is not None:
+            _, raw, score = found
             share = c.weight / present_weight
             results.append(
                 ComponentResult(
@@ -489,8 +497,9 @@ def score_account(model: HealthModel, values: Mapping[str, float | None]) -> Hea
                 ComponentResult(c.name, None, None, c.weight, configured[c.name], 0.0, 0.0, True)
             )
     missing = tuple(r.name for r in results if r.missing)
-    unused = tuple(sorted(k for k in values if k not in configured))
-    if not present:
+    extra = values.keys() - configured.keys()
+    unused = tuple(sorted(extra)) if extra else ()
+    if not present_weights:
         return HealthScore(
             model.version,
             None,

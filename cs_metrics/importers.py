@@ -101,6 +101,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
+from itertools import islice
 from typing import IO, Any, Literal, NamedTuple
 
 from cs_metrics.health import CalculatorInputError
@@ -765,9 +766,20 @@ def _finite(value: Decimal, limit: Decimal) -> Decimal:
     return value
 
 
+# Fast paths for what nearly every cell of a large file looks like: ``42``, ``-3.5`` and
+# ``1,234`` / ``1,234,567.89``. They give what ``_parse_number`` gives (a lone comma followed by
+# three digits groups thousands) for under 1 us instead of 6-12 us; the rest takes the full path.
+_SIMPLE_NUMBER = re.compile(r"-?\d{1,15}(?:\.\d{1,15})?", re.ASCII)
+_COMMA_GROUPED = re.compile(r"\d{1,3}(?:,\d{3}){1,4}(?:\.\d{1,15})?", re.ASCII)
+
+
 def _number(text: str) -> Decimal:
     if len(text) < 18 and text.isdigit() and text.isascii():
         return Decimal(text)
+    if _SIMPLE_NUMBER.fullmatch(text):
+        return Decimal(text)
+    if _COMMA_GROUPED.fullmatch(text):
+        return Decimal(text.replace(",", ""))
     try:
         return _finite(_parse_number(text), MAX_NUMBER)
     except InvalidOperation:
@@ -820,6 +832,8 @@ def _domain(text: str) -> str:
     for prefix in ("https://", "http://"):
         value = value.removeprefix(prefix)
     value = value.split("/", 1)[0].removeprefix("www.").rstrip(".")
+    if len(value) > 253:  # the longest DNS name, and the database column
+        raise _CellError("too_long", "longer than 253 characters", {"max_length": 253})
     if not _DOMAIN.match(value):
         raise _CellError("invalid_domain", "not a domain name (example.com)")
     return value
@@ -1138,13 +1152,8 @@ class ValidationStream:
     # -- iteration -----------------------------------------------------------------------------
 
     def batches(self, size: int = 1000) -> Iterator[list[Record]]:
-        batch: list[Record] = []
-        for record in self:
-            batch.append(record)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
+        records = iter(self)
+        while batch := list(islice(records, size)):
             yield batch
 
     def __iter__(self) -> Iterator[Any]:
@@ -1210,7 +1219,12 @@ class ValidationStream:
             plan.append(_Column(index, header[index], fspec, parse))
         columns = [c for c in plan if c is not None]
         fill = [None] * (len(plan) + 1)
-        slots = [i + 1 for i, c in enumerate(plan) if c is not None]
+        # One flat tuple per column so the per-cell loop reads locals, not attributes.
+        cells = [
+            (i + 1, c.index, c.parse, c.spec.required, c.spec.max_length, c)
+            for i, c in enumerate(plan)
+            if c is not None
+        ]
         width = len(header)
         unique_slot = None
         if spec.unique is not None:
@@ -1237,12 +1251,11 @@ class ValidationStream:
             values = fill.copy()
             values[0] = line
             bad = False
-            for slot, column in zip(slots, columns, strict=True):
-                raw = row[column.index]
+            for slot, index, parse, required, max_length, column in cells:
+                raw = row[index]
                 text = raw.strip()
-                fspec = column.spec
                 if not text:
-                    if fspec.required:
+                    if required:
                         error(line, column, "required", "required", raw)
                         bad = True
                     continue
@@ -1251,22 +1264,21 @@ class ValidationStream:
                     if literal:
                         text = literal[1].replace('""', '"').strip()
                         if not text:
-                            if fspec.required:
+                            if required:
                                 error(line, column, "required", "required", raw)
                                 bad = True
                             continue
-                    elif fspec.type == "text":
+                    elif column.spec.type == "text":
                         if self._formula_line is None:
                             self._formula_line = line
                     else:
                         error(line, column, "formula", "a spreadsheet formula, not a value", raw)
                         bad = True
                         continue
-                parse = column.parse
                 if parse is None:
-                    if len(text) > fspec.max_length:
-                        error(line, column, "too_long", f"longer than {fspec.max_length} "
-                              "characters", raw, {"max_length": fspec.max_length})  # fmt: skip
+                    if len(text) > max_length:
+                        error(line, column, "too_long", f"longer than {max_length} "
+                              "characters", raw, {"max_length": max_length})  # fmt: skip
                         bad = True
                     else:
                         values[slot] = text

@@ -24,20 +24,24 @@ Metrics are computed in SQL, one grouped query per signal for all accounts
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 from flask import has_app_context
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, distinct, func, select, true
+from sqlalchemy import JSON, Table, and_, case, distinct, func, insert, or_, select, text, true
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from cs_metrics import expressions, signals
+from cs_metrics import expressions, health, signals
 from cs_metrics.access import book_filter, require_account, require_cs
 from cs_metrics.models import (
     AccountProfile,
@@ -53,14 +57,14 @@ from cs_metrics.models import (
     TaskKind,
     TaskStatus,
     Ticket,
-    UsageEvent,
 )
 from cs_metrics.nps import classify
-from portal.core.activity import Activity, record_activity
+from portal.core.activity import VERBS as ACTIVITY_VERBS
+from portal.core.activity import Activity
 from portal.core.db import utcnow
 from portal.core.errors import DomainError, NotFound
 from portal.core.identity import Organization, OrgKind, Role, User, UserRole
-from portal.core.notifications import notify
+from portal.core.notifications import Notification
 from portal.core.permissions import Action
 
 MONTH_DAYS = 30
@@ -173,11 +177,29 @@ def _orgs_where(column: Any, org_ids: set[int] | None) -> Any:
     return column.in_(org_ids) if org_ids is not None else true()
 
 
+IN_LIST_MAX = 500  # above this many accounts, read them all: a long IN list costs more
+
+
+def _some_orgs(column: Any, org_ids: set[int]) -> Any:
+    return column.in_(org_ids) if len(org_ids) <= IN_LIST_MAX else true()
+
+
 def account_metrics(
-    session: Session, day: date, org_ids: Iterable[int] | None = None
+    session: Session,
+    day: date,
+    org_ids: Iterable[int] | None = None,
+    *,
+    collected: signals.Signals | None = None,
+    scores: Mapping[int, tuple[float | None, str | None]] | None = None,
 ) -> dict[int, Metrics]:
-    """Every catalog metric of every customer account (or of ``org_ids``) on ``day``."""
+    """Every catalog metric of every customer account (or of ``org_ids``) on ``day``.
+
+    For the nightly recompute, which has them at hand for every account: ``collected``, the
+    day's health signals (their usage months and overdue days are reused, not read again), and
+    ``scores``, the computed (score, band) it has just stored as the day's snapshots."""
     ids = None if org_ids is None else set(org_ids)
+    if ids is not None:
+        collected = scores = None  # they cover every account; a preview reads its one account
     out: dict[int, Metrics] = {}
     for org_id, arr, renewal in session.execute(
         select(Organization.id, AccountProfile.arr, AccountProfile.renewal_date)
@@ -192,74 +214,105 @@ def account_metrics(
         out[org_id] = metrics
     if not out:
         return out
-    _health_metrics(session, day, out, ids)
-    _usage_metrics(session, day, out, ids)
-    _order_metrics(session, day, out, ids)
-    _rating_metrics(session, day, out, ids)
+    _health_metrics(session, day, out, ids, scores)
+    _usage_metrics(session, day, out, ids, collected)
+    _order_metrics(session, day, out, ids, collected)
+    _rating_metrics(session, day, out, ids, collected)
     _nps_metrics(session, day, out, ids)
     _community_metrics(session, day, out, ids)
     return out
 
 
 def _health_metrics(
-    session: Session, day: date, out: dict[int, Metrics], ids: set[int] | None
+    session: Session,
+    day: date,
+    out: dict[int, Metrics],
+    ids: set[int] | None,
+    scores: Mapping[int, tuple[float | None, str | None]] | None,
 ) -> None:
-    """Computed scores of the last 31 days (an override must not hide a falling account)."""
-    history: dict[int, list[tuple[date, float, str | None]]] = defaultdict(list)
-    for org_id, snap_day, score, band in session.execute(
-        select(HealthSnapshot.organization_id, HealthSnapshot.day, HealthSnapshot.score,
-               HealthSnapshot.band)
+    """Computed scores of the last 31 days (an override must not hide a falling account).
+
+    In SQL, one window pass over the month's snapshots returning at most two rows per account
+    (the newest two, with the best earlier score): a month of nightly snapshots is 31 rows per
+    account, too many to carry into Python every night. With ``scores`` (the day's, just
+    computed) only the earlier snapshots are read."""
+    earlier_score = case((HealthSnapshot.day < day, HealthSnapshot.score), else_=None)
+    ranked = (
+        select(
+            HealthSnapshot.organization_id.label("org_id"),
+            HealthSnapshot.day.label("day"),
+            HealthSnapshot.score.label("score"),
+            HealthSnapshot.band.label("band"),
+            func.max(earlier_score).over(partition_by=HealthSnapshot.organization_id).label("top"),
+            func.row_number()
+            .over(
+                partition_by=HealthSnapshot.organization_id,
+                order_by=HealthSnapshot.day.desc(),
+            )
+            .label("rank"),
+        )
         .where(
             HealthSnapshot.day >= day - timedelta(days=HEALTH_WINDOW_DAYS),
-            HealthSnapshot.day <= day,
+            HealthSnapshot.day < day if scores is not None else HealthSnapshot.day <= day,
             HealthSnapshot.score.is_not(None),
             _orgs_where(HealthSnapshot.organization_id, ids),
         )
-        .order_by(HealthSnapshot.organization_id, HealthSnapshot.day)
-    ):  # fmt: skip
-        history[org_id].append((_as_date(snap_day) or day, float(score), band))
-    for org_id, snaps in history.items():
+        .subquery()
+    )
+    earlier: dict[int, tuple[Any, Any]] = {}  # org -> (best earlier score, latest earlier band)
+    today: dict[int, tuple[float | None, str | None]] = {}
+    for org_id, snap_day, score, band, top, rank in session.execute(
+        select(ranked).where(ranked.c.rank <= (1 if scores is not None else 2))
+    ):
+        if scores is not None or rank == 2:  # the latest earlier snapshot
+            earlier[org_id] = (top, band)
+        elif _as_date(snap_day) == day:  # else no score on the day: nothing to judge
+            today[org_id] = (score, band)
+    for org_id, (score, band) in (scores if scores is not None else today).items():
         metrics = out.get(org_id)
-        if metrics is None or snaps[-1][0] != day:
+        if metrics is None or score is None:
             continue  # no score on the day: nothing to judge
-        _, score, band = snaps[-1]
-        metrics["health_score"] = score
+        metrics["health_score"] = float(score)
         metrics["health_band"] = band
-        before = snaps[:-1]
-        if before:
-            metrics["previous_band"] = before[-1][2]
-            metrics["band_changed"] = before[-1][2] != band
-            metrics["health_drop_30d"] = max(0.0, max(s for _, s, _ in before) - score)
+        top, previous_band = earlier.get(org_id, (None, None))
+        if top is not None:
+            metrics["previous_band"] = previous_band
+            metrics["band_changed"] = previous_band != band
+            metrics["health_drop_30d"] = max(0.0, float(top) - float(score))
         else:
             metrics["health_drop_30d"] = 0.0
 
 
 def _usage_metrics(
-    session: Session, day: date, out: dict[int, Metrics], ids: set[int] | None
+    session: Session,
+    day: date,
+    out: dict[int, Metrics],
+    ids: set[int] | None,
+    collected: signals.Signals | None,
 ) -> None:
-    start = day - timedelta(days=3 * MONTH_DAYS - 1)
-    for org_id, m0, m1, m2 in session.execute(
-        select(UsageEvent.organization_id, *_month_sums(UsageEvent.day, UsageEvent.value, day))
-        .where(
-            UsageEvent.day >= start,
-            UsageEvent.day <= day,
-            _orgs_where(UsageEvent.organization_id, ids),
-        )
-        .group_by(UsageEvent.organization_id)
-    ):
+    months = (
+        collected.usage_months if collected is not None else signals.usage_months(session, day, ids)
+    )
+    for org_id, values in months.items():
         metrics = out.get(org_id)
         if metrics is None:
             continue
-        values = [float(m or 0) for m in (m0, m1, m2)]
         metrics["usage_m0"], metrics["usage_m1"], metrics["usage_m2"] = values
         metrics["usage_down_two_months"] = _down_two(*values)
 
 
 def _order_metrics(
-    session: Session, day: date, out: dict[int, Metrics], ids: set[int] | None
+    session: Session,
+    day: date,
+    out: dict[int, Metrics],
+    ids: set[int] | None,
+    collected: signals.Signals | None,
 ) -> None:
     """Orders are invoices (by order date); overdue days as the health signal counts them."""
-    overdue, _ = signals.invoice_signals(session, day)
+    if collected is not None:
+        overdue = collected.values[health.PAYMENT_DAYS_OVERDUE]
+    else:
+        overdue, _ = signals.invoice_signals(session, day)
     recent = (Invoice.order_date > day - timedelta(days=ORDER_DAYS)) & (Invoice.order_date <= day)
     largest = func.max(case((recent, Invoice.amount), else_=None))
     last_order = func.max(case((Invoice.order_date <= day, Invoice.order_date), else_=None))
@@ -287,8 +340,17 @@ def _order_metrics(
 
 
 def _rating_metrics(
-    session: Session, day: date, out: dict[int, Metrics], ids: set[int] | None
+    session: Session,
+    day: date,
+    out: dict[int, Metrics],
+    ids: set[int] | None,
+    collected: signals.Signals | None,
 ) -> None:
+    if collected is not None:
+        for org_id, mean in collected.mean_ratings.items():
+            if org_id in out:
+                out[org_id]["avg_rating_90d"] = mean
+        return
     end = signals.day_end(day)
     for org_id, mean in session.execute(
         select(Ticket.organization_id, func.avg(Ticket.csat))
@@ -728,31 +790,6 @@ def preview_rule(
     }
 
 
-class _Recipients:
-    """CSMs and vendor admins, loaded once per evaluation and only when a rule notifies."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._admins: list[User] | None = None
-
-    def admins(self) -> list[User]:
-        if self._admins is None:
-            self._admins = list(
-                self.session.scalars(
-                    select(User)
-                    .join(UserRole, UserRole.user_id == User.id)
-                    .join(Organization, Organization.id == User.organization_id)
-                    .where(
-                        UserRole.role == Role.VENDOR_ADMIN,
-                        User.active.is_(True),
-                        Organization.kind == OrgKind.VENDOR,
-                    )
-                    .order_by(User.id)
-                )
-            )
-        return self._admins
-
-
 def _alerts_link() -> str | None:
     if not has_app_context():
         return None
@@ -761,75 +798,204 @@ def _alerts_link() -> str | None:
     return external_url("cs.alerts")
 
 
-def _run_actions(
-    session: Session,
-    rule: AlertRule,
-    alert: HealthAlert,
-    org: Organization,
-    csm: User | None,
-    day: date,
-    recipients: _Recipients,
-) -> list[dict[str, Any]]:
-    done: list[dict[str, Any]] = []
-    for action in rule.actions or []:
-        kind = action.get("type")
-        if kind == "task":
-            task = CsTask(
-                organization_id=org.id,
-                assignee_id=csm.id if csm is not None else None,
-                kind=TaskKind.ALERT,
-                title=f"{display_name(rule)}: {org.name}"[:300],
-                details={"rule_id": rule.id, "alert_id": alert.id, "severity": rule.severity},
-                due_on=day + timedelta(days=int(action.get("due_days", 2))),
-                status=TaskStatus.OPEN,
-                source_type="alert",
-                source_id=alert.id,
-            )
-            session.add(task)
-            session.flush()
-            done.append({"type": "task", "task_id": task.id, "assignee_id": task.assignee_id})
-        elif kind == "notify":
-            people: dict[int, User] = {}
-            roles = action.get("roles") or []
-            if "csm" in roles and csm is not None and csm.active:
-                people[csm.id] = csm
-            if "vendor_admins" in roles:
-                people.update((u.id, u) for u in recipients.admins())
-            link = _alerts_link() if people else None
-            for person in people.values():
-                notify(
-                    session,
-                    person,
-                    "cs_alert",
-                    _l("Alert “%(rule)s” for %(account)s", rule=display_name(rule),
-                       account=org.name),
-                    link,
-                )  # fmt: skip
-            done.append({"type": "notify", "user_ids": sorted(people)})
-        elif kind == "tag":
-            tag = str(action.get("tag"))
-            exists = session.scalar(
-                select(AccountTag.id).where(
-                    AccountTag.organization_id == org.id, AccountTag.tag == tag
-                )
-            )
-            if exists is None:
-                session.add(AccountTag(organization_id=org.id, tag=tag, source=rule_kind(rule.id)))
-                session.flush()
-            done.append({"type": "tag", "tag": tag, "added": exists is None})
-        elif kind == "channel":
-            done.append({"type": "channel", "channel": alert.channel})
-    return done
-
-
 def _channel(rule: AlertRule) -> str | None:
     return next((a.get("channel") for a in rule.actions or [] if a.get("type") == "channel"), None)
 
 
-def evaluate_rules(session: Session, day: date, *, now: datetime | None = None) -> int:
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _element(value: Any) -> str:
+    """One element of a PostgreSQL array literal, as PostgreSQL reads it back."""
+    kind = type(value)
+    if kind is float:
+        return float.__repr__(value)  # round-trips; "inf" and "nan" are read too
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "NULL"
+    if kind is bool:
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return _quoted(str(value.value))
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return _quoted(str(value))
+
+
+class JSONText(str):
+    """A JSON document already serialized, which ``bulk_insert`` stores as it is."""
+
+
+def _json_element(value: Any) -> str:
+    return _quoted(value if isinstance(value, JSONText) else json.dumps(value))
+
+
+def _array_literal(values: Iterable[Any], element: Callable[[Any], str] = _element) -> str:
+    """A PostgreSQL array literal, built with string methods (psycopg's own list dumper quotes
+    each element with a regex, and took longer than the insert itself)."""
+    return "{" + ",".join(map(element, values)) + "}"
+
+
+def bulk_insert(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict: Sequence[str] = (),
+    unchanged_if_same: Sequence[str] = (),
+) -> list[int]:
+    """Insert ``rows`` (same keys each) in one statement; their ids, in row order.
+
+    ``conflict``: the unique columns of an upsert (the other columns are replaced). With
+    ``unchanged_if_same`` (columns such as a timestamp), an existing row whose other columns
+    already hold the new values is left alone: a rerun writes nothing. Column
+    defaults of the model (``created_at``) are filled in here. On PostgreSQL every column goes
+    as one array (``unnest``): a multi-row VALUES of thousands of rows spent most of its time
+    building and parsing the SQL text. The nightly recompute writes its snapshots and every
+    firing's alert, task, tag, notification and activity rows this way, instead of an ORM
+    flush per action."""
+    if not rows:
+        return []
+    names = list(rows[0])
+    defaults = {
+        c.name: c.default.arg(None) if c.default.is_callable else c.default.arg
+        for c in table.c
+        if c.name not in names and c.default is not None and not c.primary_key
+    }
+    names += list(defaults)
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        # ids come in insertion order (SQLite takes the next rowid): sorted, they are row order;
+        # asking SQLAlchemy to sort by parameter order would send one statement per row
+        stmt = (sqlite.insert(table) if dialect.name == "sqlite" else insert(table)).returning(
+            table.c.id
+        )
+        if conflict:
+            compared = [n for n in names if n not in conflict and n not in unchanged_if_same]
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(conflict),
+                set_={n: stmt.excluded[n] for n in names if n not in conflict},
+                where=or_(*(table.c[n].is_distinct_from(stmt.excluded[n]) for n in compared))
+                if unchanged_if_same
+                else None,
+            )
+        plain = [
+            {
+                k: json.loads(v) if isinstance(v, JSONText) else v
+                for k, v in {**defaults, **row}.items()
+            }
+            for row in rows
+        ]
+        return sorted(r[0] for r in session.execute(stmt, plain))
+    params: dict[str, str] = {}
+    casts = []
+    for i, name in enumerate(names):
+        column = table.c[name]
+        element = _json_element if isinstance(column.type, JSON) else _element
+        if name in defaults:
+            literal = _array_literal([defaults[name]] * len(rows), element)
+        else:
+            literal = _array_literal((row[name] for row in rows), element)
+        params[f"p{i}"] = literal
+        casts.append(f"CAST(:p{i} AS {column.type.compile(dialect=dialect)}[])")
+    columns = ", ".join(names)
+    sql = (
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} "  # noqa: S608 - our names
+        f"FROM unnest({', '.join(casts)}) WITH ORDINALITY AS u({columns}, n) ORDER BY n"
+    )
+    if conflict:
+        sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET " + ", ".join(
+            f"{n} = EXCLUDED.{n}" for n in names if n not in conflict
+        )
+        if unchanged_if_same:
+            # json has no equality operator: compare such columns as text
+            compared = [
+                f"{table.name}.{n}::text IS DISTINCT FROM EXCLUDED.{n}::text"
+                if isinstance(table.c[n].type, JSON)
+                else f"{table.name}.{n} IS DISTINCT FROM EXCLUDED.{n}"
+                for n in names
+                if n not in conflict and n not in unchanged_if_same
+            ]
+            sql += " WHERE " + " OR ".join(compared)
+    # ids come from the table's sequence in the ORDER BY order: sorted, they are row order
+    return sorted(session.execute(text(sql + " RETURNING id"), params).scalars())
+
+
+@dataclass
+class _Person:
+    id: int
+    locale: str | None
+    active: bool
+
+
+def _people(
+    session: Session, csm_ids: set[int], admins: bool
+) -> tuple[dict[int, _Person], list[_Person]]:
+    """The accounts' CSMs by id, and the active vendor admins (only when a rule notifies them)."""
+    csms = {
+        uid: _Person(uid, locale, bool(active))
+        for uid, locale, active in session.execute(
+            select(User.id, User.locale, User.active).where(User.id.in_(csm_ids))
+        )
+    } if csm_ids else {}  # fmt: skip
+    admin_list: list[_Person] = []
+    if admins:
+        admin_list = [
+            _Person(uid, locale, True)
+            for uid, locale in session.execute(
+                select(User.id, User.locale)
+                .join(UserRole, UserRole.user_id == User.id)
+                .join(Organization, Organization.id == User.organization_id)
+                .where(
+                    UserRole.role == Role.VENDOR_ADMIN,
+                    User.active.is_(True),
+                    Organization.kind == OrgKind.VENDOR,
+                )
+                .order_by(User.id)
+                .distinct()
+            )
+        ]
+    return csms, admin_list
+
+
+def _notification_rows(
+    pending: list[tuple[_Person, str, str]], link: str | None
+) -> list[dict[str, Any]]:
+    """Notification rows as ``notify`` writes them (message in the recipient's language),
+    rendered one locale at a time instead of switching the locale per message."""
+    by_locale: dict[str | None, list[tuple[int, str, str]]] = defaultdict(list)
+    for person, rule_name, account in pending:
+        by_locale[person.locale].append((person.id, rule_name, account))
+    rows: list[dict[str, Any]] = []
+    for locale, items in by_locale.items():
+        with force_locale(locale):
+            for user_id, rule_name, account in items:
+                message = str(_l("Alert “%(rule)s” for %(account)s", rule=rule_name,
+                                 account=account))  # fmt: skip
+                rows.append(
+                    {"user_id": user_id, "kind": "cs_alert", "message": message[:500],
+                     "link": link}
+                )  # fmt: skip
+    return rows
+
+
+def evaluate_rules(
+    session: Session,
+    day: date,
+    *,
+    now: datetime | None = None,
+    collected: signals.Signals | None = None,
+    scores: Mapping[int, tuple[float | None, str | None]] | None = None,
+) -> int:
     """Run every enabled rule over every account for ``day``; the number of alerts opened.
 
-    A rule whose stored expression no longer parses (the catalog changed) is skipped."""
+    A rule whose stored expression no longer parses (the catalog changed) is skipped.
+    ``collected`` and ``scores``: what the nightly recompute has at hand already (see
+    ``account_metrics``), so it reads the big tables once per run, not twice."""
     now = now or utcnow()
     parsed: list[tuple[AlertRule, expressions.Expr]] = []
     for rule in session.scalars(
@@ -841,88 +1007,188 @@ def evaluate_rules(session: Session, day: date, *, now: datetime | None = None) 
             continue
     if not parsed:
         return 0
-    metrics = account_metrics(session, day)
+    metrics = account_metrics(session, day, collected=collected, scores=scores)
+    ordered = sorted(metrics.items())
     fired = [
         (rule, expr, org_id)
         for rule, expr in parsed
-        for org_id in sorted(metrics)
-        if expressions.evaluate(expr, metrics[org_id])
+        for org_id, seen in ordered
+        if expressions.evaluate(expr, seen)
     ]
     if not fired:
         return 0
-    org_ids = {org_id for _, _, org_id in fired}
     open_now: set[tuple[int, str]] = set(
         session.execute(
             select(HealthAlert.organization_id, HealthAlert.kind).where(
                 HealthAlert.status == AlertStatus.OPEN,
                 HealthAlert.kind.in_({rule_kind(r.id) for r, _ in parsed}),
-                HealthAlert.organization_id.in_(org_ids),
             )
         ).all()
     )
     new = [(r, e, o) for r, e, o in fired if (o, rule_kind(r.id)) not in open_now]
     if not new:
         return 0
-    orgs = {
-        o.id: o
-        for o in session.scalars(
-            select(Organization).where(Organization.id.in_({o for _, _, o in new}))
-        )
-    }
-    csm_ids = dict(
+    return _open_alerts(session, day, now, new, metrics)
+
+
+def _open_alerts(
+    session: Session,
+    day: date,
+    now: datetime,
+    new: list[tuple[AlertRule, expressions.Expr, int]],
+    metrics: dict[int, Metrics],
+) -> int:
+    """Open the alerts of ``new`` firings and run their actions, writing each table's rows in
+    bulk; what each firing did is its ``AlertFiring.actions`` (task ids filled in once the
+    tasks exist)."""
+    if "cs.alert_raised" not in ACTIVITY_VERBS:
+        raise ValueError("unknown activity verb 'cs.alert_raised'")
+    org_ids = {o for _, _, o in new}
+    names = dict(
+        session.execute(
+            select(Organization.id, Organization.name).where(_some_orgs(Organization.id, org_ids))
+        ).all()
+    )
+    csm_of = dict(
         session.execute(
             select(AccountProfile.organization_id, AccountProfile.csm_id).where(
-                AccountProfile.organization_id.in_(orgs), AccountProfile.csm_id.is_not(None)
+                _some_orgs(AccountProfile.organization_id, org_ids),
+                AccountProfile.csm_id.is_not(None),
             )
         ).all()
     )
-    csms = {
-        u.id: u for u in session.scalars(select(User).where(User.id.in_(set(csm_ids.values()))))
+    rules_used = {r.id: r for r, _, _ in new}
+    wants_admins = any(
+        a.get("type") == "notify" and "vendor_admins" in (a.get("roles") or [])
+        for r in rules_used.values()
+        for a in r.actions or []
+    )
+    csms, admins = _people(session, set(csm_of.values()), wants_admins)
+    tags = {
+        str(a.get("tag"))
+        for r in rules_used.values()
+        for a in r.actions or []
+        if a.get("type") == "tag"
     }
-    recipients = _Recipients(session)
-    opened = 0
-    for rule, expr, org_id in new:
-        org = orgs[org_id]
+    tagged: set[tuple[int, str]] = set()
+    if tags:
+        tagged = set(
+            session.execute(
+                select(AccountTag.organization_id, AccountTag.tag).where(
+                    _some_orgs(AccountTag.organization_id, org_ids), AccountTag.tag.in_(tags)
+                )
+            ).all()
+        )
+    label = {rid: display_name(r) for rid, r in rules_used.items()}
+    channel = {rid: _channel(r) for rid, r in rules_used.items()}
+    exprs = {r.id: e for r, e, _ in new}
+    used = {rid: sorted(expressions.metric_names(e)) for rid, e in exprs.items()}
+    alert_ids = bulk_insert(
+        session,
+        HealthAlert.__table__,
+        [
+            {
+                "organization_id": org_id,
+                "kind": rule_kind(rule.id),
+                "rule_id": rule.id,
+                "severity": rule.severity,
+                "channel": channel[rule.id],
+                "day": day,
+                "details": {
+                    "rule": rule.name,
+                    "expression": rule.expression,
+                    "metrics": {n: _json_value(metrics[org_id].get(n)) for n in used[rule.id]},
+                },
+                "status": AlertStatus.OPEN,
+                "created_at": now,
+                "closed_at": None,
+            }
+            for rule, _, org_id in new
+        ],
+    )
+    tasks: list[dict[str, Any]] = []
+    task_done: list[dict[str, Any]] = []  # the firing's "task" entries, ids filled in below
+    new_tags: list[dict[str, Any]] = []
+    pending: list[tuple[_Person, str, str]] = []
+    firings: list[dict[str, Any]] = []
+    activities: list[dict[str, Any]] = []
+    for (rule, _, org_id), alert_id in zip(new, alert_ids, strict=True):
+        csm = csms.get(csm_of.get(org_id, -1))
+        done: list[dict[str, Any]] = []
+        for action in rule.actions or []:
+            kind = action.get("type")
+            if kind == "task":
+                tasks.append(
+                    {
+                        "organization_id": org_id,
+                        "assignee_id": csm.id if csm is not None else None,
+                        "kind": TaskKind.ALERT,
+                        "title": f"{label[rule.id]}: {names[org_id]}"[:300],
+                        "details": {"rule_id": rule.id, "alert_id": alert_id,
+                                    "severity": rule.severity},
+                        "due_on": day + timedelta(days=int(action.get("due_days", 2))),
+                        "status": TaskStatus.OPEN,
+                        "source_type": "alert",
+                        "source_id": alert_id,
+                    }
+                )  # fmt: skip
+                entry = {"type": "task", "task_id": None, "assignee_id": tasks[-1]["assignee_id"]}
+                task_done.append(entry)
+                done.append(entry)
+            elif kind == "notify":
+                people: dict[int, _Person] = {}
+                roles = action.get("roles") or []
+                if "csm" in roles and csm is not None and csm.active:
+                    people[csm.id] = csm
+                if "vendor_admins" in roles:
+                    people.update((p.id, p) for p in admins)
+                pending.extend((p, label[rule.id], names[org_id]) for p in people.values())
+                done.append({"type": "notify", "user_ids": sorted(people)})
+            elif kind == "tag":
+                tag = str(action.get("tag"))
+                added = (org_id, tag) not in tagged
+                if added:
+                    tagged.add((org_id, tag))
+                    new_tags.append({"organization_id": org_id, "tag": tag,
+                                     "source": rule_kind(rule.id)})  # fmt: skip
+                done.append({"type": "tag", "tag": tag, "added": added})
+            elif kind == "channel":
+                done.append({"type": "channel", "channel": channel[rule.id]})
         seen = metrics[org_id]
-        used = sorted(expressions.metric_names(expr))
-        alert = HealthAlert(
-            organization_id=org_id,
-            kind=rule_kind(rule.id),
-            rule_id=rule.id,
-            severity=rule.severity,
-            channel=_channel(rule),
-            day=day,
-            details={
-                "rule": rule.name,
-                "expression": rule.expression,
-                "metrics": {name: _json_value(seen.get(name)) for name in used},
-            },
-            status=AlertStatus.OPEN,
-            created_at=now,
+        firings.append(
+            {
+                "rule_id": rule.id,
+                "organization_id": org_id,
+                "alert_id": alert_id,
+                "fired_at": now,
+                "metrics": {k: _json_value(v) for k, v in seen.items()},
+                "actions": done,
+            }
         )
-        session.add(alert)
-        session.flush()
-        done = _run_actions(
-            session, rule, alert, org, csms.get(csm_ids.get(org_id, -1)), day, recipients
-        )
-        session.add(
-            AlertFiring(
-                rule_id=rule.id,
-                organization_id=org_id,
-                alert_id=alert.id,
-                fired_at=now,
-                metrics={k: _json_value(v) for k, v in seen.items()},
-                actions=done,
-            )
-        )
-        record_activity(
-            session, None, org, "cs.alert_raised", alert,
-            {"kind": alert.kind, "rule_id": rule.id, "severity": alert.severity,
-             "channel": alert.channel},
+        activities.append(
+            {
+                "actor_id": None,
+                "organization_id": org_id,
+                "verb": "cs.alert_raised",
+                "subject_type": HealthAlert.__tablename__,
+                "subject_id": alert_id,
+                "data": {"kind": rule_kind(rule.id), "rule_id": rule.id,
+                         "severity": rule.severity, "channel": channel[rule.id]},
+            }
         )  # fmt: skip
-        opened += 1
-    session.flush()
-    return opened
+    for entry, task_id in zip(
+        task_done, bulk_insert(session, CsTask.__table__, tasks), strict=True
+    ):
+        entry["task_id"] = task_id
+    bulk_insert(session, AccountTag.__table__, new_tags)
+    bulk_insert(
+        session,
+        Notification.__table__,
+        _notification_rows(pending, _alerts_link() if pending else None),
+    )
+    bulk_insert(session, AlertFiring.__table__, firings)
+    bulk_insert(session, Activity.__table__, activities)
+    return len(new)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1113,10 +1379,12 @@ __all__ = [
     "ALERT_STATUSES",
     "CATALOG",
     "DEFAULT_RULES",
+    "JSONText",
     "METRIC_TYPES",
     "SEVERITIES",
     "MetricInfo",
     "account_metrics",
+    "bulk_insert",
     "channels",
     "close_alert",
     "create_rule",

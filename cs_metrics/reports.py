@@ -2,14 +2,16 @@
 
 Every list of accounts is limited to the reader's book (``access.book_filter``). The portfolio
 runs a fixed number of statements however many accounts there are (grouped queries, no
-per-account loop), so the page costs the same for 50 accounts and for 50,000. The health shown
-is the *effective* one (a CSM override while active), falling back to "no score".
+per-account loop), so the page costs the same for 50 accounts and for 50,000; it reads the
+snapshots of two days (the latest scored day and the first of the 30-day window) by index, so it
+does not grow with the history either, and each of its tables stops at ``PORTFOLIO_ROWS``. The
+health shown is the *effective* one (a CSM override while active), falling back to "no score".
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -43,8 +45,7 @@ from portal.core.pagination import Page
 BANDS = ("green", "yellow", "red", "none")  # "none": no score yet
 RENEWAL_DAYS = 90
 DROP_DAYS = 30
-TOP_DROPS = 10
-MAX_RENEWALS = 100
+PORTFOLIO_ROWS = 10  # rows of each portfolio table; the account list and the CSVs have all
 TIMELINE_DAYS = 90
 TIMELINE_LIMIT = 50
 NPS_RESPONSES_SHOWN = 50
@@ -57,33 +58,36 @@ SORTS = ("name", "-name", "score", "-score", "arr", "-arr", "renewal", "-renewal
 # --------------------------------------------------------------------------------------------
 
 
-def _latest_day(today: date) -> Any:
-    """Each account's most recent snapshot day up to ``today`` (a grouped subquery)."""
+def _scored_day(today: date, *, since: date | None = None) -> Any:
+    """The latest day up to ``today`` (or, with ``since``, the first day from ``since``) on
+    which computed scores were stored: one probe of the day index, evaluated once.
+
+    The recompute writes a snapshot for every customer account on the day it runs, so the
+    snapshots of the latest such day are each account's latest; an account that has none
+    that day (added since) shows "no score". Looking for each account's own latest day
+    instead costs an index probe per account, or a grouping of every snapshot ever taken."""
+    other = aliased(HealthSnapshot)
+    if since is None:
+        return select(func.max(other.day)).where(other.day <= today).scalar_subquery()
     return (
-        select(
-            HealthSnapshot.organization_id.label("org_id"),
-            func.max(HealthSnapshot.day).label("day"),
-        )
-        .where(HealthSnapshot.day <= today)
-        .group_by(HealthSnapshot.organization_id)
-        .subquery("latest_day")
+        select(func.min(other.day))
+        .where(other.day >= since, other.day <= today, other.score.is_not(None))
+        .scalar_subquery()
     )
 
 
 def _accounts_select(session: Session, user: User, today: date, *columns: Any) -> Select[Any]:
     """Customer organizations in the user's book, outer-joined to their profile and their
     latest snapshot (``HealthSnapshot`` may be NULL: no score yet)."""
-    latest = _latest_day(today)
     return (
         select(*columns)
         .select_from(Organization)
         .outerjoin(AccountProfile, AccountProfile.organization_id == Organization.id)
-        .outerjoin(latest, latest.c.org_id == Organization.id)
         .outerjoin(
             HealthSnapshot,
             and_(
                 HealthSnapshot.organization_id == Organization.id,
-                HealthSnapshot.day == latest.c.day,
+                HealthSnapshot.day == _scored_day(today),
             ),
         )
         .where(Organization.kind == OrgKind.CUSTOMER, book_filter(session, user))
@@ -175,15 +179,33 @@ class Portfolio:
     bands: list[BandTotal]
     renewals: list[AccountRow]
     drops: list[Drop]
+    renewals_total: int = 0
     accounts: int = 0
     arr: Decimal = Decimal(0)
-    renewals_truncated: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def portfolio(session: Session, user: User, today: date) -> Portfolio:
-    """Accounts and ARR by effective band, renewals in the next 90 days with their health,
-    and the biggest computed-score drops over 30 days; four statements (plus the book setting)."""
+    """Accounts and ARR by effective band, the first renewals of the next 90 days (and how
+    many there are), the biggest computed-score drops over 30 days: four statements (plus the
+    book setting), each table cut to ``PORTFOLIO_ROWS``; the account list has the rest."""
+    bands = band_totals(session, user, today)
+    renewals = account_list(
+        session, user, today, AccountFilters(renewal_days=RENEWAL_DAYS, sort="renewal"),
+        1, PORTFOLIO_ROWS,
+    )  # fmt: skip
+    return Portfolio(
+        today=today,
+        bands=bands,
+        renewals=renewals.items,
+        drops=drops(session, user, today, PORTFOLIO_ROWS),
+        renewals_total=renewals.total,
+        accounts=sum(b.accounts for b in bands),
+        arr=sum((b.arr for b in bands), Decimal(0)),
+    )
+
+
+def band_totals(session: Session, user: User, today: date) -> list[BandTotal]:
+    """Accounts and ARR of the user's book by effective band ("none": no score yet)."""
     band_col = HealthSnapshot.effective_band
     totals = {
         _band_key(band): (count, arr)
@@ -198,54 +220,17 @@ def portfolio(session: Session, user: User, today: date) -> Portfolio:
             ).group_by(band_col)
         )
     }
-    bands = [
+    return [
         BandTotal(b, int(totals.get(b, (0, 0))[0]), Decimal(totals.get(b, (0, 0))[1] or 0))
         for b in BANDS
     ]
 
-    csm = aliased(User)
-    renewal_rows = session.execute(
-        _accounts_select(session, user, today, *_row_columns(csm))
-        .outerjoin(csm, csm.id == AccountProfile.csm_id)
-        .where(
-            AccountProfile.renewal_date >= today,
-            AccountProfile.renewal_date <= today + timedelta(days=RENEWAL_DAYS),
-        )
-        .order_by(AccountProfile.renewal_date, Organization.name)
-        .limit(MAX_RENEWALS + 1)
-    ).all()
 
-    drops = _drops(session, user, today)
-    result = Portfolio(
-        today=today,
-        bands=bands,
-        renewals=[_row(r) for r in renewal_rows[:MAX_RENEWALS]],
-        drops=drops,
-        accounts=sum(b.accounts for b in bands),
-        arr=sum((b.arr for b in bands), Decimal(0)),
-        renewals_truncated=len(renewal_rows) > MAX_RENEWALS,
-    )
-    return result
-
-
-def _drops(session: Session, user: User, today: date) -> list[Drop]:
-    """Latest computed score vs the first one of the 30-day window, biggest fall first.
+def drops(session: Session, user: User, today: date, limit: int | None = None) -> list[Drop]:
+    """Latest computed score vs the one on the first scored day of the 30-day window, biggest
+    fall first (an account scored only since then is not compared yet).
 
     Computed, not effective, scores: an override must not hide an account that is falling."""
-    start = today - timedelta(days=DROP_DAYS)
-    first_day = (
-        select(
-            HealthSnapshot.organization_id.label("org_id"),
-            func.min(HealthSnapshot.day).label("day"),
-        )
-        .where(
-            HealthSnapshot.day >= start,
-            HealthSnapshot.day <= today,
-            HealthSnapshot.score.is_not(None),
-        )
-        .group_by(HealthSnapshot.organization_id)
-        .subquery("first_day")
-    )
     earlier = aliased(HealthSnapshot)
     drop = (earlier.score - HealthSnapshot.score).label("drop")
     rows = session.execute(
@@ -260,14 +245,16 @@ def _drops(session: Session, user: User, today: date) -> list[Drop]:
             earlier.day,
             HealthSnapshot.day,
         )
-        .join(first_day, first_day.c.org_id == Organization.id)
         .join(
             earlier,
-            and_(earlier.organization_id == Organization.id, earlier.day == first_day.c.day),
+            and_(
+                earlier.organization_id == Organization.id,
+                earlier.day == _scored_day(today, since=today - timedelta(days=DROP_DAYS)),
+            ),
         )
         .where(HealthSnapshot.score.is_not(None), drop > 0)
         .order_by(drop.desc(), Organization.name)
-        .limit(TOP_DROPS)
+        .limit(limit)
     ).all()
     return [Drop(r[0], r[1], float(r[2]), float(r[3]), r[4], r[5]) for r in rows]
 
@@ -284,6 +271,7 @@ class AccountFilters:
     segment: str = ""
     csm_id: int | None = None
     sort: str = "name"
+    renewal_days: int | None = None  # renewing between today and that many days from now
 
 
 def account_list(
@@ -316,6 +304,11 @@ def account_list(
         stmt = stmt.where(AccountProfile.segment == filters.segment)
     if filters.csm_id is not None:
         stmt = stmt.where(AccountProfile.csm_id == filters.csm_id)
+    if filters.renewal_days is not None:
+        stmt = stmt.where(
+            AccountProfile.renewal_date >= today,
+            AccountProfile.renewal_date <= today + timedelta(days=filters.renewal_days),
+        )
     sort = filters.sort if filters.sort in SORTS else "name"
     column = {
         "name": Organization.name,
@@ -326,8 +319,15 @@ def account_list(
     direction = desc if sort.startswith("-") else asc
     # NULLs last either way (no score, no ARR) without relying on NULLS LAST support
     stmt = stmt.order_by(column.is_(None), direction(column), Organization.name, Organization.id)
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows = session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+    # The total rides along as an uncorrelated scalar subquery (one round trip, as in
+    # ``portal.core.pagination.paginate``); a second query only past the last page.
+    count = select(func.count()).select_from(stmt.order_by(None).subquery())
+    rows = session.execute(
+        stmt.add_columns(count.scalar_subquery().label("total_rows"))
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    total = rows[0].total_rows if rows else session.scalar(count) or 0
     return Page(items=[_row(r) for r in rows], page=page, per_page=per_page, total=total)
 
 
@@ -580,6 +580,8 @@ __all__ = [
     "account_list",
     "account_overview",
     "all_accounts",
+    "band_totals",
+    "drops",
     "list_choices",
     "override_history",
     "portfolio",

@@ -26,8 +26,8 @@ component is missing and the health model renormalizes the others. What each sig
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import case, distinct, func, select
@@ -70,24 +70,55 @@ class Signals:
     """Every signal for every account that has it: ``values[component][org_id]``."""
 
     values: dict[str, Values]
+    usage_months: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    mean_ratings: Values = field(default_factory=dict)  # see ticket_facts
 
     def for_account(self, org_id: int) -> dict[str, float | None]:
         return {name: per_org.get(org_id) for name, per_org in self.values.items()}
 
 
-def usage_trend(session: Session, day: date) -> Values:
-    current_from = day - timedelta(days=WINDOW_DAYS - 1)
-    previous_from = current_from - timedelta(days=WINDOW_DAYS)
-    current = func.sum(case((UsageEvent.day >= current_from, UsageEvent.value), else_=0.0))
-    previous = func.sum(case((UsageEvent.day < current_from, UsageEvent.value), else_=0.0))
-    rows = session.execute(
-        select(UsageEvent.organization_id, current, previous)
-        .where(UsageEvent.day >= previous_from, UsageEvent.day <= day)
+def usage_months(
+    session: Session, day: date, org_ids: Collection[int] | None = None
+) -> dict[int, tuple[float, float, float]]:
+    """Usage totals of the three 30-day windows ending on ``day`` (m0 newest), per account.
+
+    One pass over the events serves both the health trend (m0 against m1) and the alert
+    rules' month metrics, so the nightly run reads the biggest table once."""
+    bounds = [
+        (
+            day - timedelta(days=k * WINDOW_DAYS + WINDOW_DAYS - 1),
+            day - timedelta(days=k * WINDOW_DAYS),
+        )
+        for k in range(3)
+    ]
+    sums = [
+        func.sum(
+            case(((UsageEvent.day >= lower) & (UsageEvent.day <= upper), UsageEvent.value), else_=0)
+        )
+        for lower, upper in bounds
+    ]
+    stmt = (
+        select(UsageEvent.organization_id, *sums)
+        .where(UsageEvent.day >= bounds[-1][0], UsageEvent.day <= day)
         .group_by(UsageEvent.organization_id)
     )
+    if org_ids is not None:
+        stmt = stmt.where(UsageEvent.organization_id.in_(org_ids))
+    return {
+        org_id: (float(m0 or 0), float(m1 or 0), float(m2 or 0))
+        for org_id, m0, m1, m2 in session.execute(stmt)
+    }
+
+
+def usage_trend(
+    session: Session, day: date, months: Mapping[int, tuple[float, float, float]] | None = None
+) -> Values:
+    """Percent change of the last 30 days' usage against the 30 before (``usage_months``)."""
+    if months is None:
+        months = usage_months(session, day)
     result: Values = {}
-    for org_id, cur, prev in rows:
-        change = health.percent_change(float(cur or 0), float(prev or 0))
+    for org_id, (current, previous, _) in months.items():
+        change = health.percent_change(current, previous)
         if change is not None:
             result[org_id] = change
     return result
@@ -129,6 +160,13 @@ def active_seats(active: Mapping[int, int], seat_counts: Mapping[int, int]) -> V
 
 def ticket_signals(session: Session, day: date) -> tuple[Values, Values]:
     """(open severe tickets, CSAT percent) per account, in one pass over the tickets."""
+    severe, csat, _ = ticket_facts(session, day)
+    return severe, csat
+
+
+def ticket_facts(session: Session, day: date) -> tuple[Values, Values, Values]:
+    """``ticket_signals`` and, from the same pass, the mean rating (1-5) of the tickets rated
+    in the CSAT window, which the alert rules read as ``avg_rating_90d``."""
     end = day_end(day)
     csat_from = end - timedelta(days=CSAT_DAYS)
     severe_open = func.sum(
@@ -143,18 +181,22 @@ def ticket_signals(session: Session, day: date) -> tuple[Values, Values]:
     recent_rated = (Ticket.opened_at >= csat_from) & (Ticket.opened_at < end)
     rated = func.sum(case((recent_rated & Ticket.csat.is_not(None), 1), else_=0))
     satisfied = func.sum(case((recent_rated & (Ticket.csat >= 4), 1), else_=0))
+    mean = func.avg(case((recent_rated, Ticket.csat), else_=None))
     rows = session.execute(
-        select(Ticket.organization_id, severe_open, rated, satisfied).group_by(
+        select(Ticket.organization_id, severe_open, rated, satisfied, mean).group_by(
             Ticket.organization_id
         )
     )
     severe: Values = {}
     csat: Values = {}
-    for org_id, n_severe, n_rated, n_satisfied in rows:
+    ratings: Values = {}
+    for org_id, n_severe, n_rated, n_satisfied, mean_rating in rows:
         severe[org_id] = float(n_severe or 0)
         if n_rated:
             csat[org_id] = 100.0 * (n_satisfied or 0) / n_rated
-    return severe, csat
+        if mean_rating is not None:
+            ratings[org_id] = round(float(mean_rating), 4)
+    return severe, csat, ratings
 
 
 def nps_scores(session: Session, day: date) -> Values:
@@ -309,11 +351,12 @@ def invoice_signals(session: Session, day: date) -> tuple[Values, Values]:
 def collect(session: Session, day: date) -> Signals:
     """All signals for ``day``: nine grouped queries in all, whatever the number of accounts."""
     active = active_members(session, day)
-    severe, csat = ticket_signals(session, day)
+    severe, csat, ratings = ticket_facts(session, day)
     overdue, purchases = invoice_signals(session, day)
+    months = usage_months(session, day)
     return Signals(
         {
-            health.USAGE_TREND: usage_trend(session, day),
+            health.USAGE_TREND: usage_trend(session, day, months),
             health.ACTIVE_SEATS: active_seats(active, seats(session)),
             health.SEVERE_TICKETS: severe,
             health.CSAT: csat,
@@ -322,5 +365,7 @@ def collect(session: Session, day: date) -> Signals:
             health.SELF_SERVICE_RATE: self_service_rates(session, day),
             health.PAYMENT_DAYS_OVERDUE: overdue,
             health.PURCHASE_FREQUENCY: purchases,
-        }
+        },
+        months,
+        ratings,
     )

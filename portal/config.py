@@ -38,6 +38,7 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "QA_LIST_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "ROADMAP_BOARD_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "GALLERY_LIST_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
+    "CS_PORTFOLIO_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "GALLERY_MAX_UPLOAD_BYTES": (20 * 1024 * 1024, int),
 }
 

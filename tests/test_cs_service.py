@@ -135,6 +135,41 @@ def test_usage_with_bom_upserts_and_later_duplicate_row_wins(app, session):
     assert count(session, UsageEvent) == 2
 
 
+def test_a_later_duplicate_in_another_batch_still_wins(app, session, monkeypatch):
+    do_import(app, session, "accounts", "external_id,name\nACME-1,Acme\n")
+    monkeypatch.setattr(service, "BATCH_SIZE", 2)
+    text = (
+        "account_id,day,metric,value\n"
+        "ACME-1,2026-03-01,logins,1\n"
+        "ACME-1,2026-03-02,logins,2\n"
+        "ACME-1,2026-03-03,logins,3\n"
+        "ACME-1,2026-03-01,logins,9\n"
+    )
+    assert do_import(app, session, "usage_events", text).status == "done"
+    values = dict(session.execute(select(UsageEvent.day, UsageEvent.value)).all())
+    assert values[date(2026, 3, 1)] == 9.0 and len(values) == 3
+
+
+def test_awkward_text_survives_the_bulk_load_unchanged(app, session):
+    """Tabs, newlines, backslashes and a literal \\N travel through COPY text format intact."""
+    do_import(app, session, "accounts", "external_id,name\nACME-1,Acme\n")
+    comment = 'tab\there, "quoted"\nnew line, back\\slash, \\N'
+    nps = (
+        "response_id,account_id,email,score,responded_at,comment\n"
+        f'R1,ACME-1,a@acme.example,8,2026-03-05,"{comment.replace(chr(34), chr(34) * 2)}"\n'
+    )
+    assert do_import(app, session, "nps_responses", nps).status == "done"
+    assert session.scalar(select(NpsResponse.comment)) == comment
+
+
+def test_a_domain_too_long_is_a_row_error_not_a_failed_job(app, session):
+    long_domain = ("a" * 60 + ".") * 5 + "com"
+    job = do_import(app, session, "accounts", f"external_id,name,domain\nX-1,X,{long_domain}\n")
+    assert job.status == "failed" and job.error_count == 1
+    assert job.report["errors"][0]["column"] == "domain"
+    assert count(session, AccountProfile) == 0
+
+
 def test_header_error_imports_nothing(app, session):
     job = do_import(app, session, "accounts", "name,arr\nAcme,100\n")
     assert job.status == "failed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -22,6 +23,7 @@ from cs_metrics.models import (
     ImprovementItem,
 )
 from cs_metrics.settings import set_setting
+from cs_metrics.views.portfolio import portfolio_cache
 from portal.core.activity import Activity
 from portal.core.db import utcnow
 from portal.core.identity import Role
@@ -122,6 +124,87 @@ def test_portfolio_statement_count_does_not_grow_with_accounts(client, session, 
         account(session, f"Big {i}", csm=csm, scores=(90, 70), renewal=TODAY)
     many = count_statements(client, connection, "/cs/")
     assert few == many
+
+
+def test_portfolio_shows_the_soonest_renewals_and_links_to_all_of_them(client, session, csm):
+    for i in range(12):
+        account(session, f"Renewing {i:02d}", scores=(80,), renewal=TODAY + timedelta(days=i))
+    account(session, "Later Co", scores=(80,), renewal=TODAY + timedelta(days=200))
+    login(client, csm)
+    page = client.get("/cs/").get_data(as_text=True)
+    assert "12 accounts renew in the next 90 days." in page
+    assert "Renewing 09" in page and "Renewing 10" not in page  # the soonest ten
+    assert "/cs/accounts?renewal=90&amp;sort=renewal" in page
+    listing = client.get("/cs/accounts?renewal=90&sort=renewal").get_data(as_text=True)
+    assert "12 accounts" in listing and "Renewing 11" in listing and "Later Co" not in listing
+    assert listing.index("Renewing 00") < listing.index("Renewing 11")
+    renewals = rows_of(client.get("/cs/portfolio/renewals.csv"))
+    assert [r[0] for r in renewals[1:]] == [f"Renewing {i:02d}" for i in range(12)]
+    assert client.get("/cs/accounts?renewal=lots").status_code == 200  # ignored, not a 500
+
+
+def test_portfolio_compares_with_the_first_scored_day_of_the_window(client, session, csm):
+    account(session, "Old Fall Co", scores=(95, *([90] * 34), 50))  # 35 days back: outside
+    account(session, "Steady Co", scores=(70, 70))
+    login(client, csm)
+    drops = rows_of(client.get("/cs/portfolio/drops.csv"))
+    assert [r[0] for r in drops[1:]] == ["Old Fall Co"]
+    assert drops[1][1:4] == ["90.0", "50.0", "40.0"]
+    assert drops[1][4] == (TODAY - timedelta(days=30)).isoformat()
+
+
+def band_tiles(html: str) -> dict[str, int]:
+    return {
+        band: int(count)
+        for band, count in re.findall(r'data-band="(\w+)">.*?fs-3[^>]*>(\d+)<', html, re.S)
+    }
+
+
+def test_portfolio_is_not_cached_under_testing(client, session, csm):
+    account(session, "First Co", scores=(50,))
+    login(client, csm)
+    assert band_tiles(client.get("/cs/").get_data(as_text=True))["red"] == 1
+    account(session, "Flushed Co", scores=(50,))  # flushed by the test, never committed
+    assert band_tiles(client.get("/cs/").get_data(as_text=True))["red"] == 2
+
+
+@pytest.mark.parametrize("app_config", [{"CS_PORTFOLIO_CACHE_SECONDS": 60}])
+def test_portfolio_cache_is_cleared_by_an_override_and_by_an_import(
+    client, session, csm, connection
+):
+    portfolio_cache.clear()
+    org = account(session, "Cached Co", scores=(50,))
+    login(client, csm)
+    assert band_tiles(client.get("/cs/").get_data(as_text=True))["red"] == 1
+    assert count_statements(client, connection, "/cs/") <= 1  # the signed-in user, no more
+    account(session, "Flushed Co", scores=(50,))  # not committed by anyone: the body is kept
+    assert band_tiles(client.get("/cs/").get_data(as_text=True))["red"] == 1
+    expiry = (TODAY + timedelta(days=30)).isoformat()
+    response = client.post(
+        f"/cs/accounts/{org.id}/override",
+        data={"score": "90", "reason": "Sponsor renewed", "expires_at": expiry},
+    )
+    assert response.status_code == 302
+    tiles = band_tiles(client.get("/cs/").get_data(as_text=True))
+    assert tiles["green"] == 1 and tiles["red"] == 1  # the override, and the flushed account
+    assert upload(client, ACCOUNTS).status_code == 302  # two new accounts, no score yet
+    assert band_tiles(client.get("/cs/").get_data(as_text=True))["none"] == 2
+    portfolio_cache.clear()
+
+
+@pytest.mark.parametrize("app_config", [{"CS_PORTFOLIO_CACHE_SECONDS": 60}])
+def test_cached_portfolio_still_keeps_to_each_readers_book(client, session, csm, admin):
+    portfolio_cache.clear()
+    account(session, "Mine Co", csm=csm, scores=(90,), renewal=TODAY)
+    account(session, "Theirs Co", csm=staff(Role.CSM), scores=(50,), renewal=TODAY)
+    set_setting(session, admin, "own_book_only", True)
+    session.flush()
+    login(client, admin)
+    assert "Theirs Co" in client.get("/cs/").get_data(as_text=True)
+    login(client, csm)
+    page = client.get("/cs/").get_data(as_text=True)
+    assert "Mine Co" in page and "Theirs Co" not in page
+    portfolio_cache.clear()
 
 
 def test_own_book_limits_lists_and_hides_other_accounts(client, session, csm, admin):

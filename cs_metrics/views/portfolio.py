@@ -20,14 +20,27 @@ from wtforms.validators import InputRequired, Length, NumberRange
 from cs_metrics import charts, reports, service
 from cs_metrics.access import require_account, require_cs
 from cs_metrics.export import csv_response
+from cs_metrics.models import (
+    AccountProfile,
+    CsSetting,
+    HealthAlert,
+    HealthOverride,
+    HealthSnapshot,
+)
 from cs_metrics.views import bp, nav_item
 from portal.core.db import db, utcnow
+from portal.core.i18n import current_locale
+from portal.core.identity import Organization
+from portal.core.pagecache import RenderedCache
 from portal.core.pagination import clamp_page_args
 from portal.core.permissions import Action
 from portal.core.web import Form, perform, render_form, submit
 
 nav_item("cs.portfolio", _l("Portfolio"))
 nav_item("cs.accounts", _l("Accounts"))
+
+MAX_RENEWAL_DAYS = 3650
+RENEWAL_CHOICES = (30, 90, 180, 365)
 
 BAND_LABELS = {
     "green": _l("Green"),
@@ -118,34 +131,64 @@ def _band_chart(data: reports.Portfolio) -> Markup:
     )
 
 
+# The portfolio body of one reader, language and day; the data changes nightly, on imports, on
+# overrides, and the book with the own-book setting. Keyed by the reader, not by the book they
+# see: working out the book reads that setting, a query that would cost as much as the rest of
+# a cached request. A role change shows within the TTL.
+portfolio_cache = RenderedCache(
+    "cs_portfolio",
+    (HealthSnapshot, HealthOverride, AccountProfile, HealthAlert, Organization, CsSetting),
+    "CS_PORTFOLIO_CACHE_SECONDS",
+)
+
+
 @bp.route("/")
 @login_required
 def portfolio() -> str:
     user = require_cs(_user())
-    data = reports.portfolio(db.session, user, _today())
-    return render_template(
-        "cs/portfolio.html", data=data, arr_chart=_band_chart(data), band_labels=BAND_LABELS
-    )
+    today = _today()
+    key = (user.id, current_locale(), today)
+    seconds = portfolio_cache.ttl()
+    body = portfolio_cache.get(key) if seconds > 0 else None
+    if body is None:
+        data = reports.portfolio(db.session, user, today)
+        body = render_template(
+            "cs/_portfolio_body.html",
+            data=data,
+            arr_chart=_band_chart(data),
+            band_labels=BAND_LABELS,
+            renewal_args={"renewal": reports.RENEWAL_DAYS, "sort": "renewal"},
+        )
+        if seconds > 0:
+            portfolio_cache.put(key, body, seconds)
+    # The body is our own template's output, escaped as it was rendered.
+    return render_template("cs/portfolio.html", body=Markup(body))  # noqa: S704
 
 
 @bp.route("/portfolio/<any(bands, renewals, drops):table>.csv")
 @login_required
 def portfolio_export(table: str) -> Response:
+    """Each portfolio table in full (the page shows the first rows)."""
     user = require_cs(_user())
-    data = reports.portfolio(db.session, user, _today())
+    today = _today()
     if table == "bands":
         return csv_response(
             "portfolio-bands.csv",
             [_("Band"), _("Accounts"), _("ARR")],
-            [(str(BAND_LABELS[b.band]), b.accounts, b.arr) for b in data.bands],
+            [
+                (str(BAND_LABELS[b.band]), b.accounts, b.arr)
+                for b in reports.band_totals(db.session, user, today)
+            ],
         )
     if table == "renewals":
-        return csv_response("renewals.csv", *_account_table(data.renewals))
+        filters = reports.AccountFilters(renewal_days=reports.RENEWAL_DAYS, sort="renewal")
+        rows = reports.all_accounts(db.session, user, today, filters)
+        return csv_response("renewals.csv", *_account_table(rows))
     return csv_response(
         "health-drops.csv",
         [_("Account"), _("From"), _("To"), _("Drop (points)"), _("Since"), _("Latest")],
         [(d.name, round(d.from_score, 1), round(d.to_score, 1), round(d.points, 1), d.from_day,
-          d.to_day) for d in data.drops],
+          d.to_day) for d in reports.drops(db.session, user, today)],
     )  # fmt: skip
 
 
@@ -173,12 +216,19 @@ def _filters() -> reports.AccountFilters:
         csm_id = int(args["csm"]) if args.get("csm") else None
     except ValueError:
         csm_id = None
+    try:
+        renewal_days: int | None = int(args["renewal"]) if args.get("renewal") else None
+    except ValueError:
+        renewal_days = None
+    if renewal_days is not None and not 0 <= renewal_days <= MAX_RENEWAL_DAYS:
+        renewal_days = None
     return reports.AccountFilters(
         q=(args.get("q") or "")[:200],
         band=args.get("band") or "",
         segment=(args.get("segment") or "")[:200],
         csm_id=csm_id,
         sort=args.get("sort") if args.get("sort") in reports.SORTS else "name",
+        renewal_days=renewal_days,
     )
 
 
@@ -195,6 +245,7 @@ def accounts() -> str:
         filters=filters,
         choices=reports.list_choices(db.session, user),
         band_labels=BAND_LABELS,
+        renewal_choices=RENEWAL_CHOICES,
         query_args={k: v for k, v in request.args.items() if k != "page" and v},
     )
 

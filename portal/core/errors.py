@@ -19,6 +19,13 @@ class DomainError(Exception):
         return {self.field: [self.message]} if self.field else {}
 
 
+class Invalid(DomainError):
+    """Input that breaks a rule of the form (length, tags, a choice): 422 naming the field."""
+
+    status_code = 422
+    code = "validation_error"
+
+
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"

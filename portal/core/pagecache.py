@@ -4,7 +4,8 @@ A busy list page is the same for everyone with the same visibility scope, langua
 page. A feature makes one :class:`RenderedCache` naming the models whose changes make its bodies
 stale; a body is kept for the feature's configured seconds (default 5; 0 turns it off, as in the
 tests). Any commit in this process that added, changed or deleted one of those models -- as ORM
-objects or by a bulk UPDATE/DELETE such as an atomic counter -- clears the cache at once, so
+objects, or by a bulk INSERT (an upsert), UPDATE (an atomic counter) or DELETE -- clears the
+cache at once, so
 people see their own changes; other worker processes see them within the TTL.
 """
 
@@ -69,7 +70,7 @@ class RenderedCache:
             session.info[self._flag] = True
 
     def _note_bulk_changes(self, state: ORMExecuteState) -> None:
-        if state.is_update or state.is_delete:
+        if state.is_insert or state.is_update or state.is_delete:
             table = getattr(state.statement, "table", None)
             if getattr(table, "name", None) in self._tables:
                 state.session.info[self._flag] = True

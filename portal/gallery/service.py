@@ -9,7 +9,6 @@ never read-added-written in Python; "one rating per user" is the unique constrai
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,13 +24,14 @@ from cs_metrics.models import AccountProfile
 from moderation import service as moderation
 from portal.core.activity import record_activity, register_verbs
 from portal.core.db import utcnow
-from portal.core.errors import DomainError, NotFound, PermissionDenied
+from portal.core.errors import Invalid, NotFound, PermissionDenied
 from portal.core.html import render_markdown
 from portal.core.identity import User
 from portal.core.mail import queue_mail
 from portal.core.notifications import notify
 from portal.core.pagination import Page
-from portal.core.text import clean_text
+from portal.core.text import checked_text, title_text
+from portal.core.text import parse_tags as core_parse_tags
 from portal.core.urls import external_url
 from portal.gallery import manifest as manifests
 from portal.gallery.models import (
@@ -47,14 +47,6 @@ from portal.gallery.models import (
 )
 from portal.gallery.uploads import Upload
 from portal.search.index import schedule
-
-
-class Invalid(DomainError):
-    """Input that breaks a rule of the form: 422 naming the field."""
-
-    status_code = 422
-    code = "validation_error"
-
 
 TEMPLATE_KIND = "template"
 VERSION_KIND = "template_version"
@@ -73,7 +65,6 @@ MAX_DESCRIPTION = 20_000
 MAX_CHANGELOG = 10_000
 MAX_REVIEW = 5_000
 MAX_TAGS = 8
-TAG_PATTERN = re.compile(r"^[a-z0-9\u4e00-\u9fff][a-z0-9\u4e00-\u9fff+#._-]{0,39}$")
 POPULAR_DAYS = 30
 # Bayesian average: every template starts with PRIOR_WEIGHT votes of PRIOR_MEAN stars, so one
 # 5-star vote (3.33) ranks below a hundred votes averaging 4.8 (4.71). A fixed prior keeps a
@@ -158,39 +149,16 @@ def get_template(session: Session, viewer: User | None, template_id: int) -> Tem
 
 
 def _title(value: str) -> str:
-    title = " ".join(clean_text(value or "").split())
-    if not TITLE_MIN <= len(title) <= TITLE_MAX:
-        raise Invalid(
-            str(_l("The title needs %(min)d to %(max)d characters.", min=TITLE_MIN, max=TITLE_MAX)),
-            field="title",
-        )
-    return title
+    return title_text(value, TITLE_MIN, TITLE_MAX)
 
 
 def _text(value: str | None, limit: int, field_name: str) -> str:
-    text = clean_text(value or "").strip()
-    if len(text) > limit:
-        raise Invalid(str(_l("At most %(n)d characters.", n=limit)), field=field_name)
-    return text
+    return checked_text(value, limit, field_name, required=False)
 
 
 def parse_tags(value: str | Iterable[str] | None) -> list[str]:
-    words = value.replace(",", " ").split() if isinstance(value, str) else list(value or [])
-    tags: list[str] = []
-    for word in words:
-        tag = clean_text(str(word)).strip().lower()
-        if not tag:
-            continue
-        if not TAG_PATTERN.match(tag):
-            raise Invalid(
-                str(_l("Tags are lower-case words of up to 40 letters, digits or -._+#.")),
-                field="tags",
-            )
-        if tag not in tags:
-            tags.append(tag)
-    if len(tags) > MAX_TAGS:
-        raise Invalid(str(_l("At most %(n)d tags.", n=MAX_TAGS)), field="tags")
-    return tags
+    """Tags as typed: at most eight on a template."""
+    return core_parse_tags(value, MAX_TAGS)
 
 
 def _choice(

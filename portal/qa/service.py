@@ -9,7 +9,6 @@ the one-vote-per-user rule is the database's unique constraint.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,14 +25,21 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from moderation import service as moderation
 from portal.core.activity import Activity, record_activity, register_verbs
 from portal.core.db import utcnow
-from portal.core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
 from portal.core.html import render_markdown, to_plain_text
 from portal.core.identity import Organization, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import notify
 from portal.core.pagination import Page
 from portal.core.permissions import Action, authorize, can
-from portal.core.text import clean_text
+from portal.core.text import (
+    PRODUCT_AREAS,
+    checked_text,
+    clean_text,
+    title_text,
+)
+from portal.core.text import parse_tags as core_parse_tags
+from portal.core.text import product_area as check_product_area
 from portal.core.urls import external_url
 from portal.qa import signals
 from portal.qa.models import (
@@ -50,14 +56,6 @@ from portal.qa.models import (
     question_tags,
 )
 from portal.search.index import schedule
-
-
-class Invalid(DomainError):
-    """Input that breaks a rule of the form (length, tags, area): 422 naming the field."""
-
-    status_code = 422
-    code = "validation_error"
-
 
 QUESTION_KIND = "question"
 ANSWER_KIND = "answer"
@@ -88,23 +86,12 @@ MAX_BODY = 30_000
 MAX_COMMENT = 600
 MAX_REASON = 500
 MAX_TAGS = 5
-TAG_PATTERN = re.compile(r"^[a-z0-9\u4e00-\u9fff][a-z0-9\u4e00-\u9fff+#._-]{0,39}$")
 
 # Reputation, as on Stack Overflow: what a vote of each value is worth to the post's author.
 UPVOTE_POINTS = {QUESTION_KIND: 2, ANSWER_KIND: 10}
 DOWNVOTE_POINTS = -2
 ACCEPT_POINTS = 15
 
-PRODUCT_AREAS: dict[str, Any] = {
-    "dashboards": _l("Dashboards"),
-    "reports": _l("Reports and templates"),
-    "data-import": _l("Data import"),
-    "sso": _l("Sign-in and SSO"),
-    "permissions": _l("Permissions"),
-    "api": _l("API and integrations"),
-    "alerts": _l("Alerts and subscriptions"),
-    "admin": _l("Administration"),
-}
 SORTS = ("newest", "active", "votes", "unanswered")
 STATUSES = ("open", "closed", "duplicate", "accepted")
 
@@ -169,65 +156,16 @@ def get_answer(
 
 
 def _title(value: str) -> str:
-    title = " ".join(clean_text(value or "").split())
-    if not TITLE_MIN <= len(title) <= TITLE_MAX:
-        raise Invalid(
-            str(
-                _l(
-                    "Write a title of %(min)d to %(max)d characters.",
-                    min=TITLE_MIN,
-                    max=TITLE_MAX,
-                )
-            ),
-            field="title",
-        )
-    return title
+    return title_text(value, TITLE_MIN, TITLE_MAX)
 
 
 def _body(value: str, limit: int = MAX_BODY, field_name: str = "body") -> str:
-    body = clean_text(value or "").strip()
-    if not body:
-        raise Invalid(str(_l("This field is required.")), field=field_name)
-    if len(body) > limit:
-        raise Invalid(str(_l("Use at most %(n)d characters.", n=limit)), field=field_name)
-    return body
+    return checked_text(value, limit, field_name)
 
 
 def parse_tags(value: str | Iterable[str] | None) -> list[str]:
-    """Tags as typed ("SSO, dashboards" or a list): lower-cased, de-duplicated, at most five."""
-    if value is None:
-        return []
-    parts = re.split(r"[\s,，;；]+", value) if isinstance(value, str) else list(value)
-    tags: list[str] = []
-    for part in parts:
-        if not isinstance(part, str):
-            raise Invalid(str(_l("Tags must be words.")), field="tags")
-        tag = clean_text(part).strip().lower().lstrip("#")
-        if not tag or tag in tags:
-            continue
-        if not TAG_PATTERN.match(tag):
-            raise Invalid(
-                str(
-                    _l(
-                        "“%(tag)s” is not a valid tag: use letters, digits, + # . - _ "
-                        "and at most 40 characters.",
-                        tag=tag[:40],
-                    )
-                ),
-                field="tags",
-            )
-        tags.append(tag)
-    if len(tags) > MAX_TAGS:
-        raise Invalid(str(_l("Use at most %(n)d tags.", n=MAX_TAGS)), field="tags")
-    return tags
-
-
-def _product_area(value: str | None) -> str | None:
-    if not value:
-        return None
-    if value not in PRODUCT_AREAS:
-        raise Invalid(str(_l("Choose a product area from the list.")), field="product_area")
-    return value
+    """Tags as typed: at most five on a question."""
+    return core_parse_tags(value, MAX_TAGS)
 
 
 def _tags(session: Session, names: Sequence[str]) -> list[Tag]:
@@ -323,7 +261,7 @@ def ask(
     """A new question, submitted to moderation; the asker follows it."""
     title, body = _title(title), _body(body)
     names = parse_tags(tags)
-    area = _product_area(product_area)
+    area = check_product_area(product_area)
     question = Question(
         organization_id=author.organization_id,
         author_id=author.id,
@@ -391,7 +329,7 @@ def edit_question(
     authorize(editor, Action.EDIT_CONTENT, question)
     title, body = _title(title), _body(body)
     names = parse_tags(tags)
-    area = _product_area(product_area)
+    area = check_product_area(product_area)
     question.title = title
     question.body_source = body
     question.body_html = render_markdown(body)

@@ -26,13 +26,19 @@ from cs_metrics.lookup import AccountFacts, account_facts
 from moderation import service as moderation
 from portal.core.activity import record_activity, register_verbs
 from portal.core.db import utcnow
-from portal.core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
 from portal.core.html import render_markdown, to_plain_text
 from portal.core.identity import Organization, Role, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import Notification, notify
 from portal.core.pagination import Page
-from portal.core.text import clean_text
+from portal.core.text import (
+    PRODUCT_AREAS,
+    checked_text,
+    title_text,
+)
+from portal.core.text import parse_tags as core_parse_tags
+from portal.core.text import product_area as check_product_area
 from portal.core.urls import external_url
 from portal.roadmap.models import (
     Idea,
@@ -48,14 +54,6 @@ from portal.roadmap.models import (
     StatusLabel,
 )
 from portal.search.index import schedule
-
-
-class Invalid(DomainError):
-    """Input that breaks a rule of the form: 422 naming the field."""
-
-    status_code = 422
-    code = "validation_error"
-
 
 IDEA_KIND = "idea"
 COMMENT_KIND = "idea_comment"
@@ -77,21 +75,10 @@ MAX_BODY = 20_000
 MAX_COMMENT = 2_000
 MAX_RESPONSE = 5_000
 MAX_TAGS = 5
-TAG_PATTERN = re.compile(r"^[a-z0-9\u4e00-\u9fff][a-z0-9\u4e00-\u9fff+#._-]{0,39}$")
 COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 RISK_RENEWAL_DAYS = 90
 TRENDING_WINDOW_DAYS = 30
 
-PRODUCT_AREAS: dict[str, Any] = {
-    "dashboards": _l("Dashboards"),
-    "reports": _l("Reports and templates"),
-    "data-import": _l("Data import"),
-    "sso": _l("Sign-in and SSO"),
-    "permissions": _l("Permissions"),
-    "api": _l("API and integrations"),
-    "alerts": _l("Alerts and subscriptions"),
-    "admin": _l("Administration"),
-}
 STATUSES = tuple(IdeaStatus)
 DEFAULT_LABELS: dict[str, tuple[Any, str]] = {
     IdeaStatus.OPEN: (_l("Open"), "#6c757d"),
@@ -182,64 +169,16 @@ def resolve_merged(session: Session, idea: Idea) -> Idea:
 
 
 def _title(value: str) -> str:
-    title = " ".join(clean_text(value or "").split())
-    if not TITLE_MIN <= len(title) <= TITLE_MAX:
-        raise Invalid(
-            str(
-                _l(
-                    "Write a title of %(min)d to %(max)d characters.",
-                    min=TITLE_MIN,
-                    max=TITLE_MAX,
-                )
-            ),
-            field="title",
-        )
-    return title
+    return title_text(value, TITLE_MIN, TITLE_MAX)
 
 
 def _text(value: str | None, limit: int, field_name: str, required: bool = True) -> str:
-    text = clean_text(value or "").strip()
-    if required and not text:
-        raise Invalid(str(_l("This field is required.")), field=field_name)
-    if len(text) > limit:
-        raise Invalid(str(_l("Use at most %(n)d characters.", n=limit)), field=field_name)
-    return text
+    return checked_text(value, limit, field_name, required)
 
 
 def parse_tags(value: str | Iterable[str] | None) -> list[str]:
-    if value is None:
-        return []
-    parts = re.split(r"[\s,，;；]+", value) if isinstance(value, str) else list(value)
-    tags: list[str] = []
-    for part in parts:
-        if not isinstance(part, str):
-            raise Invalid(str(_l("Tags must be words.")), field="tags")
-        tag = clean_text(part).strip().lower().lstrip("#")
-        if not tag or tag in tags:
-            continue
-        if not TAG_PATTERN.match(tag):
-            raise Invalid(
-                str(
-                    _l(
-                        "“%(tag)s” is not a valid tag: use letters, digits, + # . - _ "
-                        "and at most 40 characters.",
-                        tag=tag[:40],
-                    )
-                ),
-                field="tags",
-            )
-        tags.append(tag)
-    if len(tags) > MAX_TAGS:
-        raise Invalid(str(_l("Use at most %(n)d tags.", n=MAX_TAGS)), field="tags")
-    return tags
-
-
-def _product_area(value: str | None) -> str | None:
-    if not value:
-        return None
-    if value not in PRODUCT_AREAS:
-        raise Invalid(str(_l("Choose a product area from the list.")), field="product_area")
-    return value
+    """Tags as typed: at most five on an idea."""
+    return core_parse_tags(value, MAX_TAGS)
 
 
 def _status(value: Any) -> IdeaStatus:
@@ -374,7 +313,7 @@ def submit_idea(
         title=title,
         description_source=body,
         description_html=render_markdown(body),
-        product_area=_product_area(product_area),
+        product_area=check_product_area(product_area),
         status=IdeaStatus.OPEN,
         published=False,
     )
