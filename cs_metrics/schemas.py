@@ -85,7 +85,9 @@ class CsAccountOut(Schema):
     id = fields.Int(required=True)
     name = fields.Str(required=True)
     external_id = fields.Str(allow_none=True)
-    arr = fields.Decimal(allow_none=True, as_string=True)
+    arr = fields.Decimal(
+        allow_none=True, as_string=True, metadata={"type": "string", "format": "decimal"}
+    )
     plan = fields.Str(allow_none=True)
     segment = fields.Str(allow_none=True)
     tier = fields.Str(allow_none=True)

@@ -48,6 +48,7 @@ from cs_metrics.models import (
     UsageEvent,
 )
 from portal.core.activity import record_activity, register_verbs
+from portal.core.bulk import bulk_insert
 from portal.core.db import utcnow
 from portal.core.errors import DomainError, NotFound, PermissionDenied
 from portal.core.identity import Organization, OrgKind, User
@@ -1127,7 +1128,7 @@ def _explanation_json(score: health.HealthScore, fixed: dict[tuple[Any, ...], An
     ``score``, ``weight``, ``configured_share``, ``share``, ``contribution`` and ``missing``,
     written as ``json.dumps`` of those dicts would, byte for byte, without building them (one
     per account every night). ``fixed`` caches each component's unchanging text."""
-    from cs_metrics.playbooks import JSONText
+    from portal.core.bulk import JSONText
 
     parts = []
     for c in score.components:
@@ -1233,10 +1234,9 @@ def recompute(
         )
         if progress is not None and (i % progress_every == 0 or i == len(org_ids)):
             progress(i, len(org_ids))
-    from cs_metrics import playbooks
 
     for chunk in _chunks(rows, SNAPSHOT_BATCH):
-        playbooks.bulk_insert(
+        bulk_insert(
             session,
             HealthSnapshot.__table__,
             chunk,

@@ -55,6 +55,7 @@ def kb_article(article_id: int) -> Response:
     body=schemas.ArticleIn,
     scope="write",
     errors=(400, 401, 403),
+    status=201,
 )
 def kb_create_article() -> tuple[Response, int]:
     data = load(schemas.ArticleIn, json_body())

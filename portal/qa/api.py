@@ -52,6 +52,7 @@ def list_questions() -> Response:
     body=schemas.QuestionIn,
     scope="write",
     errors=(400, 401, 403),
+    status=201,
 )
 def ask() -> Response:
     data = load(schemas.QuestionIn, json_body())
@@ -92,6 +93,7 @@ def question(question_id: int) -> Response:
     scope="write",
     path_params=ID,
     errors=(400, 401, 403, 404, 409),
+    status=201,
 )
 def post_answer(question_id: int) -> Response:
     data = load(schemas.AnswerIn, json_body())

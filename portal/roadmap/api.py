@@ -60,6 +60,7 @@ def list_ideas() -> Response:
     body=schemas.IdeaIn,
     scope="write",
     errors=(400, 401, 403, 422),
+    status=201,
 )
 def create_idea() -> Response:
     data = load(schemas.IdeaIn, json_body())
@@ -135,6 +136,7 @@ def unvote(idea_id: int) -> Response:
     scope="write",
     path_params=ID,
     errors=(400, 401, 403, 404, 422),
+    status=201,
 )
 def comment(idea_id: int) -> Response:
     data = load(schemas.RoadmapCommentIn, json_body())
