@@ -492,3 +492,17 @@ class KpiTarget(Base):
     target: Mapped[float] = mapped_column(Float)
     updated_by_id: Mapped[int | None] = mapped_column(_user_fk())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AccountView(Base):
+    """A staff member opened an account's CS pages (who, when, which page): the access audit
+    vendor admins read."""
+
+    __tablename__ = "cs_account_views"
+    __table_args__ = (Index("ix_cs_account_views_org", "organization_id", "viewed_at"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(_org_fk())
+    staff_id: Mapped[int | None] = mapped_column(_user_fk(), index=True)
+    page: Mapped[str] = mapped_column(String(200))
+    viewed_at: Mapped[datetime] = mapped_column(default=utcnow)

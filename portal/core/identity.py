@@ -90,6 +90,9 @@ class User(UserMixin, Base):
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_sign_in_at: Mapped[datetime | None]
+    # Set when the account was erased (GDPR/PIPL): the row stays so that votes and other
+    # aggregates stay correct, with the personal fields replaced.
+    erased_at: Mapped[datetime | None]
 
     organization: Mapped[Organization] = relationship(back_populates="users", lazy="joined")
     role_grants: Mapped[list[UserRole]] = relationship(
