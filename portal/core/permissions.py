@@ -61,7 +61,15 @@ def _sees_content(user: User | None, obj: Any) -> bool:
     return user.organization_id == obj.organization_id or user.is_staff
 
 
+def _resolved(user: Any) -> Any:
+    """The user behind flask-login's ``current_user`` proxy: every attribute read through the
+    proxy looks the user up again, and a page asks ``can`` a dozen times."""
+    get = getattr(user, "_get_current_object", None)
+    return get() if get is not None else user
+
+
 def can(user: User | None, action: Action, obj: Any = None) -> bool:
+    user = _resolved(user)
     if action == Action.VIEW_CONTENT:
         return _sees_content(user, obj)
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
@@ -99,6 +107,7 @@ def can(user: User | None, action: Action, obj: Any = None) -> bool:
 
 def visible(user: User | None, action: Action, obj: Any) -> bool:
     """Whether ``user`` may know ``obj`` exists at all (else the answer is 404, not 403)."""
+    user = _resolved(user)
     if hasattr(obj, "is_private"):
         return _sees_content(user, obj)
     if user is None or not getattr(user, "is_authenticated", False):
