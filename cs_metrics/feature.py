@@ -7,9 +7,13 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Called once by the app factory, before the API blueprint is registered."""
-    from cs_metrics import api  # noqa: F401 - routes on portal.core.api.bp
+    from cs_metrics import (
+        api,  # noqa: F401 - routes on portal.core.api.bp
+        personal_data,
+    )
     from cs_metrics.tasks import BEAT_SCHEDULE
     from cs_metrics.views import bp
 
     app.register_blueprint(bp)
+    personal_data.register()
     app.extensions["celery"].conf.beat_schedule.update(BEAT_SCHEDULE)

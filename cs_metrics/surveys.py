@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from cs_metrics import nps, worklist
 from cs_metrics.models import NpsResponse, NpsSource, NpsSurveyState
 from cs_metrics.settings import DEFAULTS, get_setting
+from portal.core import consent
 from portal.core.activity import record_activity, register_verbs
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, PermissionDenied
@@ -64,8 +65,9 @@ def is_customer_user(user: Any) -> bool:
 
 def survey_status(session: Session, user: User, now: datetime) -> tuple[bool, datetime | None]:
     """Whether ``user`` is due now, and when they are (next) due -- None when never (not a
-    customer user, or the survey is off). Two reads: the setting and the user's state."""
-    if not is_customer_user(user):
+    customer user, withdrew NPS consent, or the survey is off). Three reads: the consent, the
+    setting and the user's state."""
+    if not is_customer_user(user) or not consent.nps_allowed(session, user.id):
         return False, None
     enabled, cadence, min_age = _settings(session)
     if not enabled:
@@ -179,6 +181,7 @@ def record_answer(
         last_answered_at=now,
         last_shown_at=(state.last_shown_at if state and state.last_shown_at else now),
     )
+    consent.add(session, user.id, consent.NPS_SURVEY, True, "survey", now)
     category = nps.classify(score)
     record_activity(
         session,

@@ -127,25 +127,31 @@ def _init_login(app: Flask) -> None:
 
 def _register_features(app: Flask) -> None:
     from cs_metrics import feature as cs_feature
+    from moderation import personal_data as moderation_personal_data
     from moderation.tasks import BEAT_SCHEDULE as moderation_beat
     from moderation.views import bp as moderation_bp
     from portal.accounts import moderation as accounts_moderation
+    from portal.accounts import personal_data as accounts_personal_data
     from portal.accounts.views import bp as accounts_bp
     from portal.api.views import bp as api_bp
     from portal.gallery import feature as gallery_feature
     from portal.kb import feature as kb_feature
     from portal.main.views import bp as main_bp
+    from portal.privacy import feature as privacy_feature
     from portal.qa import feature as qa_feature
     from portal.roadmap import feature as roadmap_feature
     from portal.search import feature as search_feature
 
     accounts_moderation.register()
+    accounts_personal_data.register()
+    moderation_personal_data.register()
     search_feature.init_app(app)
     qa_feature.init_app(app)
     kb_feature.init_app(app)
     gallery_feature.init_app(app)
     roadmap_feature.init_app(app)
     cs_feature.init_app(app)
+    privacy_feature.init_app(app)
     app.extensions["celery"].conf.beat_schedule.update(moderation_beat)
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)

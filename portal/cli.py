@@ -13,6 +13,8 @@ from cs_metrics.cli import metrics_group
 from portal import migrate
 from portal.app import create_app
 from portal.core.db import db
+from portal.privacy.backup import backup_command, restore_command
+from portal.privacy.retention_tasks import privacy_group
 from portal.search.cli import search_group
 
 
@@ -127,3 +129,6 @@ def _progress_bar(label: str) -> Callable[[int, int], None]:
 
 cli.add_command(metrics_group)
 cli.add_command(search_group)
+cli.add_command(privacy_group)
+cli.add_command(backup_command)
+cli.add_command(restore_command)

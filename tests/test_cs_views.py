@@ -354,7 +354,7 @@ def test_csv_exports_are_formula_safe(client, session, csm):
 PAGE_METHODS = {"GET", "POST"}
 # GET pages that are only a form to change something: a product manager (read only) may be
 # refused them. Everything else a product manager reads.
-PM_WRITE_ONLY_PAGES = {"cs.targets"}
+PM_WRITE_ONLY_PAGES = {"cs.targets", "cs.audit", "cs.audit_csv"}
 
 
 def write_only_page(endpoint: str) -> bool:

@@ -32,6 +32,7 @@ def _cs_nav() -> dict[str, Any]:
 
 
 from cs_metrics.views import (  # noqa: E402  (the modules add their routes to bp)
+    audit,
     config,
     imports,
     portfolio,
@@ -42,6 +43,7 @@ from cs_metrics.views import (  # noqa: E402  (the modules add their routes to b
 )
 
 __all__ = [
+    "audit",
     "bp",
     "nav_item",
     "config",

@@ -27,7 +27,7 @@ from cs_metrics.models import (
     HealthOverride,
     HealthSnapshot,
 )
-from cs_metrics.views import bp, nav_item
+from cs_metrics.views import audit, bp, nav_item
 from portal.core.db import db, utcnow
 from portal.core.i18n import current_locale
 from portal.core.identity import Organization
@@ -322,7 +322,10 @@ def _shares(health: dict[str, Any]) -> float:
 @bp.route("/accounts/<int:org_id>")
 @login_required
 def account(org_id: int) -> tuple[str, int]:
-    return _account_page(org_id)
+    page = _account_page(org_id)
+    audit.record_view(db.session, _user(), org_id, "account")
+    db.session.commit()
+    return page
 
 
 @bp.route("/accounts/<int:org_id>/override", methods=["POST"])
@@ -412,6 +415,8 @@ def account_export(org_id: int, table: str) -> Response:
         header = [_("Set"), _("Score"), _("Reason"), _("Expires"), _("Revoked")]
         rows = [(v.created_at, v.score, v.reason, v.expires_at, v.revoked_at)
                 for v in reports.override_history(db.session, org_id, limit=1000)]  # fmt: skip
+    audit.record_view(db.session, user, org_id, f"export:{table}")
+    db.session.commit()
     return csv_response(f"{slug}-{table}.csv", header, rows)
 
 

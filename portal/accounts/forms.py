@@ -114,6 +114,11 @@ class ProfileForm(Form):
     timezone = SelectField(_l("Time zone"), choices=_timezone_choices())
 
 
+class ConsentForm(Form):
+    marketing_email = BooleanField(_l("Send me product news and offers by email"))
+    nps_survey = BooleanField(_l("Ask me now and then how likely I am to recommend the product"))
+
+
 class ChangePasswordForm(Form):
     current_password = PasswordField(
         _l("Current password"), validators=[_required(), Length(max=PASSWORD_MAX_LENGTH)]

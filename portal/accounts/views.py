@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from moderation.labels import TRUST_FACT_LABELS
 from portal.accounts import forms, service
+from portal.core import consent
 from portal.core.activity import record_activity
 from portal.core.db import db
 from portal.core.errors import InvalidToken
@@ -176,6 +177,7 @@ def _render_profile(new_token: str | None = None, **forms_given: Any) -> Any:
         "about_form": forms.AboutForm(about=profile.about_source),
         "password_form": forms.ChangePasswordForm(),
         "token_form": forms.TokenForm(),
+        "consent_form": _consent_form(),
         **forms_given,
     }
     failing = next((f for f in forms_given.values() if f.errors or f.form_errors), None)
@@ -199,6 +201,32 @@ def _render_profile(new_token: str | None = None, **forms_given: Any) -> Any:
     if current_user.trust_level != trust_before:
         db.session.commit()  # promoted while looking
     return response
+
+
+def _consent_form() -> forms.ConsentForm:
+    user_id = current_user.id
+    return forms.ConsentForm(
+        formdata=None,
+        marketing_email=consent.effective(db.session, user_id, consent.MARKETING_EMAIL),
+        nps_survey=consent.effective(db.session, user_id, consent.NPS_SURVEY),
+    )
+
+
+@bp.route("/profile/consent", methods=["POST"])
+@login_required
+def update_consent() -> Any:
+    form = forms.ConsentForm()
+    user_id = current_user.id
+
+    def save() -> None:
+        for purpose in consent.PURPOSES:
+            consent.choose(db.session, user_id, purpose, form[purpose].data, "profile")
+
+    if submit(form, save):
+        session.pop("cs_nps", None)  # the survey card's remembered answer (cs_metrics.views)
+        flash(_("Your privacy choices were saved."), "success")
+        return redirect(url_for("accounts.profile"))
+    return _render_profile(consent_form=form)
 
 
 @bp.route("/profile/about", methods=["POST"])

@@ -50,6 +50,11 @@ Verbs (``<area>.<event>``) and the ``data`` each carries:
                          data: ``{"answer_id", "article_id"}``
 ``cs.alert_raised``      an alert rule opened an alert for an account (no actor); data: ``{"kind":
                          "rule:<id>", "rule_id", "severity", "channel"}``
+``account.erased``       an account was erased (actor: the admin, or none when the user did it);
+                         data: ``{"by": "self"|"admin", "content": "keep"|"remove", "user_id"}``
+``org.deleted``          a vendor admin deleted an organization; data: ``{"organization_id",
+                         "members", "rows"}``
+``privacy.export_requested`` someone asked for a data export; data: ``{"scope": "user"|"organization"}``
 ``nps.answered``         a customer user answered the in-app NPS survey; subject: the NPS response;
                          data: ``{"score", "category"}``
 ``cs.override_set``      a CSM overrode an account's health score; data: ``{"score", "expires_at"}``

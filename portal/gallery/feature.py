@@ -11,12 +11,14 @@ def init_app(app: Flask) -> None:
     from portal.gallery import (
         api,  # noqa: F401 - routes on portal.core.api.bp
         moderation,
+        personal_data,
         search,
     )
     from portal.gallery.tasks import BEAT_SCHEDULE
     from portal.gallery.views import bp
 
     moderation.register()
+    personal_data.register()
     search.register()
     app.register_blueprint(bp)
     app.extensions["celery"].conf.beat_schedule.update(BEAT_SCHEDULE)

@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
     from portal.kb import (
         api,  # noqa: F401 - adds the /api/v1/kb routes at import
         moderation,
+        personal_data,
         search,
         signals,
     )
@@ -21,6 +22,7 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(bp)
     moderation.register()
+    personal_data.register()
     search.register()
     signals.connect()
 

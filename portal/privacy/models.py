@@ -1,11 +1,11 @@
-"""What data governance keeps: export jobs and the consents people gave or withdrew."""
+"""What data governance keeps: export jobs (consents live in ``portal.core.consent``)."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.core.db import Base, utcnow
@@ -17,11 +17,6 @@ class ExportStatus(enum.StrEnum):
     READY = "ready"
     FAILED = "failed"
     EXPIRED = "expired"
-
-
-class ConsentPurpose(enum.StrEnum):
-    NPS_SURVEY = "nps_survey"
-    MARKETING_EMAIL = "marketing_email"
 
 
 class DataExport(Base):
@@ -45,17 +40,3 @@ class DataExport(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
-
-
-class Consent(Base):
-    """Each time a person gives or withdraws consent for a purpose (the latest row counts)."""
-
-    __tablename__ = "consents"
-    __table_args__ = (Index("ix_consents_user_purpose", "user_id", "purpose", "recorded_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    purpose: Mapped[str] = mapped_column(String(32))
-    granted: Mapped[bool] = mapped_column(Boolean)
-    source: Mapped[str] = mapped_column(String(32), default="profile")  # or "survey", "sign_up"
-    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -11,10 +11,12 @@ def init_app(app: Flask) -> None:
     from portal.qa import (
         api,  # noqa: F401 - routes on portal.core.api.bp
         moderation,
+        personal_data,
         search,
     )
     from portal.qa.views import bp
 
     moderation.register()
+    personal_data.register()
     search.register()
     app.register_blueprint(bp)

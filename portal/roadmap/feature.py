@@ -11,12 +11,14 @@ def init_app(app: Flask) -> None:
     from portal.roadmap import (
         api,  # noqa: F401 - routes on portal.core.api.bp
         moderation,
+        personal_data,
         search,
     )
     from portal.roadmap.tasks import BEAT_SCHEDULE
     from portal.roadmap.views import bp
 
     moderation.register()
+    personal_data.register()
     search.register()
     app.register_blueprint(bp)
     app.extensions["celery"].conf.beat_schedule.update(BEAT_SCHEDULE)
