@@ -20,13 +20,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from portal.config import load_config
-from portal.core import i18n
+from portal.core import i18n, sessions
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.extensions import csrf, limiter, login_manager
 from portal.core.identity import User
 from portal.core.notifications import unread_count, unread_count_column
 from portal.core.tasks import celery_init_app
+from portal.core.web import IdConverter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,6 +81,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(Path(__file__).parent / "static"),
     )
+    app.url_map.converters["int"] = IdConverter  # before any route is added
     app.config.update(load_config(app.instance_path, config))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if proxies := int(os.environ.get("COCREATE_PROXY_COUNT", "0")):
@@ -89,6 +91,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     _init_login(app)
+    sessions.init_app(app)
     i18n.init_app(app)
     Bootstrap5(app)
     celery_init_app(app)

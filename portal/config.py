@@ -34,7 +34,8 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "EMAIL_CONFIRM_MAX_AGE": (3 * 24 * 3600, int),
     "INVITATION_DAYS": (14, int),
     "MAX_CONTENT_LENGTH": (25 * 1024 * 1024, int),
-    "SESSION_LIFETIME_HOURS": (12, int),
+    "SESSION_LIFETIME_HOURS": (12, int),  # from signing in, whatever the activity
+    "SESSION_IDLE_MINUTES": (30, int),  # without a request; 0 turns the idle timeout off
     "QA_LIST_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "ROADMAP_BOARD_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "GALLERY_LIST_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING

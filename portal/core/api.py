@@ -38,6 +38,16 @@ class StrictSchema(Schema):
         unknown = RAISE  # an unknown field is an error naming it, never silently dropped
 
 
+# The largest id the database holds (PostgreSQL ``integer``): a larger one sent in a request is a
+# 422 naming the field (in a URL, ``portal.core.web.IdConverter`` makes it a 404), never a 500.
+ID_MAX = 2**31 - 1
+
+
+def Id(**kwargs: Any) -> fields.Int:  # noqa: N802 - a field type, named like one
+    """An id sent in a request body or query: a positive integer the database can hold."""
+    return fields.Int(validate=validate.Range(min=1, max=ID_MAX), **kwargs)
+
+
 class PageIn(StrictSchema):
     page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100_000))
     per_page = fields.Int(load_default=20, validate=validate.Range(min=1, max=100))

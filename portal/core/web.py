@@ -10,8 +10,10 @@ from typing import Any
 from babel.support import Translations
 from flask import abort, flash, render_template
 from flask_wtf import FlaskForm
+from werkzeug.routing import IntegerConverter
 from wtforms.i18n import messages_path
 
+from portal.core.api import ID_MAX
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
@@ -83,3 +85,12 @@ def render_form(template: str, form: FlaskForm, **context: Any) -> tuple[str, in
         if status < 400:
             status = 422
     return render_template(template, form=form, **context), status
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: an id past what the database holds is simply not found
+    (404), instead of an overflow inside the query (500)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's
+        kwargs.setdefault("max", ID_MAX)
+        super().__init__(map, *args, **kwargs)

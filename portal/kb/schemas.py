@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from portal.core.api import PageIn, PageMeta, StrictSchema
+from portal.core.api import Id, PageIn, PageMeta, StrictSchema
 from portal.core.html import MAX_MARKDOWN_CHARS
 from portal.kb.service import LANGUAGES
 
@@ -51,7 +51,7 @@ class ArticleIn(StrictSchema):
     title = fields.Str(required=True, validate=validate.Length(min=1, max=200))
     body = fields.Str(required=True, validate=validate.Length(min=1, max=MAX_MARKDOWN_CHARS))
     language = fields.Str(required=True, validate=validate.OneOf(LANGUAGES))
-    category_id = fields.Int(allow_none=True, load_default=None)
+    category_id = Id(allow_none=True, load_default=None)
     tags = fields.List(fields.Str(validate=validate.Length(min=1, max=40)), load_default=list)
     published = fields.Bool(load_default=True)
 
@@ -60,7 +60,7 @@ class ArticlePatchIn(StrictSchema):
     title = fields.Str(validate=validate.Length(min=1, max=200))
     body = fields.Str(validate=validate.Length(min=1, max=MAX_MARKDOWN_CHARS))
     language = fields.Str(validate=validate.OneOf(LANGUAGES))
-    category_id = fields.Int(allow_none=True)
+    category_id = Id(allow_none=True)
     tags = fields.List(fields.Str(validate=validate.Length(min=1, max=40)))
     published = fields.Bool()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from portal.core.api import PageIn, PageMeta, StrictSchema
+from portal.core.api import Id, PageIn, PageMeta, StrictSchema
 from portal.qa.service import (
     MAX_BODY,
     MAX_TAGS,
@@ -46,7 +46,7 @@ class VoteIn(StrictSchema):
 
 
 class AcceptIn(StrictSchema):
-    answer_id = fields.Int(required=True, allow_none=True, strict=True)
+    answer_id = Id(required=True, allow_none=True, strict=True)
 
 
 class AuthorOut(Schema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from portal.core.api import PageIn, PageMeta, StrictSchema
+from portal.core.api import Id, PageIn, PageMeta, StrictSchema
 from portal.roadmap.service import (
     IMPORTANCE_LABELS,
     MAX_BODY,
@@ -43,7 +43,7 @@ class RoadmapVoteIn(StrictSchema):
     importance = fields.Int(
         load_default=2, strict=True, validate=validate.OneOf(list(IMPORTANCE_LABELS))
     )
-    on_behalf_of = fields.Int(load_default=None, allow_none=True, strict=True)
+    on_behalf_of = Id(load_default=None, allow_none=True, strict=True)
 
 
 class RoadmapCommentIn(StrictSchema):
@@ -59,7 +59,7 @@ class RoadmapStatusIn(StrictSchema):
 
 
 class RoadmapMergeIn(StrictSchema):
-    target_id = fields.Int(required=True, strict=True)
+    target_id = Id(required=True, strict=True)
 
 
 class IdeaOut(Schema):

@@ -15,6 +15,7 @@ atomically, so a crashed or corrupt index is replaced without a window where sea
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -213,10 +214,15 @@ def apply_updates(
                 writer.delete_by_term("id", key)
             for doc in documents:
                 writer.update_document(**to_fields(doc))
+            writer.commit()
         except BaseException:
-            writer.cancel()
+            # A commit can fail too (disk full): the writer's file lock must be let go either
+            # way, or every later write waits for it and gives up until a restart.
+            with contextlib.suppress(Exception):
+                writer.cancel()
+            with contextlib.suppress(Exception):
+                writer.writelock.release()
             raise
-        writer.commit()
     return len(documents) + len(gone)
 
 
@@ -263,10 +269,11 @@ def update_documents(self: Any, pairs: Sequence[Sequence[Any]]) -> int:
     try:
         with new_session() as session:
             return apply_updates(session, [(str(k), int(i)) for k, i in pairs])
-    except (LockError, IndexUnavailable):
+    except Exception:
         if not self.request.is_eager:
             raise  # retried with backoff by the worker
-        # Inline, in a request that already committed: never show the user an index error.
+        # Inline, in a request that already committed (a lock, a full disk, a broken index):
+        # never show the user an index error for a post that was saved.
         # The next ``cocreate search check`` reports the stale ids; reindex repairs them.
         log.exception("search index not updated for %r", list(pairs))
         return 0

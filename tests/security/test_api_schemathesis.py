@@ -68,8 +68,8 @@ INT32 = 2**31 - 1
 def int32_bounded(node: Any) -> Any:
     """The document with every integer bounded to PostgreSQL's ``integer`` range.
 
-    Ids past that range answer 500 today (reported; see the xfail test below); bounding them
-    here keeps the fuzzing on everything else.
+    Ids past that range are a 404 or 422 (``test_ids_past_the_integer_range_are_404_or_422``);
+    bounding them here keeps the fuzzing on everything else.
     """
     if isinstance(node, dict):
         node = {key: int32_bounded(value) for key, value in node.items()}
@@ -213,12 +213,6 @@ def test_template_download_is_documented_as_a_file(app: Flask, session: Session)
 HUGE = 2**64  # past SQLite's INTEGER and PostgreSQL's bigint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(OverflowError, Exception),
-    reason="reported: <int:...> routes and integer body fields accept any size; an id past the "
-    "database's integer range raises OverflowError (SQLite) / DataError (PostgreSQL): a 500",
-)
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [

@@ -17,11 +17,6 @@ from portal.search import index as search_index
 from tests.security.world import build
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: apply_updates (portal/search/index.py) cancels the writer only when "
-    "adding documents fails, not when commit() fails, so the write lock stays held",
-)
 def test_a_failed_index_commit_releases_the_write_lock(
     app: Flask, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
