@@ -82,6 +82,9 @@ def demo_load(accounts: int) -> None:
     from portal.core.db import new_session
     from portal.demo import load_demo
 
+    if current_app.config["ENV"] == "production":
+        # The demo accounts share a published password: never on a real installation.
+        raise click.ClickException("cocreate demo load is refused in production.")
     close_database_on_exit()
     sign_ins = load_demo(db.session)
     db.session.commit()

@@ -17,7 +17,7 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "SECRET_KEY": (None, str),
     "DATABASE_URL": (None, str),  # default: sqlite under the instance folder
     "BROKER_URL": ("", str),  # empty: tasks run inline
-    "RATELIMIT_STORAGE_URI": ("memory://", str),
+    "RATELIMIT_STORAGE_URI": ("", str),  # default: the Redis broker if any, else memory://
     "RATELIMIT_ENABLED": (True, bool),
     "SEARCH_INDEX_DIR": (None, str),
     "UPLOAD_DIR": (None, str),
@@ -93,6 +93,19 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         config["DEBUG"] = False
     elif not config["SECRET_KEY"]:
         config["SECRET_KEY"] = _development_secret(instance)
+    if not config["RATELIMIT_STORAGE_URI"]:
+        broker = config["BROKER_URL"]
+        if broker.startswith(("redis://", "rediss://")):
+            config["RATELIMIT_STORAGE_URI"] = broker
+        elif production and config["RATELIMIT_ENABLED"]:
+            # In memory, each gunicorn worker counts alone (N workers: N times the limit) and a
+            # restart forgets every lockout.
+            raise ConfigError(
+                "Set COCREATE_RATELIMIT_STORAGE_URI (or a Redis COCREATE_BROKER_URL) in "
+                "production: in-memory rate limits are per process."
+            )
+        else:
+            config["RATELIMIT_STORAGE_URI"] = "memory://"
 
     secure_cookies = production
     config.update(

@@ -35,3 +35,13 @@ def test_db_upgrade_and_demo_load_are_idempotent(tmp_root, monkeypatch):
     assert users == 14
     for role in ("vendor_admin", "moderator", "csm", "product_manager", "org_admin", "member"):
         assert role in first.output
+
+
+def test_demo_load_is_refused_in_production(tmp_root, monkeypatch):
+    """The demo accounts' password is published: a real installation never gets them."""
+    monkeypatch.setenv("COCREATE_ENV", "production")
+    monkeypatch.setenv("COCREATE_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("COCREATE_RATELIMIT_STORAGE_URI", "memory://")
+    monkeypatch.setenv("COCREATE_INSTANCE_PATH", str(tmp_root / "cli-production"))
+    result = CliRunner().invoke(cli, ["demo", "load"])
+    assert result.exit_code != 0 and "refused in production" in result.output

@@ -43,7 +43,10 @@ def test_production_cookies_are_secure_and_a_real_key_is_required(tmp_path, monk
         load_config(str(tmp_path), {"ENV": "production", "SECRET_KEY": "short"})
     with pytest.raises(ConfigError, match="Debug"):
         load_config(str(tmp_path), {"ENV": "production", "SECRET_KEY": "k" * 40, "DEBUG": True})
-    config = load_config(str(tmp_path), {"ENV": "production", "SECRET_KEY": "k" * 40})
+    config = load_config(
+        str(tmp_path),
+        {"ENV": "production", "SECRET_KEY": "k" * 40, "BROKER_URL": "redis://127.0.0.1:6379/0"},
+    )
     assert config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]
     assert config["DEV_OUTBOX"] is False
 

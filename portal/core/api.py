@@ -124,6 +124,7 @@ class Operation:
     path_params: dict[str, str] = field(default_factory=dict)
     status: int = 200  # the success status (201 created, 202 accepted for background work)
     body_type: str = "application/json"  # or "multipart/form-data" for uploads
+    files: tuple[str, ...] = ()  # a file download: the media types it may answer with
 
 
 OPERATIONS: list[Operation] = []
@@ -171,7 +172,14 @@ def build_spec() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         responses: dict[str | int, Any] = {}
-        if op.response is not None:
+        if op.files:
+            binary = {"schema": {"type": "string", "format": "binary"}}
+            responses[op.status] = {
+                "description": "The file, as an attachment",
+                # a JSON file is any JSON document; the other kinds are bytes
+                "content": {m: {"schema": {}} if m.endswith("json") else binary for m in op.files},
+            }
+        elif op.response is not None:
             responses[op.status] = {
                 "description": SUCCESS_TEXT.get(op.status, "OK"),
                 "content": {"application/json": {"schema": op.response}},

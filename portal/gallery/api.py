@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from portal.core.api import api_user, bp, endpoint, json_body, load, page_out
 from portal.core.db import db
 from portal.gallery import schemas, service
-from portal.gallery.views import send_version, stored_upload
+from portal.gallery.views import MEDIA_TYPES, send_version, stored_upload
 
 ID = {"template_id": "integer"}
 
@@ -127,6 +127,7 @@ def upload_version(template_id: int) -> Response:
     "get",
     "Download the current version (or `?version=<id>`) as an attachment; recorded as adoption",
     None,
+    files=(*MEDIA_TYPES.values(), "application/octet-stream"),
     path_params=ID,
     errors=(401, 403, 404),
 )

@@ -36,15 +36,7 @@ ROLES = ("member_a", "moderator", "csm", "vendor_admin")
 # Domain rules refuse some inputs the schema allows (voting on one's own post, a month that
 # does not exist, a template file that is not JSON): that is a 4xx naming the field, not a bug.
 EXCLUDED_CHECKS = [schemathesis.checks.positive_data_acceptance]
-# Operations whose document is known to be wrong (reported, see the xfail test below): their
-# status and content type are not checked here, everything else is.
-DOWNLOAD = "GET /templates/{template_id}/download"
-KNOWN_WRONG = {
-    DOWNLOAD: [
-        schemathesis.checks.status_code_conformance,
-        schemathesis.checks.content_type_conformance,
-    ]
-}
+KNOWN_WRONG: dict[str, list[Any]] = {}
 
 
 def real_ids(world: World) -> dict[str, int]:
@@ -199,11 +191,6 @@ def test_api_conforms_to_its_openapi_document(
     assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: the OpenAPI builder (portal/core/api.py build_spec) can only declare a "
-    "JSON body or 204, so the template download's 200 file response is undocumented",
-)
 def test_template_download_is_documented_as_a_file(app: Flask, session: Session) -> None:
     spec = app.test_client().get("/api/v1/openapi.json").get_json()
     responses = spec["paths"]["/templates/{template_id}/download"]["get"]["responses"]

@@ -17,7 +17,7 @@ from flask import Flask, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.config import load_config
+from portal.config import ConfigError, load_config
 from portal.core import sessions
 from portal.core.identity import User
 from tests.conftest import login
@@ -66,7 +66,11 @@ def _cookie(response: Any, name: str) -> str:
     return next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(name + "="))
 
 
-@pytest.mark.parametrize("app_config", [{"ENV": "production", "DEV_OUTBOX": False}], indirect=True)
+@pytest.mark.parametrize(
+    "app_config",
+    [{"ENV": "production", "DEV_OUTBOX": False, "RATELIMIT_STORAGE_URI": "memory://"}],
+    indirect=True,
+)
 def test_production_session_and_remember_cookies_are_secure_httponly_lax(
     client, session: Session
 ) -> None:
@@ -288,12 +292,14 @@ def test_an_account_is_locked_after_10_failures_from_any_address(client, session
     assert right.status_code == 429
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: production keeps rate-limit counters in memory://, per process: with N "
-    "gunicorn workers each limit is N times higher, and a restart resets every lock",
-)
 def test_production_rate_limits_are_shared_between_workers(tmp_path, monkeypatch) -> None:
+    """In memory, each gunicorn worker would count alone and a restart would forget every
+    lockout: production takes the Redis broker, or refuses to start without a shared store."""
     monkeypatch.delenv("COCREATE_RATELIMIT_STORAGE_URI", raising=False)
-    config = load_config(str(tmp_path), {"ENV": "production", "SECRET_KEY": "k" * 40})
-    assert not config["RATELIMIT_STORAGE_URI"].startswith("memory://")
+    monkeypatch.delenv("COCREATE_BROKER_URL", raising=False)
+    production = {"ENV": "production", "SECRET_KEY": "k" * 40}
+    with pytest.raises(ConfigError, match="RATELIMIT_STORAGE_URI"):
+        load_config(str(tmp_path), production)
+    config = load_config(str(tmp_path), {**production, "BROKER_URL": "redis://127.0.0.1:6379/0"})
+    assert config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/0"
+    assert load_config(str(tmp_path), {})["RATELIMIT_STORAGE_URI"] == "memory://"  # development
