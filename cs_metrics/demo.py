@@ -43,7 +43,7 @@ from portal.core.identity import Organization, OrgKind, Role, User, UserRole
 from portal.core.security import hash_password
 
 DEFAULT_SEED = 2026
-DEMO_PASSWORD = "cocreate-demo-2026"  # noqa: S105 - the published demo sign-in (portal/demo.py)
+DEMO_PASSWORD = "cocreate-demo-2026"  # noqa: S105 - the published demo sign-in (portal/demo.py)  # nosec B105
 USAGE_DAYS = 91  # three 30-day windows and today: enough for "down two months in a row"
 RECOMPUTE_DAYS = (21, 14, 7, 0)  # days before today: a short history, so drops show as alerts
 ACCOUNTS_PER_CSM = 150
@@ -170,7 +170,7 @@ def generate(accounts: int, *, seed: int = DEFAULT_SEED, today: date | None = No
     if accounts < 0:
         raise DomainError(str(_l("The number of accounts cannot be negative.")), field="accounts")
     today = today or utcnow().date()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311
     csms = [email for email, _name, _locale in CSMS[: csm_count(accounts)]]
     data = DemoData(today=today, accounts=[], rows={kind: [] for kind in FILES})
     for i in range(accounts):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
+import pickle  # nosec B403
 import re
 import time
 import unicodedata
@@ -442,7 +442,7 @@ def _upsert_via_copy(
     columns = ", ".join(names)  # our column names, never user text: safe to splice into SQL
     connection = session.connection()
     connection.exec_driver_sql(
-        f"CREATE TEMP TABLE IF NOT EXISTS {staging_name} ON COMMIT DROP AS "  # noqa: S608
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging_name} ON COMMIT DROP AS "  # noqa: S608  # nosec B608
         f"SELECT {columns}, 0 AS line FROM {table.name} WITH NO DATA"
     )
     driver = connection.connection.driver_connection
@@ -678,7 +678,7 @@ def _spooled(path: Path, chunk_rows: int) -> Iterator[tuple[int, list[Any]]]:
     with open(path, "rb") as spool:
         while True:
             try:
-                rows, payload = pickle.load(spool)  # noqa: S301 - our own file, written just before
+                rows, payload = pickle.load(spool)  # noqa: S301 - our own file, written just before  # nosec B301
             except EOFError:
                 break
             chunk.append(payload)

@@ -16,7 +16,7 @@ from portal.kb.demo import load_demo as load_kb_demo
 from portal.qa.demo import load_demo as load_qa_demo
 from portal.roadmap.demo import load_demo as load_roadmap_demo
 
-DEMO_PASSWORD = "cocreate-demo-2026"  # noqa: S105 - printed demo sign-in, by design
+DEMO_PASSWORD = "cocreate-demo-2026"  # noqa: S105 - printed demo sign-in, by design  # nosec B105
 
 
 @dataclass(frozen=True)

@@ -120,11 +120,11 @@ def bulk_insert(
         casts.append(f"CAST(:p{i} AS {column.type.compile(dialect=dialect)}[])")
     columns = ", ".join(names)
     sql = (
-        f"INSERT INTO {table.name} ({columns}) SELECT {columns} "  # noqa: S608 - our names
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} "  # noqa: S608 - our names  # nosec B608
         f"FROM unnest({', '.join(casts)}) WITH ORDINALITY AS u({columns}, n) ORDER BY n"
     )
     if conflict:
-        sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET " + ", ".join(
+        sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET " + ", ".join(  # nosec B608
             f"{n} = EXCLUDED.{n}" for n in names if n not in conflict
         )
         if unchanged_if_same:

@@ -167,7 +167,7 @@ def index() -> Any:
             listcache.put(key, body, seconds)
     return render_template(
         "gallery/index.html",
-        body=Markup(body),  # noqa: S704 - our own template output, escaped when rendered
+        body=Markup(body),  # noqa: S704 - our own template output, escaped when rendered  # nosec B704
     )
 
 

@@ -97,7 +97,7 @@ def _list(tag: str | None = None) -> Any:
     # The body is our own template's output, escaped as it was rendered.
     return render_template(
         "qa/list.html",
-        body=Markup(body),  # noqa: S704 - our own template output, escaped when rendered
+        body=Markup(body),  # noqa: S704 - our own template output, escaped when rendered  # nosec B704
         tag=tag,
     )
 

@@ -85,7 +85,7 @@ def board() -> Any:
             listcache.put(key, body, seconds)
     return render_template(
         "roadmap/board.html",
-        body=Markup(body),  # noqa: S704 - our own template output, escaped when rendered
+        body=Markup(body),  # noqa: S704 - our own template output, escaped when rendered  # nosec B704
     )
 
 
