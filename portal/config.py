@@ -17,6 +17,9 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "SECRET_KEY": (None, str),
     "DATABASE_URL": (None, str),  # default: sqlite under the instance folder
     "BROKER_URL": ("", str),  # empty: tasks run inline
+    # Redis hands an unacknowledged task to another worker after this many seconds; keep it
+    # above the longest task (a recompute of every account) or that task runs twice.
+    "BROKER_VISIBILITY_TIMEOUT": (3600, int),
     "RATELIMIT_STORAGE_URI": ("", str),  # default: the Redis broker if any, else memory://
     "RATELIMIT_ENABLED": (True, bool),
     "SEARCH_INDEX_DIR": (None, str),

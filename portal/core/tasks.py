@@ -51,7 +51,7 @@ def celery_init_app(app: Flask) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={"visibility_timeout": app.config["BROKER_VISIBILITY_TIMEOUT"]},
         task_routes={"portal.search.*": {"queue": "search"}},
         beat_schedule={
             "flush-outbox": {"task": "portal.core.mail.flush_outbox", "schedule": 300.0},
