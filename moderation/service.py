@@ -32,7 +32,13 @@ from moderation.models import (
 from moderation.registry import get_kind
 from portal.core.activity import Activity, record_activity, register_verbs
 from portal.core.db import utcnow
-from portal.core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from portal.core.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    TooManyRequests,
+)
 from portal.core.identity import Organization, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import notify
@@ -305,7 +311,11 @@ def submit(
         settings,
     )
     if decision.outcome == rules.Outcome.REFUSE:
-        raise DomainError(refusal_message(decision, settings, author.trust_level), field="body")
+        message = refusal_message(decision, settings, author.trust_level)
+        if set(decision.reasons) <= RATE_LIMIT_WINDOWS.keys():
+            wait = retry_after(session, author, decision.reasons)
+            raise TooManyRequests(message, retry_after=wait, field="body")
+        raise DomainError(message, field="body")
     if decision.text != text:
         kind.apply_edit(session, obj, decision.text)
     published = decision.outcome == rules.Outcome.PUBLISH
@@ -398,6 +408,30 @@ def _audit(
             after_text=after,
         )
     )
+
+
+# The posting limits' rolling windows, by the rules' refusal reason.
+RATE_LIMIT_WINDOWS = {
+    "rate_limit_minute": timedelta(minutes=1),
+    "rate_limit_day": timedelta(days=1),
+}
+
+
+def retry_after(session: Session, author: User, reasons: tuple[str, ...] | list[str]) -> int:
+    """Seconds until the author's oldest post in the longest exceeded window ages out of it,
+    which is when a post is accepted again (the windows roll, they do not reset at midnight)."""
+    window = max(RATE_LIMIT_WINDOWS[r] for r in reasons if r in RATE_LIMIT_WINDOWS)
+    now = utcnow()
+    oldest = session.scalar(
+        select(func.min(ModerationItem.submitted_at)).where(
+            ModerationItem.author_id == author.id, ModerationItem.submitted_at > now - window
+        )
+    )
+    if oldest is None:
+        return 1
+    if oldest.tzinfo is None:  # SQLite hands back naive UTC
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    return max(1, int((oldest + window - now).total_seconds()) + 1)
 
 
 def refusal_message(

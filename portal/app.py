@@ -27,7 +27,7 @@ from portal.core.extensions import csrf, limiter, login_manager
 from portal.core.identity import User
 from portal.core.notifications import unread_count, unread_count_column
 from portal.core.tasks import celery_init_app
-from portal.core.web import IdConverter
+from portal.core.web import IdConverter, remember_retry_after
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,6 +184,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError) -> Any:
         db.session.rollback()
+        remember_retry_after(error)
         if _wants_json():
             return json_error(error.status_code, error.code, error.message, error.fields)
         return _error_page(error.status_code, error.message if error.status_code != 404 else None)
@@ -263,6 +264,8 @@ def _register_response_hooks(app: Flask) -> None:
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if response.status_code == 429 and g.get("retry_after"):
+            headers.setdefault("Retry-After", str(g.retry_after))
         if production:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         if current_user.is_authenticated and response.mimetype == "text/html":

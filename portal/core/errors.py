@@ -41,6 +41,18 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class TooManyRequests(DomainError):
+    """A limit on how often a person may do something (posting per trust level): 429, and
+    ``retry_after`` seconds until the next attempt can succeed, sent as Retry-After."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field)
+        self.retry_after = max(1, int(retry_after))
+
+
 class InvalidToken(DomainError):
     status_code = 400
     code = "invalid_token"

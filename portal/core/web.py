@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from babel.support import Translations
-from flask import abort, flash, render_template
+from flask import abort, flash, g, render_template
 from flask_wtf import FlaskForm
 from werkzeug.routing import IntegerConverter
 from wtforms.i18n import messages_path
@@ -68,6 +68,7 @@ def perform(action: Callable[[], Any], success: str, failure: str = "danger") ->
 
 def attach_error(form: FlaskForm, error: DomainError) -> None:
     form.error_status = error.status_code
+    remember_retry_after(error)
     field = getattr(form, error.field, None) if error.field else None
     if field is not None:
         field.errors = (
@@ -75,6 +76,12 @@ def attach_error(form: FlaskForm, error: DomainError) -> None:
         )
     else:
         form.form_errors.append(error.message)
+
+
+def remember_retry_after(error: DomainError) -> None:
+    """A limit's wait, for the Retry-After header the app adds to the 429 response."""
+    if getattr(error, "retry_after", None):
+        g.retry_after = error.retry_after
 
 
 def render_form(template: str, form: FlaskForm, **context: Any) -> tuple[str, int]:
