@@ -194,6 +194,10 @@ def _register_error_handlers(app: Flask) -> None:
         """A write that lost a race for a lock (SQLite's "database is locked") or a database
         that is briefly away: nothing was saved, and trying again will work."""
         db.session.rollback()
+        # Answer as to a visitor: the layout and the response hooks would otherwise load the
+        # signed-in user from the unreachable database again, and the 503 would become a bare
+        # 500. Not logout_user(): the session cookie stays, so the user is still signed in after.
+        login_manager._update_request_context_with_user()
         app.logger.warning("database busy on %s %s: %s", request.method, request.path, error.orig)
         if _wants_json():
             response = json_error(503, "busy", str(ERROR_MESSAGES[503]))

@@ -114,6 +114,24 @@ def demo_csv(accounts: int, seed: int, outdir: Path) -> None:
         click.echo(f"  {kind:<14} {path}")
 
 
+@cli.group("tasks")
+def tasks_group() -> None:
+    """Background tasks."""
+
+
+@tasks_group.command("flush")
+@with_appcontext
+def tasks_flush() -> None:
+    """Send the tasks kept while the broker was away (held ones too), oldest first."""
+    from portal.core.tasks import flush_task_outbox
+
+    close_database_on_exit()
+    result = flush_task_outbox(db.session, include_held=True)
+    click.echo(f"Sent {result.sent} tasks; {result.waiting} still waiting.")
+    if result.failed:
+        raise click.ClickException(f"{result.failed} could not be sent (is the broker up?).")
+
+
 def _progress_bar(label: str) -> Callable[[int, int], None]:
     """A click progress bar fed by a service's ``progress(done, total)`` callback."""
     seen = 0

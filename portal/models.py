@@ -3,7 +3,7 @@
 from cs_metrics import models as cs_models  # noqa: F401
 from moderation import models as moderation_models  # noqa: F401
 from portal.accounts import models as accounts_models  # noqa: F401
-from portal.core import activity, consent, identity, mail, notifications  # noqa: F401
+from portal.core import activity, consent, identity, mail, notifications, tasks  # noqa: F401
 from portal.gallery import models as gallery_models  # noqa: F401
 from portal.kb import models as kb_models  # noqa: F401
 from portal.privacy import models as privacy_models  # noqa: F401

@@ -9,4 +9,14 @@ from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# When the Redis storage is away, each process counts in memory (the same limits, per process)
+# and checks every few seconds whether Redis is back: pages keep working during an outage
+# and sign-in stays limited. The timeouts keep a Redis that does not answer from holding a
+# request; any other storage error is logged and the request is let through.
+limiter = Limiter(
+    key_func=get_remote_address,
+    default_limits=[],
+    in_memory_fallback_enabled=True,
+    swallow_errors=True,
+    storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
+)

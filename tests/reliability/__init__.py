@@ -1,0 +1,1 @@
+"""Fault tests: real processes (worker, gunicorn, Redis, PostgreSQL) killed or restarted."""
