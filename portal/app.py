@@ -71,6 +71,18 @@ ERROR_MESSAGES = {
     500: _l("We could not finish your request. It has been logged; please try again later."),
     503: _l("Someone changed this at the same moment. Nothing was saved; please try again."),
 }
+# A database that is away (restarting, unreachable), as opposed to a lost race for a lock.
+UNAVAILABLE_TITLE = _l("Temporarily unavailable")
+UNAVAILABLE_MESSAGE = _l(
+    "The service is briefly unavailable. Nothing was saved; please try again in a moment."
+)
+# SQLSTATEs of a lost race: serialization failure, deadlock, lock not available.
+LOCK_CONFLICT_CODES = frozenset({"40001", "40P01", "55P03"})
+
+
+def _lost_a_race(error: OperationalError) -> bool:
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return code in LOCK_CONFLICT_CODES or "locked" in str(error.orig).lower()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -199,10 +211,13 @@ def _register_error_handlers(app: Flask) -> None:
         # 500. Not logout_user(): the session cookie stays, so the user is still signed in after.
         login_manager._update_request_context_with_user()
         app.logger.warning("database busy on %s %s: %s", request.method, request.path, error.orig)
+        busy = _lost_a_race(error)
+        message = ERROR_MESSAGES[503] if busy else UNAVAILABLE_MESSAGE
         if _wants_json():
-            response = json_error(503, "busy", str(ERROR_MESSAGES[503]))
+            response = json_error(503, "busy" if busy else "unavailable", str(message))
         else:
-            body, _status = _error_page(503)
+            title = ERROR_TITLES[503] if busy else UNAVAILABLE_TITLE
+            body = render_template("errors/error.html", status=503, title=title, message=message)
             response = app.make_response((body, 503))
         response.headers["Retry-After"] = "1"
         return response

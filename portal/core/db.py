@@ -80,7 +80,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             connection.exec_driver_sql("BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # Pre-ping replaces connections a database restart closed; the connect timeout keeps a
+    # page from hanging for the kernel's TCP timeout (minutes) when the host stops answering.
+    connect_args = {"connect_timeout": 5, **kwargs.pop("connect_args", {})}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 class Database:

@@ -148,6 +148,7 @@ def test_app_answers_503_while_postgresql_is_down_and_200_within_5_s_after(
         assert answer.seconds < OUTAGE_ANSWER_WITHIN
         # The site's error page with its way home, not gunicorn's bare "Internal Server Error".
         assert "error-page" in answer.body and "Go to the home page" in answer.body
+        assert "briefly unavailable" in answer.body  # not "someone changed this"
     assert anonymous.request("/healthz").status == 200  # liveness needs no database
 
     # 3. The database is back.
