@@ -51,6 +51,7 @@ from portal.core.errors import Conflict, DomainError, NotFound
 from portal.core.identity import Organization, OrgKind, Role, User, UserRole
 from portal.core.notifications import notify
 from portal.core.permissions import Action
+from portal.core.text import clean_text
 from portal.core.urls import external_url
 
 SOURCE_NPS = "nps_response"
@@ -462,7 +463,7 @@ def task_detail(session: Session, user: User | None, task_id: int) -> TaskDetail
 
 
 def _clean(value: str | None, limit: int, field_name: str, *, required: bool = False) -> str | None:
-    text = (value or "").strip()
+    text = clean_text(value or "").strip()
     if required and not text:
         raise DomainError(str(_l("This field is required.")), field=field_name)
     if len(text) > limit:

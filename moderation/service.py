@@ -186,7 +186,10 @@ def add_watched_word(
     if session.scalar(select(WatchedWordEntry).where(WatchedWordEntry.pattern == pattern)):
         raise Conflict(str(_l("This word is already on the list.")), field="pattern")
     entry = WatchedWordEntry(
-        pattern=pattern, action=action, replacement=replacement.strip()[:200], is_regex=is_regex
+        pattern=pattern,
+        action=action,
+        replacement=clean_text(replacement).strip()[:200],
+        is_regex=is_regex,
     )
     session.add(entry)
     session.flush()

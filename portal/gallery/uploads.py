@@ -34,6 +34,7 @@ from typing import IO, Any, BinaryIO
 from flask_babel import lazy_gettext as _l
 
 from portal.core.errors import DomainError
+from portal.core.text import clean_text
 from portal.gallery.manifest import manifest_schema
 from portal.gallery.storage import Storage
 
@@ -273,9 +274,21 @@ def _load_json(handle: BinaryIO, where: str = "") -> Any:
             f"{where}{_l('The JSON is nested too deeply (at most %(n)d levels).', n=MAX_JSON_DEPTH)}"
         )
     try:
-        return json.loads(raw.decode("utf-8-sig"))
+        return _clean_strings(json.loads(raw.decode("utf-8-sig")))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise UploadRefused(f"{where}{_l('The file is not valid UTF-8 JSON.')}") from error
+
+
+def _clean_strings(value: Any) -> Any:
+    """Control characters out of every key and string: JSON may spell a NUL as ``\\u0000``,
+    which PostgreSQL cannot store and no manifest needs."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_text(key): _clean_strings(item) for key, item in value.items()}
+    return value
 
 
 def validate_manifest(data: Any, field_name: str = "file") -> dict[str, Any]:
