@@ -160,13 +160,13 @@ def _register_features(app: Flask) -> None:
     accounts_moderation.register()
     accounts_personal_data.register()
     moderation_personal_data.register()
-    search_feature.init_app(app)
     qa_feature.init_app(app)
     kb_feature.init_app(app)
     gallery_feature.init_app(app)
     roadmap_feature.init_app(app)
     cs_feature.init_app(app)
     privacy_feature.init_app(app)
+    search_feature.init_app(app)  # last: its start-up check counts every registered kind
     app.extensions["celery"].conf.beat_schedule.update(moderation_beat)
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
@@ -283,7 +283,7 @@ def _register_response_hooks(app: Flask) -> None:
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if response.status_code == 429 and g.get("retry_after"):
+        if response.status_code in (429, 503) and g.get("retry_after"):
             headers.setdefault("Retry-After", str(g.retry_after))
         if production:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")

@@ -155,6 +155,18 @@ def test_phrases_and_the_or_fallback(app, store):
     assert not strict.any_word and strict.total == 2
 
 
+def test_a_phrase_is_found_wherever_its_words_stand(app, store):
+    # A position step of 46 ends the stored value with the byte "." (0x2E), which whoosh-ng
+    # took for an old pickled value: the phrase search failed for every document. The title
+    # comes first in the indexed text, so the words are placed at every offset up to 80.
+    for number in range(1, 81):
+        filler = " ".join(f"word{n}" for n in range(number))
+        store.put(number, f"Release notes {number}", f"{filler} quarterly export schedule")
+    index_all(app, store)
+    found = search(app, None, '"quarterly export"', per_page=100)
+    assert found.message is None and found.total == 80
+
+
 def test_did_you_mean_comes_from_the_vocabulary(app, store):
     store.put(1, "Configure single sign-on", "SAML settings")
     index_all(app, store)

@@ -53,6 +53,18 @@ class TooManyRequests(DomainError):
         self.retry_after = max(1, int(retry_after))
 
 
+class Unavailable(DomainError):
+    """Something the request needs is briefly away (the search index being rebuilt): 503,
+    with Retry-After."""
+
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
 class InvalidToken(DomainError):
     status_code = 400
     code = "invalid_token"

@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response
 
 from portal.core.api import api_user, bp, endpoint, load
 from portal.core.db import db
-from portal.core.errors import DomainError
+from portal.core.errors import DomainError, Unavailable
 from portal.search import query, service
 from portal.search.registry import sources
 from portal.search.schemas import SearchIn, SearchOut
@@ -20,7 +20,7 @@ from portal.search.schemas import SearchIn, SearchOut
     "Search what you may see: questions, answers, articles (AND of the words, OR fallback)",
     SearchOut,
     query=SearchIn,
-    errors=(400, 401),
+    errors=(400, 401, 503),
 )
 def search() -> Response:
     args = load(SearchIn, request.args.to_dict())
@@ -32,6 +32,8 @@ def search() -> Response:
         kinds=[kind] if kind else [], tags=[args["tag"].lower()] if args.get("tag") else []
     )
     found = query.search(db.session, user, args["q"], args["page"], args["per_page"], filters)
+    if found.unavailable:
+        raise Unavailable(found.message)
     if args["q"].strip() and args["page"] == 1:
         service.log_search(db.session, user, "", "api", args["q"], found.total)
         db.session.commit()

@@ -16,6 +16,7 @@ atomically, so a crashed or corrupt index is replaced without a window where sea
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import shutil
@@ -32,6 +33,7 @@ from typing import Any
 from celery import shared_task
 from flask import current_app, has_app_context
 from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 from whoosh import index as whoosh_index
 from whoosh.index import FileIndex, LockError
@@ -49,12 +51,25 @@ _PENDING_KEY = "cocreate_search_pending"
 _WRITE_LOCK = threading.RLock()  # one writer per process; the file lock covers processes
 _INDEXES: dict[str, FileIndex] = {}
 _INDEXES_LOCK = threading.Lock()
+OPEN_ATTEMPTS = 3  # looks at a directory before calling it broken (a commit may be under way)
 WRITER_TIMEOUT = 10.0  # seconds a writer waits for another process's lock
 MAX_BODY_CHARS = 50_000
 
 
 class IndexUnavailable(RuntimeError):
-    """The index directory cannot be opened (missing table of contents, corrupt segment)."""
+    """The index directory cannot be opened (deleted, missing table of contents, corrupt
+    segment): searches say "search is being rebuilt" until ``cocreate search reindex``."""
+
+
+# Roots this process has had an index in: if its CURRENT pointer vanishes, the index was
+# deleted under us, and a fresh empty one would silently answer "no results" for everything.
+_SEEN_ROOTS: set[str] = set()
+# (root -> directory name) found empty at start-up while the database has documents: that
+# directory is not searched until a reindex points CURRENT elsewhere.
+_EMPTY_AT_START: dict[str, str] = {}
+# The files of each opened directory when it was opened: any change (a writer's commit, or
+# something outside truncating or garbling them) opens the directory again, which validates it.
+_SIGNATURES: dict[str, tuple[tuple[str, int, int], ...]] = {}
 
 
 # --- where the index is ------------------------------------------------------------------
@@ -87,15 +102,55 @@ def _new_dir(root: Path) -> Path:
     return path
 
 
+def _signature(path: str) -> tuple[tuple[str, int, int], ...]:
+    """(name, size, mtime) of the directory's tables of contents and segment files (not a
+    writer's files in progress): one scandir, microseconds."""
+    try:
+        with os.scandir(path) as entries:
+            files = [(e.name, e.stat()) for e in entries if e.name.endswith((".toc", ".seg"))]
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    return tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in files))
+
+
+def close_failed_files(error: BaseException) -> None:
+    """Whoosh leaves a file open when it fails to read it (a garbled table of contents, a
+    truncated segment) and the failed frames keep it alive: close the files those frames
+    opened now, rather than leave them to a garbage collection much later."""
+    from whoosh.filedb.structfile import StructFile
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:  # and the errors it chains
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            for value in list(tb.tb_frame.f_locals.values()):
+                if isinstance(value, StructFile | io.IOBase):
+                    with contextlib.suppress(Exception):
+                        value.close()
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+
+
+def _forget(key: str) -> None:
+    with _INDEXES_LOCK:
+        _INDEXES.pop(key, None)
+        _SIGNATURES.pop(key, None)
+
+
 def open_index(root: str | Path | None = None) -> tuple[str, FileIndex]:
     """The current index (created empty on first use) and the name of its directory.
 
-    Raises :class:`IndexUnavailable` when the directory exists but will not open: the caller
-    reports it and ``cocreate search reindex`` rebuilds it from the database.
+    Raises :class:`IndexUnavailable` when the directory was deleted, will not open, or its
+    files changed outside a writer and no longer open: the caller says search is being
+    rebuilt, and ``cocreate search reindex`` rebuilds it from the database.
     """
     base = index_root(root)
     name = current_name(base)
     if name is None:
+        if str(base) in _SEEN_ROOTS:
+            raise IndexUnavailable(f"search index in {base} was deleted")
         with _WRITE_LOCK:
             name = current_name(base)
             if name is None:
@@ -104,30 +159,105 @@ def open_index(root: str | Path | None = None) -> tuple[str, FileIndex]:
                 whoosh_index.create_in(str(path), SCHEMA)
                 _swap(base, path.name)
                 name = path.name
+    if _EMPTY_AT_START.get(str(base)) == name:
+        raise IndexUnavailable(f"search index {base / name} is empty: it must be rebuilt")
     key = str(base / name)
-    ix = _INDEXES.get(key)
-    if ix is None:
-        with _INDEXES_LOCK:
-            ix = _INDEXES.get(key)
-            if ix is None:
-                try:
-                    ix = whoosh_index.open_dir(key)
-                except Exception as error:  # missing TOC, unreadable files, bad pickle
-                    raise IndexUnavailable(
-                        f"search index {key} cannot be opened: {error}"
-                    ) from error
-                _INDEXES[key] = ix
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            ix = _open_checked(key)
+            break
+        except IndexUnavailable:
+            # A writer committing in another thread or process swaps the table of contents
+            # and deletes merged segments: look again before calling the index broken.
+            if attempt == OPEN_ATTEMPTS - 1 or not os.path.isdir(key):
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    _SEEN_ROOTS.add(str(base))
     return name, ix
 
 
-def startup_check(root: str | Path) -> bool:
-    """Open the index once at start-up and log (not raise) when it is broken."""
+def _open_checked(key: str) -> FileIndex:
+    """The directory's index, opened again whenever its files changed (which validates it)."""
+    signature = _signature(key)
+    if not any(file.endswith(".toc") for file, _size, _mtime in signature):
+        _forget(key)
+        raise IndexUnavailable(f"search index {key} is missing or has no table of contents")
+    ix = _INDEXES.get(key)
+    if ix is not None and _SIGNATURES.get(key) == signature:
+        return ix
+    with _INDEXES_LOCK:
+        ix = _INDEXES.get(key)
+        if ix is not None and _SIGNATURES.get(key) == signature:
+            return ix
+        try:
+            ix = whoosh_index.open_dir(key, schema=SCHEMA)  # ours, not the pickled one
+        except Exception as error:  # missing TOC, unreadable files, bad pickle
+            _INDEXES.pop(key, None)
+            _SIGNATURES.pop(key, None)
+            close_failed_files(error)
+            raise IndexUnavailable(f"search index {key} cannot be opened: {error}") from error
+        _INDEXES[key] = ix
+        _SIGNATURES[key] = signature
+        return ix
+
+
+def _catalog_counts(session: Session) -> dict[str, int]:
+    """Indexable documents per kind in the database (what each source's catalog lists)."""
+    return {kind: sum(1 for _ in source.catalog(session)) for kind, source in sources().items()}
+
+
+def _index_counts(ix: FileIndex, kinds: Iterable[str]) -> dict[str, int]:
+    """Live (not deleted) documents per kind in the index."""
+    from whoosh.query import Term
+
+    with ix.searcher() as searcher:
+        return {kind: len(list(searcher.docs_for_query(Term("kind", kind)))) for kind in kinds}
+
+
+def startup_check(root: str | Path, session: Session | None = None) -> bool:
+    """Open the index once at start-up and log (not raise) when it is broken or, given a
+    session, out of step with the database: its document count per kind differs from the
+    catalogs' (a few thousand documents: milliseconds; ``check`` compares every id).
+
+    An index that is empty while the database has documents (deleted while the portal was
+    down) is not searched until it is rebuilt: searches say so instead of finding nothing.
+    """
+    base = index_root(root)
     try:
-        open_index(root)
+        name, ix = open_index(base)
     except IndexUnavailable as error:
         log.error("%s; run `cocreate search reindex` to rebuild it from the database", error)
         return False
-    return True
+    if session is None:
+        return True
+    try:
+        expected = _catalog_counts(session)
+    except SQLAlchemyError as error:  # a database not migrated yet (`cocreate db upgrade`)
+        session.rollback()
+        log.debug("search start-up check skipped: %s", error)
+        return True
+    try:
+        indexed = _index_counts(ix, expected)
+    except Exception as error:  # a segment that will not read
+        log.error(
+            "search index %s cannot be read (%s); run `cocreate search reindex` to rebuild "
+            "it from the database",
+            base / name,
+            error,
+        )
+        return False
+    differ = {k: (indexed.get(k, 0), n) for k, n in expected.items() if indexed.get(k, 0) != n}
+    if not differ:
+        return True
+    if not any(indexed.values()):
+        _EMPTY_AT_START[str(base)] = name
+    log.error(
+        "search index %s is out of step with the database (%s); run `cocreate search "
+        "reindex` to rebuild it",
+        base / name,
+        ", ".join(f"{k}: {i} indexed, {n} in the database" for k, (i, n) in sorted(differ.items())),
+    )
+    return False
 
 
 def _writer(ix: FileIndex, **kwargs: Any) -> Any:

@@ -16,6 +16,7 @@ import html
 import logging
 import re
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,9 +59,34 @@ class _Handle:
     name: str
     searcher: Searcher
     filters: OrderedDict[int, set[int]] = field(default_factory=OrderedDict)
+    ix: Any = None  # the FileIndex the searcher came from; a reopened one means new files
 
 
 _local = threading.local()
+
+REBUILDING = _l(
+    "Search is not available right now: it is being rebuilt. Please try again in a few minutes."
+)
+
+
+def _open_searcher(ix: Any, base: Path) -> Searcher:
+    """A searcher, or IndexUnavailable when the segment files will not read (truncated,
+    garbled): never a 500 for a broken index. A merge that just deleted the segments read
+    is tried again once, on the index as it is now."""
+    try:
+        searcher = ix.searcher()
+        searcher.doc_count()
+    except Exception as error:
+        index.close_failed_files(error)
+        time.sleep(0.02)
+        try:
+            _name, ix = index.open_index(base)
+            searcher = ix.searcher()
+            searcher.doc_count()
+        except Exception as again:
+            index.close_failed_files(again)
+            raise index.IndexUnavailable(f"search index cannot be read: {again}") from again
+    return searcher
 
 
 def _handle(root: str | Path | None = None) -> _Handle:
@@ -69,23 +95,29 @@ def _handle(root: str | Path | None = None) -> _Handle:
     handles: dict[str, _Handle] = _local.__dict__.setdefault("handles", {})
     key = str(base)
     handle = handles.get(key)
-    name = index.current_name(base)
+    try:
+        name, ix = index.open_index(base)
+    except index.IndexUnavailable:
+        if handle is not None:  # never read again from files that were deleted or damaged
+            handles.pop(key, None)
+            with contextlib.suppress(Exception):
+                handle.searcher.close()
+        raise
     if handle is None or handle.name != name:
         if handle is not None:
+            handles.pop(key, None)
             handle.searcher.close()
-        name, ix = index.open_index(base)
-        handle = _Handle(name, ix.searcher())
+        handle = _Handle(name, _open_searcher(ix, base), ix=ix)
         handles[key] = handle
-    else:
+    elif handle.ix is not ix or ix.latest_generation() != handle.searcher.reader().generation():
         # Whoosh's ``refresh()`` reuses the readers of unchanged segment ids, and with them
         # their old deleted-documents sets: a deleted (hidden, rejected) document would stay
         # findable. So a changed index gets a new searcher (50–120 ms at 100k documents,
         # once per change and thread) instead of a refreshed one.
-        _name, ix = index.open_index(base)
-        if ix.latest_generation() != handle.searcher.reader().generation():
-            handle.searcher.close()
-            handle.searcher = ix.searcher()
-            handle.filters.clear()
+        handles.pop(key, None)
+        handle.searcher.close()
+        handle = _Handle(name, _open_searcher(ix, base), ix=ix)
+        handles[key] = handle
     return handle
 
 
@@ -284,6 +316,7 @@ class SearchResults:
     any_word: bool = False  # AND found nothing; these results match any word
     truncated: bool = False
     message: str | None = None  # a friendly word when nothing could be searched
+    unavailable: bool = False  # the index is missing or broken: it is being rebuilt
     filters: Filters = field(default_factory=Filters)
     facets_sampled: bool = False  # facet counts cover the top hits, not every match
 
@@ -400,9 +433,10 @@ def search(
         return result
     try:
         handle = _handle(root)
-    except index.IndexUnavailable:
-        log.exception("search index unavailable")
-        result.message = str(_l("Search is not available right now. Please try again later."))
+    except index.IndexUnavailable as error:
+        log.error("search index unavailable: %s; run `cocreate search reindex`", error)
+        result.message = str(REBUILDING)
+        result.unavailable = True
         return result
     searcher = handle.searcher
     allowed = allowed_docs(handle, user)
@@ -551,10 +585,13 @@ def suggest(
     limit: int = 8,
     root: str | Path | None = None,
     kinds: Sequence[str] = (),
+    strict: bool = False,
 ) -> list[Suggestion]:
     """Titles whose words start with the typed words: ``Term`` queries on edge n-grams.
 
-    ``kinds`` limits them to some kinds (similar ideas while typing an idea, say)."""
+    ``kinds`` limits them to some kinds (similar ideas while typing an idea, say). A missing
+    or broken index suggests nothing, or with ``strict`` raises ``index.IndexUnavailable``
+    (the suggest endpoint then says search is being rebuilt)."""
     text, _ = clean(prefix)
     words = [w.lower()[:10] for w in _WORDS.findall(text[:200])]
     # Two Chinese characters are a word; two Latin letters match a large part of the index
@@ -568,7 +605,10 @@ def suggest(
         return []
     try:
         handle = _handle(root)
-    except index.IndexUnavailable:
+    except index.IndexUnavailable as error:
+        log.error("search index unavailable: %s; run `cocreate search reindex`", error)
+        if strict:
+            raise
         return []
     allowed = allowed_docs(handle, user)
     if allowed is not None and not allowed:

@@ -36,6 +36,7 @@ from whoosh.analysis import (
 )
 from whoosh.columns import VarBytesColumn
 from whoosh.fields import BOOLEAN, COLUMN, ID, KEYWORD, STORED, TEXT, Schema
+from whoosh.formats import Positions
 
 with warnings.catch_warnings():
     # jieba opens its dictionary without closing it (ResourceWarning) and logs to stderr.
@@ -185,13 +186,35 @@ def spell_analyzer() -> Any:
     return RegexAnalyzer(r"[^\W\d_]{3,}") | LowercaseFilter()
 
 
+class VarintPositions(Positions):
+    """Positions as whoosh-ng writes them (varint deltas), read without its legacy branch.
+
+    whoosh-ng reads any positions value whose last byte is ``.`` (0x2E) as a pickled value
+    from old Whoosh, so a word whose last position step is 46 made every phrase query that
+    touched it fail with UnpicklingError. Indexes written by this version hold no pickled
+    values: a trailing byte is added so the check misses, and the varint reader stops after
+    the count it reads first.
+    """
+
+    def decode_positions(self, valuestring: bytes) -> list[int]:
+        if valuestring.endswith(b"."):
+            valuestring += b"\0"
+        return super().decode_positions(valuestring)
+
+
+def _phrase_text(analyzer: Any) -> TEXT:
+    field = TEXT(analyzer=analyzer, phrase=True)
+    field.format = VarintPositions(field_boost=field.format.field_boost)
+    return field
+
+
 def build_schema() -> Schema:
     return Schema(
         id=ID(stored=True, unique=True),  # "kind:object_id"
         kind=ID(stored=True, sortable=True),
         object_id=STORED(),
         title=STORED(),
-        content=TEXT(analyzer=text_analyzer(), phrase=True),
+        content=_phrase_text(text_analyzer()),
         tags=KEYWORD(stored=True, lowercase=True, commas=True, scorable=False),
         tag_list=COLUMN(VarBytesColumn()),  # the same tags, read per hit for facet counts
         visibility=ID(),  # "public" or "org:<id>"

@@ -14,7 +14,7 @@ from portal.core.db import db, utcnow
 from portal.core.errors import DomainError
 from portal.core.pagination import clamp_page_args
 from portal.core.permissions import Action, permission_required
-from portal.search import query, service
+from portal.search import index, query, service
 from portal.search.registry import sources
 
 bp = Blueprint("search", __name__)
@@ -22,6 +22,7 @@ bp = Blueprint("search", __name__)
 PER_PAGE = 10
 SUGGEST_LIMIT = 8
 PERIODS = (7, 30, 90)
+RETRY_AFTER = 60  # seconds: a reindex of 100k documents takes about a minute
 _KEY, _KEY_AT = "search_session", "search_session_at"
 
 
@@ -60,7 +61,7 @@ def results() -> Any:
         log_id = entry.id if entry else None
         db.session.commit()
     labels = {kind: source.label for kind, source in sources().items()}
-    return render_template(
+    body = render_template(
         "search/results.html",
         q=text,
         found=found,
@@ -69,6 +70,11 @@ def results() -> Any:
         log_id=log_id,
         facet_sample=query.FACET_SAMPLE,
     )
+    if found.unavailable:
+        # The whole page with its message, as 503: monitoring sees the outage, crawlers
+        # keep the old page, and the Retry-After says when to look again.
+        return body, 503, {"Retry-After": str(RETRY_AFTER)}
+    return body
 
 
 @bp.route("/search/suggest")
@@ -76,7 +82,15 @@ def suggest() -> Response:
     text = request.args.get("q", "")[:200]
     source = "ask" if request.args.get("source") == "ask" else "suggest"
     kinds = [k for k in request.args.getlist("kind") if k in sources()]
-    found = query.suggest(_viewer(), text, SUGGEST_LIMIT, kinds=kinds)
+    try:
+        found = query.suggest(_viewer(), text, SUGGEST_LIMIT, kinds=kinds, strict=True)
+    except index.IndexUnavailable:
+        response = jsonify(
+            {"query": text, "log_id": None, "results": [], "message": str(query.REBUILDING)}
+        )
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
     log_id = None
     key = search_session_key()
     if key and len(text.strip()) >= 2:
