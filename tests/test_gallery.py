@@ -542,3 +542,34 @@ def test_cached_list_shows_a_new_template_after_its_commit(client, app, session)
         content_type="multipart/form-data",
     )
     assert "Fresh cached template" in client.get("/gallery/?sort=newest").get_data(as_text=True)
+
+
+def test_files_of_a_deleted_organization_leave_the_disk_shared_ones_stay(
+    app, session, gallery
+) -> None:
+    from datetime import timedelta
+
+    from portal.privacy.service import delete_organization
+
+    acme = OrganizationFactory(name="Acme Files")
+    acme_id = acme.id
+    own = gallery.template(member(organization=acme), data=manifest_bytes(name="Acme only"))
+    shared_bytes = manifest_bytes(name="Shared by both")
+    gallery.template(member(organization=acme), data=shared_bytes)
+    theirs = gallery.template(member(), data=shared_bytes)
+    own_key, shared_key = own.current_version.file_key, theirs.current_version.file_key
+    with app.app_context():
+        store = storage_for(app.config["UPLOAD_DIR"])
+        assert store.exists(own_key) and store.exists(shared_key)
+        delete_organization(session, staff(Role.VENDOR_ADMIN), acme_id, "Acme Files")
+        session.flush()
+        # Just written files stay (an upload stores its file before its row commits).
+        assert service.sweep_unreferenced_files(session, store) == 0
+        assert store.exists(own_key)
+
+        removed = service.sweep_unreferenced_files(session, store, min_age=timedelta(0))
+
+        assert removed >= 1
+        assert not store.exists(own_key)
+        assert store.exists(shared_key)  # the other organization's template still uses it
+        assert store.exists(theirs.current_version.file_key)

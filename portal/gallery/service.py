@@ -9,6 +9,7 @@ never read-added-written in Python; "one rating per user" is the unique constrai
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ from portal.gallery.models import (
     TemplateVersion,
     Visibility,
 )
+from portal.gallery.storage import Storage
 from portal.gallery.uploads import Upload
 from portal.search.index import schedule
 
@@ -865,3 +867,20 @@ def my_templates(session: Session, user: User) -> Sequence[Template]:
     return session.scalars(
         select(Template).where(Template.author_id == user.id).order_by(Template.id.desc())
     ).all()
+
+
+def sweep_unreferenced_files(
+    session: Session, storage: Storage, min_age: timedelta = timedelta(hours=1)
+) -> int:
+    """Delete stored files no template version refers to any more (their template or its
+    organization was deleted; a file shared by identical uploads stays while one refers to
+    it). Files younger than ``min_age`` stay: an upload stores its file before its row
+    commits."""
+    referenced = set(session.scalars(select(TemplateVersion.file_key).distinct()))
+    cutoff = time.time() - min_age.total_seconds()
+    removed = 0
+    for key, modified in storage.stored():
+        if key not in referenced and modified < cutoff:
+            storage.delete(key)
+            removed += 1
+    return removed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -38,6 +39,8 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
 
     def size(self, key: str) -> int: ...
+
+    def stored(self) -> Iterator[tuple[str, float]]: ...
 
 
 class LocalStorage:
@@ -85,6 +88,13 @@ class LocalStorage:
 
     def size(self, key: str) -> int:
         return self._path(key).stat().st_size
+
+    def stored(self) -> Iterator[tuple[str, float]]:
+        """Every blob's key and modification time (seconds since the epoch)."""
+        for path in sorted((self.root / "sha256").glob("*/*")):
+            key = f"sha256/{path.parent.name}/{path.name}"
+            if _KEY.match(key) and path.is_file():
+                yield key, path.stat().st_mtime
 
     def temp_files(self) -> list[Path]:
         """Leftover incoming files (tests assert there are none after a refusal)."""
