@@ -518,3 +518,23 @@ def test_kb_feedback_is_exported_and_its_comment_erased(app, session, qa):
             ]
             is None
         )
+
+
+def test_the_last_vendor_admin_cannot_erase_their_account(app, session, client):
+    only = staff(Role.VENDOR_ADMIN)
+    session.commit()
+    login(client, only)
+
+    refused = client.post("/privacy/erase", data={"password": PASSWORD, "content": "keep"})
+
+    assert refused.status_code == 409
+    assert "last vendor admin" in refused.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(User, only.id).erased_at is None
+
+    staff(Role.VENDOR_ADMIN)
+    session.commit()
+    done = client.post("/privacy/erase", data={"password": PASSWORD, "content": "keep"})
+    assert done.status_code == 302
+    session.expire_all()
+    assert session.get(User, only.id).erased_at is not None

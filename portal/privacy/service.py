@@ -25,8 +25,8 @@ from portal.core import personal_data
 from portal.core.activity import Activity, record_activity, register_verbs
 from portal.core.consent import Consent
 from portal.core.db import Base, utcnow
-from portal.core.errors import DomainError, Invalid, NotFound, PermissionDenied
-from portal.core.identity import Organization, User, UserRole
+from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
+from portal.core.identity import Organization, Role, User, UserRole
 from portal.core.notifications import Notification, notify
 from portal.core.permissions import Action, can
 from portal.core.security import verify_password
@@ -411,6 +411,15 @@ def erase_account(
         raise Invalid(str(_l("Choose what happens to the content.")), field="content")
     if actor.id == target.id and not verify_password(target.password_hash, password or ""):
         raise Invalid(str(_l("The password is not correct.")), field="password")
+    if target.has_role(Role.VENDOR_ADMIN) and not _other_vendor_admins(session, target):
+        raise Conflict(
+            str(
+                _l(
+                    "This is the last vendor admin account: make someone else a vendor admin "
+                    "first, or nobody could run the portal."
+                )
+            )
+        )
     by = "self" if actor.id == target.id else "admin"
     org = target.organization
     personal_data.erase_all(session, target, mode)
@@ -426,6 +435,21 @@ def erase_account(
     )
     session.flush()
     return target
+
+
+def _other_vendor_admins(session: Session, user: User) -> int:
+    return (
+        session.scalar(
+            select(func.count(UserRole.id))
+            .join(User, User.id == UserRole.user_id)
+            .where(
+                UserRole.role == Role.VENDOR_ADMIN,
+                UserRole.user_id != user.id,
+                User.erased_at.is_(None),
+            )
+        )
+        or 0
+    )
 
 
 def _anonymize(session: Session, user: User) -> None:
