@@ -32,18 +32,24 @@ def start_worker(env: dict[str, str], *options: str) -> subprocess.Popen:
     )
 
 
+def worker_env(database: str, broker: str, instance: Path, **settings: str) -> dict[str, str]:
+    """The environment a worker process gets: this process's, plus the app's settings."""
+    return {
+        **os.environ,
+        "COCREATE_DATABASE_URL": database,
+        "COCREATE_BROKER_URL": broker,
+        "COCREATE_SECRET_KEY": "worker-test-secret-key-0123456789abcdef",
+        "COCREATE_INSTANCE_PATH": str(instance),
+        **{f"COCREATE_{name}": value for name, value in settings.items()},
+    }
+
+
 @pytest.mark.worker
 def test_real_worker_processes_mail_sent_after_commit(tmp_root):
     broker = redis_url()
     database = sibling_database(TEST_DATABASE_URL, "worker", tmp_root)
     migrate.upgrade(database)
-    env = {
-        **os.environ,
-        "COCREATE_DATABASE_URL": database,
-        "COCREATE_BROKER_URL": broker,
-        "COCREATE_SECRET_KEY": "worker-test-secret-key-0123456789abcdef",
-        "COCREATE_INSTANCE_PATH": str(tmp_root / "worker-instance"),
-    }
+    env = worker_env(database, broker, tmp_root / "worker-instance")
     app = None
     worker = start_worker(env)
     try:
@@ -89,14 +95,9 @@ def test_search_worker_indexes_published_content_within_five_seconds(tmp_root):
     database = sibling_database(TEST_DATABASE_URL, "search_worker", tmp_root)
     migrate.upgrade(database)
     index_dir = tmp_root / "search-worker-index"
-    env = {
-        **os.environ,
-        "COCREATE_DATABASE_URL": database,
-        "COCREATE_BROKER_URL": broker,
-        "COCREATE_SECRET_KEY": "worker-test-secret-key-0123456789abcdef",
-        "COCREATE_INSTANCE_PATH": str(tmp_root / "search-worker-instance"),
-        "COCREATE_SEARCH_INDEX_DIR": str(index_dir),
-    }
+    env = worker_env(
+        database, broker, tmp_root / "search-worker-instance", SEARCH_INDEX_DIR=str(index_dir)
+    )
     app = None
     worker = start_worker(env, "-Q", "search", "--concurrency", "1")
     try:

@@ -139,12 +139,14 @@ def _forget(key: str) -> None:
         _SIGNATURES.pop(key, None)
 
 
-def open_index(root: str | Path | None = None) -> tuple[str, FileIndex]:
+def open_index(root: str | Path | None = None, *, writing: bool = False) -> tuple[str, FileIndex]:
     """The current index (created empty on first use) and the name of its directory.
 
     Raises :class:`IndexUnavailable` when the directory was deleted, will not open, or its
     files changed outside a writer and no longer open: the caller says search is being
-    rebuilt, and ``cocreate search reindex`` rebuilds it from the database.
+    rebuilt, and ``cocreate search reindex`` rebuilds it from the database. An index found
+    empty at start-up is not searched, but ``writing`` still updates it: a worker that
+    started while the first posts were being saved must index them, not refuse.
     """
     base = index_root(root)
     name = current_name(base)
@@ -159,7 +161,7 @@ def open_index(root: str | Path | None = None) -> tuple[str, FileIndex]:
                 whoosh_index.create_in(str(path), SCHEMA)
                 _swap(base, path.name)
                 name = path.name
-    if _EMPTY_AT_START.get(str(base)) == name:
+    if not writing and _EMPTY_AT_START.get(str(base)) == name:
         raise IndexUnavailable(f"search index {base / name} is empty: it must be rebuilt")
     key = str(base / name)
     for attempt in range(OPEN_ATTEMPTS):
@@ -336,7 +338,7 @@ def apply_updates(
     documents, gone = load_documents(session, pairs)
     if not documents and not gone:
         return 0
-    _name, ix = open_index(root)
+    _name, ix = open_index(root, writing=True)
     with _WRITE_LOCK:
         writer = _writer(ix)
         try:
@@ -416,7 +418,7 @@ def optimize_task() -> bool:
 
 def optimize(root: str | Path | None = None) -> bool:
     """Merge all segments into one (queries over one segment are 1.2–1.8x faster)."""
-    _name, ix = open_index(root)
+    _name, ix = open_index(root, writing=True)
     with _WRITE_LOCK:
         _optimize(ix)
     return True

@@ -8,7 +8,6 @@ Celery worker serves the queues, and the user signs in and posts through the HTM
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -28,7 +27,7 @@ from portal.search import query
 from tests import factories
 from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
 from tests.factories import PASSWORD
-from tests.test_worker import start_worker
+from tests.test_worker import start_worker, worker_env
 
 pytestmark = [pytest.mark.reliability, pytest.mark.worker]
 
@@ -67,14 +66,10 @@ def test_pages_and_posts_survive_a_redis_outage_and_the_work_is_sent_when_it_ret
     database = sibling_database(TEST_DATABASE_URL, "redis_outage", tmp_root)
     migrate.upgrade(database)
     index_dir = tmp_root / "redis-outage-index"
-    env = {
-        "COCREATE_DATABASE_URL": database,
-        "COCREATE_BROKER_URL": broker,
-        "COCREATE_SECRET_KEY": "outage-test-secret-key-0123456789abcdef",
-        "COCREATE_INSTANCE_PATH": str(tmp_root / "redis-outage-instance"),
-        "COCREATE_SEARCH_INDEX_DIR": str(index_dir),
-    }
-    worker = start_worker({**os.environ, **env}, "-Q", "search,celery", "--concurrency", "1")
+    env = worker_env(
+        database, broker, tmp_root / "redis-outage-instance", SEARCH_INDEX_DIR=str(index_dir)
+    )
+    worker = start_worker(env, "-Q", "search,celery", "--concurrency", "1")
     app = create_app(
         test_config(
             database,
