@@ -36,6 +36,7 @@ from flask import has_app_context
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, distinct, func, select, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cs_metrics import expressions, health, signals
@@ -740,19 +741,21 @@ def ensure_default_rules(session: Session) -> int:
     for default in DEFAULT_RULES:
         if default.key in have:
             continue
-        session.add(
-            AlertRule(
-                key=default.key,
-                name=_english(default.name),
-                expression=default.expression,
-                severity=default.severity,
-                actions=[dict(a) for a in default.actions],
-                enabled=True,
-            )
-        )
+        try:
+            with session.begin_nested():  # two first recomputes at once seed the same key
+                session.add(
+                    AlertRule(
+                        key=default.key,
+                        name=_english(default.name),
+                        expression=default.expression,
+                        severity=default.severity,
+                        actions=[dict(a) for a in default.actions],
+                        enabled=True,
+                    )
+                )
+        except IntegrityError:
+            continue  # the other one added it (uq_cs_alert_rules_key)
         added += 1
-    if added:
-        session.flush()
     return added
 
 

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Column, Integer, MetaData, Table, or_, select, update
+from sqlalchemy import Column, Integer, MetaData, Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -549,6 +549,30 @@ def _ensure_orgs(
                 lookups.orgs[r.external_id] = by_slug[next(it)["slug"]]
 
 
+ACCOUNT_IMPORT_LOCK = 0x43534143  # "CSAC": PostgreSQL advisory lock of account imports
+
+
+def _take_turn_for_accounts(
+    session: Session, records: Sequence[importers.AccountRow], lookups: _Lookups
+) -> None:
+    """Account imports running at once deadlocked on each other's organization rows (renames
+    in different file orders), or created the same new accounts and the loser failed whole on
+    ``uq_organizations_slug``. On PostgreSQL their data transactions take turns (a lock held
+    until commit; validation still runs side by side), and pass 1's "not found" is looked up
+    again: the import before us may have created those accounts since."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(ACCOUNT_IMPORT_LOCK)))
+    unknown = [r.external_id for r in records if lookups.orgs.get(r.external_id) is None]
+    if unknown:
+        lookups.orgs.update(
+            session.execute(
+                select(AccountProfile.external_id, AccountProfile.organization_id).where(
+                    AccountProfile.external_id.in_(unknown)
+                )
+            ).all()
+        )
+
+
 def _slugs_taken(session: Session, slugs: set[str]) -> dict[str, tuple[int, int | None, str]]:
     """slug -> (organization id, its CS profile's organization id or None, kind)."""
     rows = session.execute(
@@ -643,6 +667,7 @@ def _import_batch(
     (tuples, or COPY text on PostgreSQL), references already resolved."""
     if kind == "accounts":
         records = _dedupe([r for payload in batch for r in payload])
+        _take_turn_for_accounts(session, records, lookups)
         _ensure_orgs(session, records, lookups)
         rows, names, present = _account_rows(records, columns, lookups)
         _upsert(session, AccountProfile, names, rows, ["organization_id"], present,
@@ -690,7 +715,42 @@ def _spooled(path: Path, chunk_rows: int) -> Iterator[tuple[int, list[Any]]]:
         yield count, chunk
 
 
+IMPORT_RUN_LOCK = 0x43534A42  # "CSJB": PostgreSQL advisory locks of import runs, by job id
+
+
 def run_import(
+    session_factory: Callable[[], Session],
+    job_id: int,
+    progress_callback: ProgressCallback | None = None,
+) -> ImportJob:
+    """``_run_import``, unless the same job is being run elsewhere: the task outbox's flush (or
+    Redis's visibility timeout) sends the task again when a long import outlasts it, and two
+    runs at once would share the job's spool file and overwrite each other's status. On
+    PostgreSQL a session lock held for the run says "running"; it goes with its connection, so
+    the job of a killed worker runs again. A second run returns the job as it is."""
+    with session_factory() as s:
+        bind = s.get_bind()
+    if bind.dialect.name != "postgresql":
+        return _run_import(session_factory, job_id, progress_callback)
+    with bind.engine.connect() as lock:
+        lock.execution_options(isolation_level="AUTOCOMMIT")  # no transaction left open
+        if not lock.scalar(select(func.pg_try_advisory_lock(IMPORT_RUN_LOCK, job_id))):
+            with session_factory() as s:
+                job = s.get(ImportJob, job_id)
+                if job is None:
+                    raise NotFound(str(_l("No such import.")))
+                s.expunge(job)
+                return job
+        try:
+            return _run_import(session_factory, job_id, progress_callback)
+        finally:
+            try:
+                lock.scalar(select(func.pg_advisory_unlock(IMPORT_RUN_LOCK, job_id)))
+            except Exception:
+                lock.invalidate()  # never back to the pool still holding the lock
+
+
+def _run_import(
     session_factory: Callable[[], Session],
     job_id: int,
     progress_callback: ProgressCallback | None = None,

@@ -122,12 +122,14 @@ def tasks_group() -> None:
 @tasks_group.command("flush")
 @with_appcontext
 def tasks_flush() -> None:
-    """Send the tasks kept while the broker was away (held ones too), oldest first."""
+    """Send again the tasks that have not completed (held ones too), oldest first: those whose
+    send failed, and those sent longer than TASK_OUTBOX_GRACE_SECONDS ago."""
     from portal.core.tasks import flush_task_outbox
 
     close_database_on_exit()
     result = flush_task_outbox(db.session, include_held=True)
     click.echo(f"Sent {result.sent} tasks; {result.waiting} still waiting.")
+    click.echo(f"{result.in_flight} sent and not completed yet (each task deletes its row).")
     if result.failed:
         raise click.ClickException(f"{result.failed} could not be sent (is the broker up?).")
 

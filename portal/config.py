@@ -21,10 +21,13 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     # above the longest task (a recompute of every account) or that task runs twice.
     "BROKER_VISIBILITY_TIMEOUT": (3600, int),
     # Seconds a send waits for a Redis that accepts no connection or does not answer; the
-    # unsent task goes to the task_outbox table, so a page never hangs on the broker.
+    # task's task_outbox row stays for the flush, so a page never hangs on the broker.
     "BROKER_SOCKET_TIMEOUT": (1.0, float),
-    "BROKER_RETRY_AFTER": (5.0, float),  # after a failed send, go straight to the outbox
-    "TASK_OUTBOX_FLUSH_SECONDS": (30.0, float),  # how often beat re-sends what was kept
+    "BROKER_RETRY_AFTER": (5.0, float),  # after a failed send, do not try Redis this long
+    "TASK_OUTBOX_FLUSH_SECONDS": (30.0, float),  # how often beat sends what has not completed
+    # A task not completed this long after its last send was lost by the broker (or failed,
+    # or is stuck): the flush sends it again. Above a normal queue wait, or tasks run twice.
+    "TASK_OUTBOX_GRACE_SECONDS": (600.0, float),
     # A row that failed this many sends is held (kept, logged) until `cocreate tasks flush`.
     "TASK_OUTBOX_MAX_ATTEMPTS": (100, int),
     "RATELIMIT_STORAGE_URI": ("", str),  # default: the Redis broker if any, else memory://

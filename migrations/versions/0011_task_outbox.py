@@ -1,4 +1,4 @@
-"""task outbox: tasks kept while the broker was away
+"""task outbox: tasks tracked until they complete
 
 Revision ID: 0011
 Revises: 0010
@@ -22,6 +22,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('args', sa.JSON(), nullable=False),
     sa.Column('created_at', portal.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', portal.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.String(length=500), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_task_outbox'))

@@ -4,7 +4,9 @@
 Each execution first commits a row to ``probe_runs`` (so an execution cut short by a kill
 still counts), then inserts its effect, keyed by the task's argument, into
 ``probe_effects`` with ``ON CONFLICT DO NOTHING``: the idempotent insert the project's tasks
-are expected to use. Lost tasks show as missing effects; re-runs show as extra runs.
+are expected to use. Lost tasks show as missing effects; re-runs show as extra runs. Sent
+through ``enqueue_after_commit``, it has a ``task_outbox`` row that the project's base task
+class deletes when ``record`` returns, as for every real task.
 
 Why not a real task of the project: ``send_outbox_message`` is the only per-id one, and a
 second run of it is a no-op in the database (``sent_at`` is checked under ``FOR UPDATE``), so
