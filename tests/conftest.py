@@ -22,6 +22,10 @@ from tests import factories
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
+# The live server and the one Chromium, shared by the browser journeys and the security
+# suite's XSS pages (a second Playwright in one process cannot start).
+pytest_plugins = ["tests.browser.fixtures"]
+
 
 def sibling_database(url: str, suffix: str, tmp_dir: Path) -> str:
     """A second, empty database next to the test one (for live servers and migration checks)."""

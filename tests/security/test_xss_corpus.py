@@ -47,7 +47,7 @@ from portal.accounts import service as accounts
 from portal.core.identity import Role, User
 from portal.qa import service as qa
 from tests import factories
-from tests.browser.conftest import LiveServer, browser, live_app, live_server  # noqa: F401 - fixtures
+from tests.browser.fixtures import LiveServer
 from tests.conftest import login
 from tests.factories import PASSWORD, OrganizationFactory, UserFactory, VendorFactory
 from tests.test_html_policy import xss_payloads
@@ -744,9 +744,9 @@ def watched_page(context: BrowserContext, live: LiveServer, report: Report, mode
 
 
 def test_no_payload_survives_any_field_on_any_page(
-    browser: Browser,  # noqa: F811
-    live_server: LiveServer,  # noqa: F811
-    live_app: Flask,  # noqa: F811
+    browser: Browser,
+    live_server: LiveServer,
+    live_app: Flask,
 ) -> None:
     payloads = list(xss_payloads())
     started = time.perf_counter()
@@ -792,9 +792,9 @@ def test_no_payload_survives_any_field_on_any_page(
 
 
 def test_the_sweep_catches_what_it_looks_for(
-    browser: Browser,  # noqa: F811
-    live_server: LiveServer,  # noqa: F811
-    live_app: Flask,  # noqa: F811
+    browser: Browser,
+    live_server: LiveServer,
+    live_app: Flask,
 ) -> None:
     """The harness itself: unsanitized markup put into a real page is reported, each kind by
     the check meant for it, so that a clean run of the test above means something."""
