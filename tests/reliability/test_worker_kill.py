@@ -45,6 +45,7 @@ from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
 from tests.reliability import probe_tasks
 from tests.reliability.conftest import PrivateRedis
 from tests.services import missing
+from tests.test_worker import worker_env
 
 pytestmark = pytest.mark.reliability
 
@@ -130,25 +131,22 @@ def test_sigkilled_worker_reruns_interrupted_tasks_and_doubles_no_effect(
     broker = private_redis.url()
     queue = redis.Redis.from_url(broker)
     log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "COCREATE_DATABASE_URL": database,
-        "COCREATE_BROKER_URL": broker,
-        "COCREATE_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-        "COCREATE_SECRET_KEY": "worker-kill-test-secret-key-0123456789abcdef",
-        "COCREATE_INSTANCE_PATH": str(tmp_path / "instance"),
-        "COCREATE_SEARCH_INDEX_DIR": str(tmp_path / "search-index"),
-    }
+    env = worker_env(
+        database,
+        broker,
+        tmp_path / "instance",
+        SEARCH_INDEX_DIR=str(tmp_path / "search-index"),
+        BROKER_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
+    )
 
     def scalar(sql: str) -> int:
-        with probe_database.connect() as connection:
-            return int(connection.execute(text(sql)).scalar_one())
+        return _scalar(probe_database, sql)
 
     def effects() -> int:
-        return scalar("SELECT count(*) FROM probe_effects")
+        return _scalar(probe_database, "SELECT count(*) FROM probe_effects")
 
     def outbox() -> int:
-        return scalar("SELECT count(*) FROM task_outbox")
+        return _scalar(probe_database, "SELECT count(*) FROM task_outbox")
 
     def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -303,24 +301,18 @@ def test_a_redis_restart_loses_the_queue_and_the_outbox_flush_sends_it_again(
     database = probe_database.url.render_as_string(hide_password=False)
     broker = private_redis.url()
     log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "COCREATE_DATABASE_URL": database,
-        "COCREATE_BROKER_URL": broker,
-        "COCREATE_SECRET_KEY": "worker-kill-test-secret-key-0123456789abcdef",
-        "COCREATE_INSTANCE_PATH": str(tmp_path / "instance"),
-        "COCREATE_SEARCH_INDEX_DIR": str(tmp_path / "search-index"),
-    }
+    env = worker_env(
+        database, broker, tmp_path / "instance", SEARCH_INDEX_DIR=str(tmp_path / "search-index")
+    )
 
     def scalar(sql: str) -> int:
-        with probe_database.connect() as connection:
-            return int(connection.execute(text(sql)).scalar_one())
+        return _scalar(probe_database, sql)
 
     def effects() -> int:
-        return scalar("SELECT count(*) FROM probe_effects")
+        return _scalar(probe_database, "SELECT count(*) FROM probe_effects")
 
     def outbox() -> int:
-        return scalar("SELECT count(*) FROM task_outbox")
+        return _scalar(probe_database, "SELECT count(*) FROM task_outbox")
 
     def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -389,6 +381,11 @@ def test_a_redis_restart_loses_the_queue_and_the_outbox_flush_sends_it_again(
     finally:
         _end_group(worker, signal.SIGKILL)
         app.extensions["cocreate_engine"].dispose()
+
+
+def _scalar(engine: Engine, sql: str) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text(sql)).scalar_one())
 
 
 def _tail(log: Path) -> str:
