@@ -538,6 +538,25 @@ def test_suggestions_start_at_three_letters_or_two_chinese_characters(app, store
         assert [s.title for s in query.suggest(None, "客户成")] == ["客户成功经理"]
 
 
+def test_a_very_common_prefix_suggests_fast_and_never_another_orgs_private_titles(
+    app, session, store
+):
+    acme = OrganizationFactory()
+    # More documents share the prefix than suggestions score; the private ones come first
+    # in index order, so a filter applied after the limit would show them.
+    common = query.SUGGEST_SCORED_MAX + 50
+    for n in range(1, common + 1):
+        private = {"private_to_org_id": acme.id} if n <= common - 20 else {}
+        store.put(n, f"Reporting note {n}", **private)
+    index_all(app, store)
+    with app.app_context():
+        found = query.suggest(None, "rep", limit=8)
+        mine = query.suggest(UserFactory(organization=acme), "rep", limit=8)
+    assert len(found) == 8
+    assert all(s.id > common - 20 for s in found)  # public only
+    assert len(mine) == 8
+
+
 def test_suggestions_can_be_limited_to_some_kinds(app, client, store):
     store.put(1, "Report template")
     index_all(app, store)
