@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app, has_request_context
+from flask import Flask, current_app, has_request_context, request
 from flask.globals import app_ctx, request_ctx
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
@@ -58,6 +58,9 @@ def _context_id() -> int:
     return id(app_ctx._get_current_object())
 
 
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the settings both backends need in a web app."""
     if url.startswith("sqlite"):
@@ -77,7 +80,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN")
+            # A form post takes the write lock when it begins: a deferred transaction that read
+            # first, then wrote after another request had committed (an as-you-type search
+            # logged while the form was sent), got "database is locked" at once, without the
+            # busy timeout. Page views stay deferred, so readers never wait on a writer.
+            if has_request_context() and request.method not in _READ_METHODS:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.exec_driver_sql("BEGIN")
 
         return engine
     # Pre-ping replaces connections a database restart closed; the connect timeout keeps a
