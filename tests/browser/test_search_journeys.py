@@ -84,6 +84,8 @@ def test_full_search_page_and_result_click(live_app: Flask, page: Page, notes):
     expect(results).to_have_count(1)
     expect(results.first).to_have_text("Renewal plan of Acme")
     expect(page.locator("main")).not_to_contain_text("Globex")
+    # Results show while the page still parses; the click is recorded once search.js has run.
+    page.wait_for_load_state("load")
     results.first.click()
     page.wait_for_url("**/?note=2")
     # (typing may also have logged an as-you-type search, depending on timing)
