@@ -65,6 +65,27 @@ class LiveServer:
     errors: _ErrorLog = field(default_factory=_ErrorLog)
 
 
+class _BufferedApp:
+    """Hands the server each response whole, its iterable already closed.
+
+    Werkzeug's development server does not close a response's iterable when the client drops
+    the connection (the browser navigates away while a static file or a download is sent): the
+    file stays open until the garbage collector finds it, and the ResourceWarning it raises
+    then fails whichever test is running at that moment. No page streams, so buffering changes
+    nothing the browser sees."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def __call__(self, environ: Any, start_response: Any) -> list[bytes]:
+        iterable = self.app(environ, start_response)
+        try:
+            return [b"".join(iterable)]
+        finally:
+            if hasattr(iterable, "close"):
+                iterable.close()
+
+
 def _not_ready(environ: Any, start_response: Any) -> list[bytes]:
     start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
     return [b"starting\n"]
@@ -90,7 +111,7 @@ def live_server(tmp_root: Path) -> Iterator[LiveServer]:
     )
     live = LiveServer(app, url)
     app.logger.addHandler(live.errors)
-    server.app = app
+    server.app = _BufferedApp(app)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     yield live
