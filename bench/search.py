@@ -10,6 +10,9 @@ of organization 3: public documents and that organization's private ones) with 1
 - Cocreate: the real ``portal.search`` schema, ``reindex`` and ``query.search`` (facets, title
   boost, cached visibility filter, AND with the OR fallback, spelling when few results).
 
+Also built in the same run: Whoosh alone (one field, the same analyzer, no positions, filter,
+facets or stored text), the floor of what Whoosh itself does with this corpus and these queries.
+
 Targets: Cocreate p95 <= 25 ms and p95 ratio (Cocreate / FTS5) <= 2.0; suggestions p95 <=
 10 ms; full reindex >= 1,000 docs/s. Run: ``.venv/bin/python bench/search.py`` (about 10
 minutes at full size on 2 cores) or ``--docs 10000`` for a quick look.
@@ -36,9 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
+from whoosh import index as whoosh_index  # noqa: E402
+from whoosh.fields import ID, TEXT, Schema  # noqa: E402
+from whoosh.qparser import OrGroup, QueryParser  # noqa: E402
 
 from portal.search import index, query  # noqa: E402
 from portal.search.registry import SearchDocument, SearchSource, register_source  # noqa: E402
+from portal.search.schema import text_analyzer  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -481,6 +488,36 @@ def fts_query(db: sqlite3.Connection, text: str) -> list[Any]:
     ).fetchall()
 
 
+def build_bare_whoosh(docs: list[SearchDocument], path: Path, procs: int) -> tuple[Any, float]:
+    """Whoosh with as little as it can answer these queries with: one field of the same text
+    and analyzer (jieba and stemming), no positions, no other field, no stored text but the
+    id. Its speed is what Whoosh itself can do on this corpus."""
+    schema = Schema(id=ID(stored=True), content=TEXT(analyzer=text_analyzer(), phrase=False))
+    path.mkdir(parents=True, exist_ok=True)
+    ix = whoosh_index.create_in(str(path), schema)
+    started = time.perf_counter()
+    writer = ix.writer(procs=procs, limitmb=256) if procs > 1 else ix.writer(limitmb=256)
+    for d in docs:
+        writer.add_document(id=str(d.object_id), content=index.to_fields(d)["content"])
+    writer.commit()
+    return ix, time.perf_counter() - started
+
+
+def bare_whoosh_query(ix: Any) -> Any:
+    """AND of the words, any word when none has all: the same fallback as Cocreate's."""
+    searcher = ix.searcher()
+    all_words = QueryParser("content", ix.schema)
+    any_word = QueryParser("content", ix.schema, group=OrGroup)
+
+    def run(text: str) -> list[str]:
+        results = searcher.search(all_words.parse(text), limit=10)
+        if results.scored_length() == 0:
+            results = searcher.search(any_word.parse(text), limit=10)
+        return [hit["id"] for hit in results]
+
+    return run
+
+
 class Viewer:
     is_authenticated = True
     is_active = True
@@ -513,6 +550,12 @@ def main() -> int:
     parser.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limitmb", type=int, default=256)
     parser.add_argument("--keep", help="keep the index in this directory")
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip Whoosh alone (one field, no filter): what Whoosh itself can do",
+    )
     args = parser.parse_args()
 
     print(f"corpus: {args.docs:,} documents ...", flush=True)
@@ -554,6 +597,11 @@ def main() -> int:
     zero = sum(1 for q in queries if query.search(None, viewer, q, root=root).total == 0)
     zh = [q for q in queries if any("\u4e00" <= c <= "\u9fff" for c in q)]
     zh_ms = timed(lambda q: query.search(None, viewer, q, root=root), zh, rounds=1)
+    bare_ms: list[float] = []
+    if args.floor:
+        print(f"Whoosh alone: one field, no positions (procs={args.procs}) ...", flush=True)
+        bare, bare_seconds = build_bare_whoosh(docs, work / "bare", args.procs)
+        bare_ms = timed(bare_whoosh_query(bare), queries)
 
     def row(name: str, values: list[float]) -> str:
         return (
@@ -570,6 +618,8 @@ def main() -> int:
     print(row("Cocreate search without facets", nofacet_ms))
     print(row("Cocreate search, Chinese queries only", zh_ms))
     print(row("Cocreate suggest (edge n-gram Term)", suggest_ms))
+    if bare_ms:
+        print(row("Whoosh alone (1 field, no filter)", bare_ms))
     ratio = pct(cc_ms, 95) / pct(fts_ms, 95)
     print()
     print(f"| p95 ratio Cocreate / FTS5             | {ratio:.2f} (target <= 2.0) |")
@@ -581,6 +631,11 @@ def main() -> int:
         f"| full reindex                          | {rebuild_rate:,.0f} docs/s "
         f"({stats.seconds:.0f} s, target >= 1,000/s) |"
     )
+    if bare_ms:
+        print(
+            f"| Whoosh alone, p95 / index             | {pct(bare_ms, 95):.1f} ms / "
+            f"{args.docs / bare_seconds:,.0f} docs/s (the floor of Whoosh itself) |"
+        )
     print(f"| FTS5 build (jieba pre-segmented)      | {args.docs / fts_seconds:,.0f} docs/s |")
     print(
         f"| index size Whoosh / FTS5              | {dir_size(Path(stats.directory)) / 1e6:.0f}"

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from whoosh.codec.whoosh3 import W3Codec
+from whoosh.index import open_dir
 
 from portal.core.identity import Role
 from portal.search import index, query
@@ -423,6 +425,36 @@ def test_reindex_swaps_in_a_fresh_directory_and_check_reports_drift(app, store, 
     assert runner.invoke(search_group, ["check"]).exit_code == 0
     assert search(app, None, "document").total == 5
     assert runner.invoke(search_group, ["optimize"]).exit_code == 0
+
+
+def test_a_rebuild_in_two_processes_finds_what_one_process_finds(app, store, session):
+    english = "report template renewal dashboard invoice churn seat export".split()
+    chinese = ["客户成功", "报表", "模板", "数据", "续约", "仪表板", "发票", "导出"]
+    for n in range(1, 241):  # more than one batch for each writer process
+        en, zh = english[n % 8], chinese[n // 8 % 8]
+        store.put(n, f"{en} {zh} {n}", f"{zh} {en} " * (n % 5 + 1))
+    queries = ["report", "template 数据", "客户成功", "报表 续约", "renewal 发票 dashboard"]
+    root = Path(app.config["SEARCH_INDEX_DIR"])
+
+    def answers() -> list[tuple[int, list[str]]]:
+        query._local.__dict__.clear()  # the new directory, as a fresh request would see it
+        # Every match, sorted: documents that score the same may come in another order (their
+        # numbers in the index differ when two processes write them).
+        found = [search(app, None, q, per_page=100) for q in queries]
+        assert all(f.total <= 100 for f in found)
+        return [(f.total, sorted(h.title for h in f.hits)) for f in found]
+
+    with app.app_context():
+        index.reindex(session, procs=1)
+        one_process = answers()
+        stats = index.reindex(session, procs=2)
+    assert stats.documents == 240
+    assert answers() == one_process
+    assert all(total for total, _ in one_process)
+    # One segment, written in Whoosh's own format: nothing of ours is needed to read it.
+    ix = open_dir(str(root / index.current_name(root)))
+    assert [type(s.codec()) for s in ix._segments()] == [W3Codec]
+    assert ix.doc_count() == 240
 
 
 def test_a_corrupt_index_is_reported_and_rebuilt(app, client, store):
