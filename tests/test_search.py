@@ -428,7 +428,7 @@ def test_reindex_swaps_in_a_fresh_directory_and_check_reports_drift(app, store, 
 
 
 def test_a_rebuild_in_two_processes_finds_what_one_process_finds(app, store, session):
-    english = "report template renewal dashboard invoice churn seat export".split()
+    english = ["report", "template", "renewal", "dashboard", "invoice", "churn", "seat", "export"]
     chinese = ["客户成功", "报表", "模板", "数据", "续约", "仪表板", "发票", "导出"]
     for n in range(1, 241):  # more than one batch for each writer process
         en, zh = english[n % 8], chinese[n // 8 % 8]

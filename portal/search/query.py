@@ -38,6 +38,7 @@ from portal.core.identity import Organization, User
 from portal.search import index
 from portal.search.registry import sources
 from portal.search.schema import _CJK, _WORDS, SCHEMA, STOP_WORDS
+from portal.search.scoring import BM25FromMemory
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class _Handle:
 
 
 _local = threading.local()
+WEIGHTING = BM25FromMemory()  # Whoosh's BM25F, 3x faster on common words
 
 REBUILDING = _l(
     "Search is not available right now: it is being rebuilt. Please try again in a few minutes."
@@ -75,14 +77,14 @@ def _open_searcher(ix: Any, base: Path) -> Searcher:
     garbled): never a 500 for a broken index. A merge that just deleted the segments read
     is tried again once, on the index as it is now."""
     try:
-        searcher = ix.searcher()
+        searcher = ix.searcher(weighting=WEIGHTING)
         searcher.doc_count()
     except Exception as error:
         index.close_failed_files(error)
         time.sleep(0.02)
         try:
             _name, ix = index.open_index(base)
-            searcher = ix.searcher()
+            searcher = ix.searcher(weighting=WEIGHTING)
             searcher.doc_count()
         except Exception as again:
             index.close_failed_files(again)
