@@ -24,7 +24,7 @@ from moderation.registry import kinds
 from moderation.rules import WordAction
 from portal.core.db import db
 from portal.core.errors import DomainError
-from portal.core.identity import Organization
+from portal.core.identity import Organization, shown_name
 from portal.core.pagination import clamp_page_args
 from portal.core.urls import is_safe_next
 from portal.core.web import perform
@@ -111,7 +111,7 @@ def _byline(item: Any, history: dict[str, int], trust: str, before: str) -> str 
         return None
     return " · ".join(
         [
-            item.author_name,
+            shown_name(item.author_name),
             item.author_organization or "",
             trust % {"n": item.author_trust_level},
             before % {"p": history.get("published", 0), "r": history.get("rejected", 0)},

@@ -358,6 +358,23 @@ def test_admin_erasure_keeping_content_shows_it_anonymously(app, session, client
     assert search_titles(app, session, vendor_admin, "Zebulon") == []
 
 
+def test_an_erased_authors_name_is_shown_in_the_readers_language(app, session, client, qa):
+    vendor_admin = staff(Role.VENDOR_ADMIN)
+    zeb = member(display_name="Zebulon Quixote")
+    own = qa.question(zeb, title="How do I rotate API keys safely?", body="Rotation plan.")
+    qa.answer(own, zeb, body="Rotate them monthly.")
+    with app.app_context():
+        session.commit()
+    login(client, vendor_admin)
+    client.post(f"/privacy/users/{zeb.id}/erase", data={"content": "keep"})
+    client.post("/locale", data={"locale": "zh_CN", "next": "/"})
+    question_page = client.get(f"/questions/{own.id}").get_data(as_text=True)
+    assert question_page.count("已注销用户") >= 2  # the question's byline and the answer's
+    list_page = client.get("/questions/").get_data(as_text=True)
+    for page in (question_page, list_page):
+        assert "已注销用户" in page and "Deleted user" not in page and "Zebulon" not in page
+
+
 def test_customers_cannot_erase_others(app, session, client):
     acme = OrganizationFactory()
     alice = member(organization=acme)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -71,6 +72,21 @@ class OrganizationDomain(Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
 
     organization: Mapped[Organization] = relationship(back_populates="domains")
+
+
+# Stored as the name of an erased account; pages show it in the reader's language.
+ERASED_NAME = "Deleted user"
+ERASED_LABEL = _l("Deleted user")
+
+
+def shown_name(person: User | str | None) -> str:
+    """A person's name as pages show it (``{{ user|person_name }}``): an erased account's
+    stored placeholder becomes the reader's language. Takes a user or a name read from a
+    query, since lists read names as plain columns."""
+    if person is None:
+        return ""
+    name = person if isinstance(person, str) else person.display_name
+    return str(ERASED_LABEL) if name == ERASED_NAME else name
 
 
 class User(UserMixin, Base):

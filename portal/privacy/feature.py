@@ -15,5 +15,3 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.extensions["celery"].conf.beat_schedule.update(BEAT_SCHEDULE)
     app.extensions["celery"].conf.beat_schedule.update(RETENTION_SCHEDULE)
-    # ``{{ user|person_name }}``: an erased account's name in the reader's language.
-    app.jinja_env.filters["person_name"] = service.anonymous_name

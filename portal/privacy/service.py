@@ -26,7 +26,7 @@ from portal.core.activity import Activity, record_activity, register_verbs
 from portal.core.consent import Consent
 from portal.core.db import Base, utcnow
 from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
-from portal.core.identity import Organization, Role, User, UserRole
+from portal.core.identity import ERASED_NAME, Organization, Role, User, UserRole
 from portal.core.notifications import Notification, notify
 from portal.core.permissions import Action, can
 from portal.core.security import verify_password
@@ -40,9 +40,6 @@ EXPORT_DAYS = 7
 EXPORT_DIR = "exports"
 ARCHIVE_MEMBER = "data.json"
 FORMAT_VERSION = 1
-# Stored on the erased row; pages show it in the reader's language (see ``anonymous_name``).
-ANONYMOUS_NAME = "Deleted user"
-ANONYMOUS_LABEL = _l("Deleted user")
 # Activity ``data`` keys that carry no personal data: kinds, categories and ids, which the
 # customer-success aggregates read. Everything else (free text, session keys) is dropped.
 NEUTRAL_ACTIVITY_KEYS = frozenset(
@@ -66,11 +63,6 @@ NEUTRAL_ACTIVITY_KEYS = frozenset(
     }
 )
 ERASE_MODES = (personal_data.KEEP, personal_data.REMOVE)
-
-
-def anonymous_name(user: User) -> str:
-    """The name to show for an erased account, in the reader's language."""
-    return str(ANONYMOUS_LABEL) if user.erased_at is not None else user.display_name
 
 
 # --- what the kernel keeps about a person ------------------------------------------------
@@ -455,7 +447,7 @@ def _other_vendor_admins(session: Session, user: User) -> int:
 def _anonymize(session: Session, user: User) -> None:
     session.execute(delete(UserRole).where(UserRole.user_id == user.id))
     user.email = f"erased-{user.id}@invalid.example"
-    user.display_name = ANONYMOUS_NAME
+    user.display_name = ERASED_NAME
     # Not an argon2 hash: no password can ever match it.
     user.password_hash = f"!erased:{token_hex(16)}"
     user.timezone = "UTC"
