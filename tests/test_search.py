@@ -476,6 +476,39 @@ def test_a_corrupt_index_is_reported_and_rebuilt(app, client, store):
     assert "Survives corruption" in client.get("/search?q=survives").get_data(as_text=True)
 
 
+def test_a_worker_rebuilds_a_lost_index_without_an_operator(app, client, store, monkeypatch):
+    for n in range(1, 4):
+        store.put(n, f"Rebuilt by itself {n}")
+    index_all(app, store)
+    root = Path(app.config["SEARCH_INDEX_DIR"])
+    requests: list[dict] = []
+    monkeypatch.setattr(index.rebuild_task, "apply_async", lambda **kw: requests.append(kw))
+    monkeypatch.setattr(index, "_REBUILD_REQUESTED", {})
+
+    def lose_the_index() -> None:
+        for toc in (root / index.current_name(root)).glob("*.toc"):
+            toc.unlink()
+        index._INDEXES.clear()
+        query._local.__dict__.clear()  # a fresh process
+
+    lose_the_index()
+    # Inline (no broker): nothing can rebuild in the background; the log names the command.
+    assert client.get("/search?q=rebuilt").status_code == 503
+    assert requests == []
+
+    monkeypatch.setitem(app.extensions["celery"].conf, "task_always_eager", False)
+    for _ in range(3):  # many searches, one request for a rebuild
+        response = client.get("/search?q=rebuilt")
+        assert response.status_code == 503 and response.headers["Retry-After"]
+    assert len(requests) == 1
+
+    with app.app_context():
+        assert index.rebuild_task() == 3  # what the worker runs
+        assert index.rebuild_task() == 0  # asked twice: in step by now, nothing rebuilt
+    page = client.get("/search?q=rebuilt")
+    assert page.status_code == 200 and "Rebuilt by itself 2" in page.get_data(as_text=True)
+
+
 def test_each_app_has_its_own_index_directory(app, store, database_url, tmp_root):
     from portal.app import create_app
     from tests.conftest import test_config

@@ -217,6 +217,21 @@ def _index_counts(ix: FileIndex, kinds: Iterable[str]) -> dict[str, int]:
         return {kind: len(list(searcher.docs_for_query(Term("kind", kind)))) for kind in kinds}
 
 
+def _differences(expected: dict[str, int], indexed: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """(indexed, in the database) for each kind whose counts differ."""
+    return {k: (indexed.get(k, 0), n) for k, n in expected.items() if indexed.get(k, 0) != n}
+
+
+def in_step(session: Session, root: str | Path | None = None) -> bool:
+    """Whether the index opens and holds as many documents per kind as the database."""
+    try:
+        _name, ix = open_index(root)
+        expected = _catalog_counts(session)
+        return not _differences(expected, _index_counts(ix, expected))
+    except Exception:  # missing, damaged, or a segment that will not read
+        return False
+
+
 def startup_check(root: str | Path, session: Session | None = None) -> bool:
     """Open the index once at start-up and log (not raise) when it is broken or, given a
     session, out of step with the database: its document count per kind differs from the
@@ -230,6 +245,7 @@ def startup_check(root: str | Path, session: Session | None = None) -> bool:
         name, ix = open_index(base)
     except IndexUnavailable as error:
         log.error("%s; run `cocreate search reindex` to rebuild it from the database", error)
+        request_rebuild(base)
         return False
     if session is None:
         return True
@@ -248,8 +264,9 @@ def startup_check(root: str | Path, session: Session | None = None) -> bool:
             base / name,
             error,
         )
+        request_rebuild(base)
         return False
-    differ = {k: (indexed.get(k, 0), n) for k, n in expected.items() if indexed.get(k, 0) != n}
+    differ = _differences(expected, indexed)
     if not differ:
         return True
     if not any(indexed.values()):
@@ -260,6 +277,7 @@ def startup_check(root: str | Path, session: Session | None = None) -> bool:
         base / name,
         ", ".join(f"{k}: {i} indexed, {n} in the database" for k, (i, n) in sorted(differ.items())),
     )
+    request_rebuild(base)
     return False
 
 
@@ -410,6 +428,46 @@ def update_documents(self: Any, pairs: Sequence[Sequence[Any]]) -> int:
         # The next ``cocreate search check`` reports the stale ids; reindex repairs them.
         log.exception("search index not updated for %r", list(pairs))
         return 0
+
+
+REBUILD_REQUEST_SECONDS = 600  # how often one process may ask for a rebuild
+_REBUILD_REQUESTED: dict[str, float] = {}
+
+
+def request_rebuild(root: str | Path | None = None) -> bool:
+    """Ask a worker to rebuild an index found missing, damaged or out of step, so that "search
+    is being rebuilt" comes true without an operator.
+
+    Only where a worker runs tasks: inline (no broker) the rebuild would hold up the start-up
+    or the request that found the damage, so the error log's `cocreate search reindex` stays
+    the way. A process asks at most once per REBUILD_REQUEST_SECONDS, and the task looks
+    again before it rebuilds, so every process of a deployment asking makes one rebuild."""
+    if not has_app_context() or current_app.extensions["celery"].conf.task_always_eager:
+        return False
+    base = str(index_root(root))
+    now = time.monotonic()
+    if now - _REBUILD_REQUESTED.get(base, -REBUILD_REQUEST_SECONDS) < REBUILD_REQUEST_SECONDS:
+        return False
+    _REBUILD_REQUESTED[base] = now
+    try:
+        rebuild_task.apply_async(retry=False)
+    except Exception as error:  # the broker is down: nothing to lose, the log says what to do
+        log.error("search rebuild not requested (%s); run `cocreate search reindex`", error)
+        return False
+    log.warning("search index %s must be rebuilt: a worker was asked to rebuild it", base)
+    return True
+
+
+@shared_task(name="portal.search.rebuild", **_TASK_POLICY)
+def rebuild_task() -> int:
+    """Rebuild the index unless it is in step by now (another request's rebuild ran first,
+    or an operator's ``cocreate search reindex``); how many documents were indexed."""
+    with new_session() as session:
+        if in_step(session):
+            return 0
+        stats = reindex(session)
+        log.warning("search index rebuilt: %d documents in %.0f s", stats.documents, stats.seconds)
+        return stats.documents
 
 
 @shared_task(name="portal.search.optimize", **_TASK_POLICY)

@@ -88,6 +88,7 @@ def _open_searcher(ix: Any, base: Path) -> Searcher:
             searcher.doc_count()
         except Exception as again:
             index.close_failed_files(again)
+            index.request_rebuild(base)
             raise index.IndexUnavailable(f"search index cannot be read: {again}") from again
     return searcher
 
@@ -105,6 +106,7 @@ def _handle(root: str | Path | None = None) -> _Handle:
             handles.pop(key, None)
             with contextlib.suppress(Exception):
                 handle.searcher.close()
+        index.request_rebuild(base)
         raise
     if handle is None or handle.name != name:
         if handle is not None:
