@@ -83,12 +83,13 @@ class _Named:
 
 
 @pytest.mark.worker
-def test_search_worker_indexes_published_content_within_five_seconds(tmp_root):
+def test_search_worker_indexes_within_five_seconds_and_rebuilds_a_lost_index(tmp_root):
     """With a broker, index updates go to the ``search`` queue, served by one worker of
-    concurrency 1 (Whoosh has one writer); an article is findable within 5 s of its commit."""
+    concurrency 1 (Whoosh has one writer); an article is findable within 5 s of its commit.
+    When the index is lost, the search that finds out asks the worker to rebuild it."""
     from portal.core.identity import Role
     from portal.kb import service as kb
-    from portal.search import query
+    from portal.search import index, query
     from tests import factories
 
     broker = redis_url()
@@ -136,6 +137,20 @@ def test_search_worker_indexes_published_content_within_five_seconds(tmp_root):
                     hit.id for hit in query.search(db.session, writer, "SAML certificate").hits
                 ]
             assert found == [article.id], "not searchable within 5 s of the commit"
+
+            for toc in (index_dir / index.current_name(index_dir)).glob("*.toc"):
+                toc.unlink()  # lost while the portal runs
+            index._INDEXES.clear()
+            query._local.__dict__.clear()
+            assert query.search(db.session, writer, "SAML certificate").unavailable
+            lost, found = time.monotonic(), []
+            while time.monotonic() - lost < 30 and not found:
+                assert worker.poll() is None, "the worker died"
+                time.sleep(0.2)
+                found = [
+                    hit.id for hit in query.search(db.session, writer, "SAML certificate").hits
+                ]
+            assert found == [article.id], "the worker did not rebuild the lost index in 30 s"
     finally:
         worker.terminate()
         worker.wait(timeout=20)
