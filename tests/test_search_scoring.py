@@ -59,3 +59,23 @@ def test_scores_are_whooshs_bm25f_in_every_segment(tmp_path):
     writer.update_document(id="note:7", kind="note", content="report " * 50)
     writer.commit(optimize=True)
     assert _ranked(ix, BM25FromMemory()) == _ranked(ix, BM25F())
+
+
+def test_scorers_on_a_whole_multi_segment_reader_fall_back_to_whooshs_lengths(tmp_path):
+    rng = random.Random(9)
+    ix = whoosh_index.create_in(str(tmp_path), SCHEMA)
+    for batch in range(2):
+        writer = ix.writer()
+        for n in range(batch * 50, batch * 50 + 50):
+            _add(writer, rng, n)
+        writer.commit(merge=False)
+    with ix.searcher(weighting=BM25FromMemory()) as searcher:
+        assert not searcher.reader().is_atomic()
+        # A matcher over the whole reader (not per segment) scores, with Whoosh's lookups.
+        matcher = query.text_query("report").matcher(searcher)
+        assert matcher.is_active() and matcher.score() > 0
+    (tmp_path / "empty").mkdir()
+    with whoosh_index.create_in(str(tmp_path / "empty"), SCHEMA).searcher(
+        weighting=BM25FromMemory()
+    ) as searcher:
+        assert searcher.search(query.text_query("report")).scored_length() == 0

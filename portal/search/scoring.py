@@ -30,10 +30,10 @@ def _segment_lengths(reader: Any, fieldname: str) -> tuple[array[int], frozenset
     """Every document's length of ``fieldname`` in the reader's segment, and the distinct
     lengths; None when the reader spans several segments (its document numbers are not one
     segment's)."""
-    segment = getattr(reader, "segment", None)
+    segment = reader.segment() if reader.is_atomic() else None
     if segment is None:
         return None
-    key = (segment().segment_id(), fieldname)
+    key = (segment.segment_id(), fieldname)
     with _lengths_lock:
         found = _lengths.get(key)
         if found is not None:
