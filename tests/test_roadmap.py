@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from cs_metrics.settings import set_setting
 from moderation import service as moderation
 from moderation.models import ModerationItem
 from portal.core.activity import Activity
@@ -397,6 +398,31 @@ def test_impact_weights_by_arr_and_counts_risk(rm, session):
         rm(service.impact_rows, member())
     with pytest.raises(PermissionDenied):
         rm(service.impact_rows, staff(Role.MODERATOR))
+
+
+def test_impact_keeps_a_csm_to_their_own_book_when_the_setting_says_so(rm, session):
+    cs_factories.bind(session)
+    mine, theirs = OrganizationFactory(), OrganizationFactory()
+    csm, other_csm, admin = staff(Role.CSM), staff(Role.CSM), staff(Role.VENDOR_ADMIN)
+    cs_factories.AccountFactory(organization_id=mine.id, arr=Decimal("10000"), csm_id=csm.id)
+    cs_factories.AccountFactory(
+        organization_id=theirs.id, arr=Decimal("90000"), csm_id=other_csm.id
+    )
+    cs_factories.SnapshotFactory(organization_id=theirs.id, band="red", effective_band="red")
+    idea = rm.idea()
+    for org in (mine, theirs):
+        rm.vote(member(organization=org), idea)
+
+    def seen_by(viewer) -> dict[int, tuple]:
+        (row,) = rm(service.impact_rows, viewer, "revenue")
+        return {o.organization_id: (o.facts.arr, o.facts.health_band) for o in row.organizations}
+
+    everything = {mine.id: (Decimal("10000"), None), theirs.id: (Decimal("90000"), "red")}
+    assert seen_by(csm) == everything  # the setting is off: every CSM sees every account
+    rm(set_setting, admin, "own_book_only", True)
+    assert seen_by(csm) == {mine.id: (Decimal("10000"), None), theirs.id: (None, None)}
+    assert seen_by(admin) == everything
+    assert rm(service.idea_view, csm, idea.id).impact.revenue_score == Decimal("10000")
 
 
 def test_impact_works_without_any_cs_data(rm, session):

@@ -1007,7 +1007,7 @@ def idea_view(session: Session, viewer: User | None, idea_id: int) -> IdeaView:
         session.scalars(select(Idea).where(Idea.merged_into_id == idea.id).order_by(Idea.id))
     )
     if sees_impact(viewer):
-        view.impact = impact_for(session, [idea.id]).get(idea.id) or IdeaImpact(idea.id)
+        view.impact = impact_for(session, viewer, [idea.id]).get(idea.id) or IdeaImpact(idea.id)
     return view
 
 
@@ -1069,8 +1069,12 @@ def is_at_risk(facts: AccountFacts, today: date | None = None) -> bool:
     )
 
 
-def impact_for(session: Session, idea_ids: Sequence[int] | None = None) -> dict[int, IdeaImpact]:
-    """Voting organizations per idea with their account facts: three queries in all."""
+def impact_for(
+    session: Session, viewer: User, idea_ids: Sequence[int] | None = None
+) -> dict[int, IdeaImpact]:
+    """Voting organizations per idea with their account facts (those the viewer may see: a
+    CSM limited to their own book sees no revenue or health of other accounts): three
+    queries in all."""
     statement = (
         select(
             Idea.id,
@@ -1097,7 +1101,7 @@ def impact_for(session: Session, idea_ids: Sequence[int] | None = None) -> dict[
     if idea_ids is not None:
         statement = statement.where(Idea.id.in_(list(idea_ids)))
     rows = session.execute(statement).all()
-    facts = account_facts(session, {row[4] for row in rows if row[4] is not None})
+    facts = account_facts(session, {row[4] for row in rows if row[4] is not None}, viewer)
     out: dict[int, IdeaImpact] = {}
     for idea_id, title, status, count, org_id, name, votes in rows:
         impact = out.setdefault(idea_id, IdeaImpact(idea_id, title, status, count))
@@ -1123,7 +1127,7 @@ def impact_rows(session: Session, viewer: User, sort: str = "arr_at_risk") -> li
         "votes": lambda i: (i.vote_count, i.revenue_score, 0),
         "organizations": lambda i: (len(i.organizations), i.revenue_score, i.vote_count),
     }
-    rows = list(impact_for(session).values())
+    rows = list(impact_for(session, viewer).values())
     rows.sort(key=lambda i: (*keys[sort](i), -i.idea_id), reverse=True)
     return rows
 
