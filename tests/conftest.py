@@ -4,6 +4,7 @@ that is rolled back, so every test starts from a clean database."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,28 @@ from portal import migrate
 from portal.app import create_app
 from portal.core.db import Base, make_engine
 from tests import factories
+from tests.reliability.conftest import PrivateRedis
+from tests.services import missing
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 # The live server and the one Chromium, shared by the browser journeys and the security
 # suite's XSS pages (a second Playwright in one process cannot start).
 pytest_plugins = ["tests.browser.fixtures"]
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A running Redis of this test alone: ``.stop()``/``.start()`` keep its port (a real
+    outage and return), and messages it leaves queued reach no other test's worker."""
+    if not shutil.which("redis-server"):
+        missing("redis-server is not installed (apt-get install redis-server)")
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.kill()
 
 
 def sibling_database(url: str, suffix: str, tmp_dir: Path) -> str:

@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -29,7 +28,6 @@ from portal.core.mail import OutboxMessage, queue_mail
 from portal.core.tasks import PendingTask, enqueue_after_commit, flush_task_outbox
 from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
 from tests.reliability.conftest import PrivateRedis
-from tests.services import missing
 
 SEND_MAIL = "portal.core.mail.send_outbox_message"
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,19 +44,6 @@ def _closed_port() -> int:
 @pytest.fixture
 def broker_down() -> dict[str, str]:
     return {"BROKER_URL": f"redis://127.0.0.1:{_closed_port()}/0"}
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A Redis of this test alone: messages it leaves queued reach no other test's worker."""
-    if not shutil.which("redis-server"):
-        missing("redis-server is not installed (apt-get install redis-server)")
-    server = PrivateRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def _mail() -> OutboxMessage:
@@ -98,14 +83,14 @@ class TestBrokerUp:
     """A real Redis, no worker: what is queued and what the outbox holds can both be read."""
 
     @pytest.fixture
-    def app_config(self, own_redis):
-        return {"BROKER_URL": own_redis.url(), "TESTING": False}
+    def app_config(self, private_redis):
+        return {"BROKER_URL": private_redis.url(), "TESTING": False}
 
     def test_the_row_commits_with_the_change_and_the_message_carries_its_id(
-        self, app_ctx, session, own_redis
+        self, app_ctx, session, private_redis
     ):
         first, second = _mail(), _mail()
-        assert _queued(own_redis) == []  # nothing sent before the commit
+        assert _queued(private_redis) == []  # nothing sent before the commit
         db.session.commit()
         rows = _rows(session)
         assert [(r.name, r.args, r.attempts) for r in rows] == [
@@ -113,19 +98,19 @@ class TestBrokerUp:
             (SEND_MAIL, [second.id], 0),
         ]
         assert all(r.sent_at is not None and r.last_error is None for r in rows)
-        assert _queued(own_redis) == [
+        assert _queued(private_redis) == [
             (SEND_MAIL, [first.id], rows[0].id),
             (SEND_MAIL, [second.id], rows[1].id),
         ]
 
-    def test_a_rollback_writes_nothing_and_sends_nothing(self, app_ctx, session, own_redis):
+    def test_a_rollback_writes_nothing_and_sends_nothing(self, app_ctx, session, private_redis):
         _mail()
         db.session.rollback()
         assert _rows(session) == []
-        assert _queued(own_redis) == []
+        assert _queued(private_redis) == []
 
     def test_the_flush_sends_again_only_what_is_older_than_the_grace_period(
-        self, app, app_ctx, session, own_redis
+        self, app, app_ctx, session, private_redis
     ):
         app.config["TASK_OUTBOX_GRACE_SECONDS"] = 600
         old, recent = _mail(), _mail()
@@ -139,7 +124,7 @@ class TestBrokerUp:
         )
         result = flush_task_outbox(db.session)
         assert (result.sent, result.failed, result.waiting, result.in_flight) == (1, 0, 0, 2)
-        assert _queued(own_redis)[2:] == [(SEND_MAIL, [old.id], old_row.id)]
+        assert _queued(private_redis)[2:] == [(SEND_MAIL, [old.id], old_row.id)]
         old_row, recent_row = _rows(session)
         assert (old_row.attempts, recent_row.attempts) == (1, 0)
         assert old_row.sent_at > utcnow() - timedelta(seconds=60)  # a new grace period
@@ -298,7 +283,7 @@ def test_an_import_sent_again_while_it_runs_or_after_it_finished_is_a_no_op(app,
 
 @pytest.mark.worker
 def test_a_worker_deletes_the_row_of_a_completed_task_and_keeps_a_failed_ones(
-    tmp_root, tmp_path, own_redis
+    tmp_root, tmp_path, private_redis
 ):
     """A real worker: the mail task completes and its row goes; an import of a job that does
     not exist raises (not a transient error, so no retry) and its row stays for the flush."""
@@ -309,7 +294,7 @@ def test_a_worker_deletes_the_row_of_a_completed_task_and_keeps_a_failed_ones(
     env = {
         **os.environ,
         "COCREATE_DATABASE_URL": database,
-        "COCREATE_BROKER_URL": own_redis.url(),
+        "COCREATE_BROKER_URL": private_redis.url(),
         "COCREATE_SECRET_KEY": "outbox-test-secret-key-0123456789abcdef",
         "COCREATE_INSTANCE_PATH": str(tmp_path / "instance"),
         "COCREATE_SEARCH_INDEX_DIR": str(tmp_path / "search-index"),
@@ -325,7 +310,7 @@ def test_a_worker_deletes_the_row_of_a_completed_task_and_keeps_a_failed_ones(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    app = create_app(test_config(database, tmp_root, BROKER_URL=own_redis.url(), TESTING=False))
+    app = create_app(test_config(database, tmp_root, BROKER_URL=private_redis.url(), TESTING=False))
     try:
         with app.app_context():
             enqueue_after_commit(db.session, run_import_task, 987654)  # no such job: raises

@@ -88,19 +88,6 @@ class PrivateRedis:
         self.process = None
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A running private Redis for one test; ``.stop()``/``.start()`` keep its port."""
-    if not shutil.which("redis-server"):
-        missing("redis-server is not installed (apt-get install redis-server)")
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.kill()
-
-
 def _postgres_bin() -> Path | None:
     if configured := os.environ.get("PG_BIN"):
         return Path(configured)

@@ -30,10 +30,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
+from flask import Flask
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -139,25 +141,16 @@ def test_sigkilled_worker_reruns_interrupted_tasks_and_doubles_no_effect(
         BROKER_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
     )
 
-    def scalar(sql: str) -> int:
-        return _scalar(probe_database, sql)
-
-    def effects() -> int:
-        return _scalar(probe_database, "SELECT count(*) FROM probe_effects")
-
-    def outbox() -> int:
-        return _scalar(probe_database, "SELECT count(*) FROM task_outbox")
-
-    def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                state = (
-                    f"{effects()} of {TASKS} effects, {queue.llen('celery')} queued,"
-                    f" {queue.hlen('unacked')} unacknowledged"
-                )
-                pytest.fail(f"{what} within {timeout} s ({state}); worker log:\n{_tail(log)}")
-            time.sleep(0.005)
+    probe = _Probe(
+        probe_database,
+        log,
+        lambda: (
+            f"{probe.effects()} of {TASKS} effects, {queue.llen('celery')} queued,"
+            f" {queue.hlen('unacked')} unacknowledged"
+        ),
+        poll=0.005,
+    )
+    scalar, effects, outbox, wait_until = probe.scalar, probe.effects, probe.outbox, probe.wait
 
     # A task in progress: its run is committed, its effect not yet.
     in_progress = (
@@ -240,15 +233,7 @@ def test_sigkilled_worker_reruns_interrupted_tasks_and_doubles_no_effect(
 
         # 4. The outbox flush (what beat runs every TASK_OUTBOX_FLUSH_SECONDS, called here as
         # the service) sends again every task that has not completed within the grace period.
-        resent = 0
-        with app.app_context():
-            for _ in range(3):
-                if not outbox():
-                    break
-                time.sleep(GRACE)
-                resent += flush_task_outbox(db.session).sent
-                db.session.remove()
-                wait_until(lambda: outbox() == 0, 30, "the flushed tasks did not complete")
+        resent = probe.flush_outbox(app, 30)
         recovered = time.monotonic()
         _end_group(second, signal.SIGTERM)
 
@@ -305,22 +290,12 @@ def test_a_redis_restart_loses_the_queue_and_the_outbox_flush_sends_it_again(
         database, broker, tmp_path / "instance", SEARCH_INDEX_DIR=str(tmp_path / "search-index")
     )
 
-    def scalar(sql: str) -> int:
-        return _scalar(probe_database, sql)
-
-    def effects() -> int:
-        return _scalar(probe_database, "SELECT count(*) FROM probe_effects")
-
-    def outbox() -> int:
-        return _scalar(probe_database, "SELECT count(*) FROM task_outbox")
-
-    def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                state = f"{effects()} of {tasks} effects, {outbox()} outbox rows"
-                pytest.fail(f"{what} within {timeout} s ({state}); worker log:\n{_tail(log)}")
-            time.sleep(0.01)
+    probe = _Probe(
+        probe_database,
+        log,
+        lambda: f"{probe.effects()} of {tasks} effects, {probe.outbox()} outbox rows",
+    )
+    scalar, effects, outbox, wait_until = probe.scalar, probe.effects, probe.outbox, probe.wait
 
     app = create_app(
         test_config(
@@ -356,15 +331,7 @@ def test_a_redis_restart_loses_the_queue_and_the_outbox_flush_sends_it_again(
             worker = _start_worker(env, log)
         assert before_flush < tasks, "the restart lost nothing: it came too late"
 
-        resent = 0
-        with app.app_context():
-            for _ in range(3):
-                if not outbox():
-                    break
-                time.sleep(GRACE)
-                resent += flush_task_outbox(db.session).sent
-                db.session.remove()
-                wait_until(lambda: outbox() == 0, 60, "the flushed tasks did not complete")
+        resent = probe.flush_outbox(app, 60)
         with probe_database.connect() as connection:
             keys = list(connection.execute(text("SELECT key FROM probe_effects")).scalars())
         runs = scalar("SELECT count(*) FROM probe_runs")
@@ -383,9 +350,47 @@ def test_a_redis_restart_loses_the_queue_and_the_outbox_flush_sends_it_again(
         app.extensions["cocreate_engine"].dispose()
 
 
-def _scalar(engine: Engine, sql: str) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(text(sql)).scalar_one())
+@dataclass
+class _Probe:
+    """The probe database's counts, and waiting on them: a timeout fails the test with
+    ``state()`` (what the batch had reached) and the worker's log."""
+
+    engine: Engine
+    log: Path
+    state: Callable[[], str]
+    poll: float = 0.01
+
+    def scalar(self, sql: str) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(text(sql)).scalar_one())
+
+    def effects(self) -> int:
+        return self.scalar("SELECT count(*) FROM probe_effects")
+
+    def outbox(self) -> int:
+        return self.scalar("SELECT count(*) FROM task_outbox")
+
+    def flush_outbox(self, app: Flask, timeout: float) -> int:
+        """The outbox flush as beat runs it, up to three times: after the grace period, every
+        task not completed is sent again, until the outbox is empty. How many were resent."""
+        resent = 0
+        with app.app_context():
+            for _ in range(3):
+                if not self.outbox():
+                    break
+                time.sleep(GRACE)
+                resent += flush_task_outbox(db.session).sent
+                db.session.remove()
+                self.wait(lambda: self.outbox() == 0, timeout, "the flushed tasks did not complete")
+        return resent
+
+    def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                detail = f"{what} within {timeout} s ({self.state()})"
+                pytest.fail(f"{detail}; worker log:\n{_tail(self.log)}")
+            time.sleep(self.poll)
 
 
 def _tail(log: Path) -> str:
