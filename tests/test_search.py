@@ -632,3 +632,38 @@ def test_suggestions_can_be_limited_to_some_kinds(app, client, store):
     assert found == []
     found = client.get(f"/search/suggest?q=rep&kind={KIND}").get_json()["results"]
     assert [r["title"] for r in found] == ["Report template"]
+
+
+def test_remembered_searches_stay_within_the_organization_and_follow_the_index(app, session, store):
+    acme, globex = OrganizationFactory(), OrganizationFactory()
+    at_acme, at_globex = UserFactory(organization=acme), UserFactory(organization=globex)
+    store.put(1, "Renewal checklist")
+    store.put(2, "Renewal secrets", private_to_org_id=acme.id)
+    index_all(app, store)
+    both = ["Renewal checklist", "Renewal secrets"]
+    for _ in range(2):  # the second round answers from what the searcher remembered
+        assert sorted(titles(search(app, at_acme, "renewal"))) == both
+        assert titles(search(app, at_globex, "renewal")) == ["Renewal checklist"]
+        assert titles(search(app, None, "renewal")) == ["Renewal checklist"]
+
+    store.put(3, "Renewal pricing")
+    del store.docs[1]
+    with app.app_context():
+        index.apply_updates(None, [(KIND, 1), (KIND, 3)])
+    assert titles(search(app, at_globex, "renewal")) == ["Renewal pricing"]
+    assert sorted(titles(search(app, at_acme, "renewal"))) == ["Renewal pricing", "Renewal secrets"]
+
+
+def test_a_remembered_results_page_is_in_each_readers_language(client, app, store):
+    store.put(1, "Renewal checklist")
+    store.put(2, "Renewal pricing")
+    index_all(app, store)
+    english = client.get("/search?q=renewal").get_data(as_text=True)
+    chinese = client.get("/search?q=renewal", headers={"Accept-Language": "zh-CN"})
+    chinese_html = chinese.get_data(as_text=True)
+    assert "2 results" in english and "Renewal pricing" in english
+    assert "2 results" not in chinese_html and "Renewal pricing" in chinese_html
+    assert "2 results" in client.get("/search?q=renewal").get_data(as_text=True)
+    # The same search typed differently links its facets to what was typed.
+    spaced = client.get("/search?q=renewal++").get_data(as_text=True)
+    assert "q=renewal++" in spaced or "q=renewal%20%20" in spaced

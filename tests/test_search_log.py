@@ -196,3 +196,58 @@ def test_self_service_rate(session):
     # a period that holds none of it
     old = service.insights(session, utcnow() - timedelta(days=30), utcnow() - timedelta(days=2))
     assert (old.searches, old.sessions, old.self_service_rate) == (0, 0, 0.0)
+
+
+def test_searches_are_logged_outside_a_test_transaction(tmp_root, store):
+    """As in production, on the app's own engine: an anonymous page's rows (on PostgreSQL one
+    statement committing itself) and a signed-in page's (in the request's transaction) are
+    both stored, linked to their activity, and the page's click goes to its own entry."""
+    from portal import migrate
+    from portal.accounts.service import create_user
+    from portal.app import create_app
+    from portal.core.db import db
+    from portal.core.identity import Organization
+    from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
+
+    url = sibling_database(TEST_DATABASE_URL, "search_log", tmp_root)
+    migrate.upgrade(url)
+    app = create_app(test_config(url, tmp_root))
+    store.put(1, "Renewal checklist", "steps before a renewal call")
+    index_all(app, store)
+    with app.app_context():
+        org = Organization(name="C", slug="c", kind="customer")
+        db.session.add(org)
+        db.session.flush()
+        member = create_user(db.session, org, "m@c.example", "M", "long-password-xyz")
+        db.session.commit()
+        member_id = member.id
+
+    anonymous = app.test_client()
+    page = anonymous.get("/search?q=renewal").get_data(as_text=True)
+    anonymous_log = int(page.split('data-search-log="')[1].split('"')[0])
+    assert anonymous.get("/search?q=renewal").status_code == 200  # remembered results, logged
+    signed_in = app.test_client()
+    with signed_in.session_transaction() as flask_session:
+        flask_session["_user_id"] = str(member_id)
+    page = signed_in.get("/search?q=renewal+checklist").get_data(as_text=True)
+    member_log = int(page.split('data-search-log="')[1].split('"')[0])
+    body = {"log_id": member_log, "kind": KIND, "id": 1}
+    assert signed_in.post("/search/click", json=body).status_code == 204
+
+    with app.app_context():
+        logged = list(db.session.scalars(select(SearchLogEntry).order_by(SearchLogEntry.id)))
+        performed = activities(db.session, "search.performed")
+        assert [(e.query, e.user_id, e.result_count) for e in logged] == [
+            ("renewal", None, 1),
+            ("renewal", None, 1),
+            ("renewal checklist", member_id, 1),
+        ]
+        assert logged[0].id == anonymous_log and logged[2].id == member_log
+        assert logged[2].clicked_id == 1 and logged[0].clicked_id is None
+        assert sorted((a.subject_type, a.subject_id, a.actor_id) for a in performed) == [
+            ("search_log", logged[0].id, None),
+            ("search_log", logged[1].id, None),
+            ("search_log", logged[2].id, member_id),
+        ]
+        db.session.remove()
+    app.extensions["cocreate_engine"].dispose()

@@ -124,18 +124,41 @@ def record_activity(
     data: dict[str, Any] | None = None,
 ) -> Activity:
     """Add one activity row in the caller's transaction; the caller commits."""
-    if verb not in VERBS:
-        raise ValueError(f"unknown activity verb {verb!r}: add it to portal.core.activity.VERBS")
     activity = Activity(
-        actor_id=actor.id if actor is not None else None,
-        organization_id=org.id if org is not None else None,
-        verb=verb,
-        subject_type=subject.__tablename__ if subject is not None else None,
-        subject_id=getattr(subject, "id", None) if subject is not None else None,
-        data=data or {},
+        **activity_columns(
+            actor,
+            org,
+            verb,
+            subject.__tablename__ if subject is not None else None,
+            getattr(subject, "id", None) if subject is not None else None,
+            data,
+        )
     )
     session.add(activity)
     return activity
+
+
+def activity_columns(
+    actor: User | None,
+    org: Organization | None,
+    verb: str,
+    subject_type: str | None = None,
+    subject_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One activity row's column values, its verb checked: for a writer that inserts the row
+    in its own statement (one round trip) instead of through ``record_activity``."""
+    if verb not in VERBS:
+        raise ValueError(f"unknown activity verb {verb!r}: add it to portal.core.activity.VERBS")
+    return {
+        "occurred_at": utcnow(),
+        "actor_id": actor.id if actor is not None else None,
+        "organization_id": org.id if org is not None else None,
+        "verb": verb,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "data": data or {},
+    }
 
 
 def register_verbs(*verbs: str) -> None:

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 500  # longer input is cut (the page shows the note); 10,000 chars stay fast
 MAX_PAGE = 50
 FILTER_CACHE_SIZE = 16
+RESULTS_CACHE_SIZE = 256  # searches remembered per searcher (a few KB each)
 # Facet counts are taken over this many best hits. 100 cost ~30 ms at p95 on 100k documents
 # (a larger collector skips fewer posting blocks); 40 costs ~1 ms over the plain search.
 FACET_SAMPLE = 40
@@ -61,6 +62,9 @@ class _Handle:
     name: str
     searcher: Searcher
     filters: OrderedDict[int, set[int]] = field(default_factory=OrderedDict)
+    # Answers already given by this searcher: a popular search costs a dict lookup until the
+    # index changes (which brings a new searcher, so nothing here is ever out of date).
+    results: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=OrderedDict)
     ix: Any = None  # the FileIndex the searcher came from; a reopened one means new files
 
 
@@ -324,6 +328,9 @@ class SearchResults:
     unavailable: bool = False  # the index is missing or broken: it is being rebuilt
     filters: Filters = field(default_factory=Filters)
     facets_sampled: bool = False  # facet counts cover the top hits, not every match
+    # What pages made from these results (rendered HTML by language and query as typed):
+    # remembered with them, so a repeated search renders nothing again either.
+    rendered: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:
@@ -447,6 +454,23 @@ def search(
     allowed = allowed_docs(handle, user)
     if allowed is not None and not allowed:
         return result  # nothing to see (and Whoosh reads an empty filter as no filter)
+    key = (
+        "staff" if allowed is None else _viewer_org(user),
+        parsed.text,
+        tuple(merged.kinds),
+        tuple(merged.tags),
+        merged.answered,
+        merged.org_id,
+        page,
+        per_page,
+        facets,
+    )
+    cached = handle.results.get(key)
+    if cached is not None:
+        handle.results.move_to_end(key)
+        for name, value in zip(_REMEMBERED, cached, strict=True):
+            setattr(result, name, list(value) if isinstance(value, list) else value)
+        return result
     try:
         base = text_query(parsed.text)
         results = _run(searcher, base, extra, allowed, page, per_page, facets)
@@ -474,7 +498,24 @@ def search(
         log.exception("search failed for %r", parsed.text[:80])
         result.hits, result.total = [], 0
         result.message = str(_l("We could not understand that search. Try simpler words."))
+        return result
+    handle.results[key] = tuple(getattr(result, name) for name in _REMEMBERED)
+    while len(handle.results) > RESULTS_CACHE_SIZE:
+        handle.results.popitem(last=False)
     return result
+
+
+# What a search found, remembered per searcher (the rest of SearchResults is the request's).
+_REMEMBERED = (
+    "total",
+    "hits",
+    "kind_counts",
+    "tag_counts",
+    "suggestion",
+    "any_word",
+    "facets_sampled",
+    "rendered",
+)
 
 
 def _word_count(q: wq.Query) -> int:

@@ -5,16 +5,18 @@ Services take the session and the acting user and never commit; views commit onc
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Insert, and_, bindparam, case, func, insert, select
+from sqlalchemy.orm import Session, scoped_session
 
-from portal.core.activity import Activity, record_activity, register_verbs
+from portal.core.activity import Activity, activity_columns, record_activity, register_verbs
 from portal.core.db import utcnow
 from portal.core.errors import DomainError, NotFound
 from portal.core.identity import User
@@ -53,10 +55,11 @@ def log_search(
     source: str,
     text: str,
     result_count: int,
-) -> SearchLogEntry | None:
-    """Record one search (and a ``search.performed`` activity); an as-you-type call that
-    continues the visit's previous one updates that entry instead, so a typing burst counts
-    once, with its final text."""
+) -> int | None:
+    """Record one search (and a ``search.performed`` activity); returns the log entry's id.
+    An as-you-type call that continues the visit's previous one updates that entry instead,
+    so a typing burst counts once, with its final text. The caller commits; on PostgreSQL,
+    when ``session`` has no transaction yet, the rows are committed at once by themselves."""
     text = clean(text)[0][:200]  # no NUL or control characters (PostgreSQL refuses NUL)
     if not text:
         return None
@@ -80,28 +83,82 @@ def log_search(
             previous.query, previous.normalized = text, normalize(text)
             previous.result_count, previous.searched_at = result_count, now
             session.flush()
-            return previous
-    entry = SearchLogEntry(
-        searched_at=now,
-        user_id=actor.id if actor else None,
-        organization_id=actor.organization_id if actor else None,
-        session_key=session_key,
-        source=source,
-        query=text,
-        normalized=normalize(text),
-        result_count=result_count,
-    )
-    session.add(entry)
-    session.flush()
-    record_activity(
-        session,
+            return previous.id
+    entry = {
+        "searched_at": now,
+        "user_id": actor.id if actor else None,
+        "organization_id": actor.organization_id if actor else None,
+        "session_key": session_key,
+        "source": source,
+        "query": text,
+        "normalized": normalize(text),
+        "result_count": result_count,
+    }
+    activity = activity_columns(
         actor,
         actor.organization if actor else None,
         "search.performed",
-        entry,
+        SearchLogEntry.__tablename__,
+        None,
         {"results": result_count, "session": session_key, "source": source},
     )
-    return entry
+    return _insert_entry(session, entry, activity)
+
+
+def _insert_entry(session: Session, entry: dict[str, Any], activity: dict[str, Any]) -> int:
+    """Both rows in one statement on PostgreSQL: every search page writes them, and there two
+    ORM inserts cost more than the page's search (a round trip each, plus the unit of work).
+    SQLite cannot insert from a CTE, and has no round trips to save."""
+    if session.get_bind().dialect.name != "postgresql":
+        logged = SearchLogEntry(**entry)
+        session.add(logged)
+        session.flush()
+        session.add(Activity(**{**activity, "subject_id": logged.id}))
+        return logged.id
+    params = {**entry, **{f"activity_{name}": value for name, value in activity.items()}}
+    plain = session() if isinstance(session, scoped_session) else session
+    engine = plain.get_bind()
+    if plain.in_transaction() or not isinstance(engine, Engine):
+        return int(session.connection().execute(_entry_with_activity(), params).scalar_one())
+    # Nothing of the caller's is in a transaction (an anonymous search page): the statement
+    # commits itself, without the BEGIN and COMMIT round trips.
+    with engine.connect() as connection:
+        own = connection.execution_options(isolation_level="AUTOCOMMIT")
+        return int(own.execute(_entry_with_activity(), params).scalar_one())
+
+
+@functools.cache
+def _entry_with_activity() -> Insert:
+    """``INSERT INTO activities ... SELECT ... FROM (INSERT INTO search_log ... RETURNING id)``,
+    built once: constructing it per search costs as much as running it."""
+    log_columns = SearchLogEntry.__table__.c
+    new_entry = (
+        insert(SearchLogEntry)
+        .values({name: bindparam(name, type_=log_columns[name].type) for name in _ENTRY_COLUMNS})
+        .returning(SearchLogEntry.id)
+        .cte("new_entry")
+    )
+    columns = Activity.__table__.c
+    names = [name for name in _ACTIVITY_COLUMNS if name != "subject_id"]
+    values = [bindparam(f"activity_{name}", type_=columns[name].type) for name in names]
+    return (
+        insert(Activity)
+        .from_select([*names, "subject_id"], select(*values, new_entry.c.id))
+        .returning(Activity.subject_id)
+    )
+
+
+_ENTRY_COLUMNS = (
+    "searched_at",
+    "user_id",
+    "organization_id",
+    "session_key",
+    "source",
+    "query",
+    "normalized",
+    "result_count",
+)
+_ACTIVITY_COLUMNS = tuple(activity_columns(None, None, "search.performed"))
 
 
 def _same_burst(before: str, after: str) -> bool:

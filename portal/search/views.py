@@ -8,10 +8,12 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template, request, session
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from portal.core.db import db, utcnow
 from portal.core.errors import DomainError
+from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args
 from portal.core.permissions import Action, permission_required
 from portal.search import index, query, service
@@ -22,6 +24,7 @@ bp = Blueprint("search", __name__)
 PER_PAGE = 10
 SUGGEST_LIMIT = 8
 PERIODS = (7, 30, 90)
+RENDERED_PER_SEARCH = 8  # languages x ways of typing the same search, kept per result
 RETRY_AFTER = 60  # seconds: a reindex of 100k documents takes about a minute
 _KEY, _KEY_AT = "search_session", "search_session_at"
 
@@ -55,26 +58,48 @@ def results() -> Any:
     found = query.search(db.session, _viewer(), text, page, PER_PAGE, picked)
     log_id = None
     if (text.strip() or picked.kinds or picked.tags) and page == 1:
-        entry = service.log_search(
+        log_id = service.log_search(
             db.session, _viewer(), search_session_key(), "page", text, found.total
         )
-        log_id = entry.id if entry else None
         db.session.commit()
-    labels = {kind: source.label for kind, source in sources().items()}
     body = render_template(
         "search/results.html",
         q=text,
         found=found,
-        labels=labels,
         picked=picked,
         log_id=log_id,
-        facet_sample=query.FACET_SAMPLE,
+        section=_results_section(text, found, picked),
     )
     if found.unavailable:
         # The whole page with its message, as 503: monitoring sees the outage, crawlers
         # keep the old page, and the Retry-After says when to look again.
         return body, 503, {"Retry-After": str(RETRY_AFTER)}
     return body
+
+
+def _results_section(text: str, found: query.SearchResults, picked: query.Filters) -> Markup:
+    """The results, facets and pager, rendered once per language and query as typed for as
+    long as the index is unchanged (``found.rendered`` is remembered with the results)."""
+    if not (text or picked.kinds or picked.tags):
+        return Markup()
+    slot = (current_locale(), text, tuple(picked.kinds), tuple(picked.tags))
+    section = found.rendered.get(slot)
+    if section is None:
+        labels = {kind: source.label for kind, source in sources().items()}
+        section = Markup(  # noqa: S704 - a rendered template, autoescaped  # nosec B704
+            render_template(
+                "search/_results.html",
+                q=text,
+                found=found,
+                labels=labels,
+                picked=picked,
+                facet_sample=query.FACET_SAMPLE,
+            )
+        )
+        if len(found.rendered) >= RENDERED_PER_SEARCH:
+            found.rendered.clear()
+        found.rendered[slot] = section
+    return section
 
 
 @bp.route("/search/suggest")
@@ -94,8 +119,7 @@ def suggest() -> Response:
     log_id = None
     key = search_session_key()
     if key and len(text.strip()) >= 2:
-        entry = service.log_search(db.session, _viewer(), key, source, text, len(found))
-        log_id = entry.id if entry else None
+        log_id = service.log_search(db.session, _viewer(), key, source, text, len(found))
         db.session.commit()
     return jsonify(
         {
