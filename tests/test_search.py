@@ -457,6 +457,32 @@ def test_a_rebuild_in_two_processes_finds_what_one_process_finds(app, store, ses
     assert ix.doc_count() == 240
 
 
+def test_our_codec_writes_the_bytes_whoosh_writes(tmp_path):
+    from whoosh import index as whoosh_index
+
+    from portal.search.codec import IndexCodec
+    from portal.search.schema import SCHEMA
+
+    notes = Store()
+    words = ["report", "template", "renewal", "客户成功", "报表", "模板", "dashboard", "发票"]
+    for n in range(1, 401):  # terms with one, a few and several blocks (128) of postings
+        text = " ".join(words[(n * k) % 8] for k in range(1, n % 7 + 2))
+        notes.put(n, f"{words[n % 8]} {n}", f"{text} {n % 3}", tags=[words[n % 5]])
+    written = {}
+    for name, codec in (("whoosh", W3Codec()), ("ours", IndexCodec())):
+        directory = tmp_path / name
+        directory.mkdir()
+        writer = whoosh_index.create_in(str(directory), SCHEMA).writer(codec=codec, compound=False)
+        for doc in notes.docs.values():
+            writer.add_document(**index.to_fields(doc))
+        writer.commit()
+        written[name] = {
+            f.suffix: f.read_bytes() for f in directory.iterdir() if f.suffix != ".toc"
+        }
+    assert {".trm", ".pst", ".col"} <= set(written["ours"])
+    assert written["ours"] == written["whoosh"]
+
+
 def test_a_corrupt_index_is_reported_and_rebuilt(app, client, store):
     store.put(1, "Survives corruption")
     index_all(app, store)
