@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from whoosh.codec.base import OutOfOrderError
-from whoosh.codec.whoosh3 import W3Codec, W3FieldWriter, W3Segment
+from whoosh.codec.whoosh3 import W3Codec, W3FieldWriter, W3PerDocReader, W3Segment
 
 
 class _RememberedLengths:
@@ -102,8 +102,27 @@ class _FieldWriter(W3FieldWriter):
             self.finish_field()
 
 
+class _PerDocReader(W3PerDocReader):
+    """Remembers which column files a finished segment has: merging asks for every field of
+    every document, and Whoosh answers each question about a field without lengths with a
+    file-system lookup (12 per document here, ~5% of a rebuild)."""
+
+    def __init__(self, storage: Any, segment: Any) -> None:
+        super().__init__(storage, segment)
+        self._has_column: dict[str, bool] = {}
+
+    def has_column(self, fieldname: str) -> bool:
+        known = self._has_column.get(fieldname)
+        if known is None:
+            known = self._has_column[fieldname] = super().has_column(fieldname)
+        return known
+
+
 class IndexCodec(W3Codec):
     """Pass as ``codec=`` to every writer of the index."""
+
+    def per_document_reader(self, storage: Any, segment: Any) -> W3PerDocReader:
+        return _PerDocReader(storage, segment)
 
     def field_writer(self, storage: Any, segment: Any) -> W3FieldWriter:
         return _FieldWriter(self, storage, segment)

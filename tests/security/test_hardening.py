@@ -1,9 +1,8 @@
 """Headers, cookies, password hashing, session lifetime, downloads and sign-in limits, checked
 against the defaults in notes/security-and-reliability-defaults.md (OWASP, ASVS, GitLab, PyPI).
 
-Tests marked ``xfail(strict=True)`` pin a gap that is reported and not fixed yet: each one
-starts passing (and so fails as XPASS) the day the gap is closed, to be turned into a plain
-test then.
+A gap found here and not fixed at once is pinned with ``xfail(strict=True)``, so it fails as
+XPASS the day it is closed and becomes a plain test then; none is pinned now.
 """
 
 from __future__ import annotations
