@@ -499,7 +499,10 @@ def search(
         result.hits, result.total = [], 0
         result.message = str(_l("We could not understand that search. Try simpler words."))
         return result
-    handle.results[key] = tuple(getattr(result, name) for name in _REMEMBERED)
+    handle.results[key] = tuple(
+        list(value) if isinstance(value, list) else value
+        for value in (getattr(result, name) for name in _REMEMBERED)
+    )
     while len(handle.results) > RESULTS_CACHE_SIZE:
         handle.results.popitem(last=False)
     return result

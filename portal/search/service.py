@@ -116,49 +116,37 @@ def _insert_entry(session: Session, entry: dict[str, Any], activity: dict[str, A
         session.add(Activity(**{**activity, "subject_id": logged.id}))
         return logged.id
     params = {**entry, **{f"activity_{name}": value for name, value in activity.items()}}
+    statement = _entry_with_activity(tuple(entry), tuple(activity))
     plain = session() if isinstance(session, scoped_session) else session
     engine = plain.get_bind()
     if plain.in_transaction() or not isinstance(engine, Engine):
-        return int(session.connection().execute(_entry_with_activity(), params).scalar_one())
+        return int(session.connection().execute(statement, params).scalar_one())
     # Nothing of the caller's is in a transaction (an anonymous search page): the statement
     # commits itself, without the BEGIN and COMMIT round trips.
     with engine.connect() as connection:
         own = connection.execution_options(isolation_level="AUTOCOMMIT")
-        return int(own.execute(_entry_with_activity(), params).scalar_one())
+        return int(own.execute(statement, params).scalar_one())
 
 
 @functools.cache
-def _entry_with_activity() -> Insert:
-    """``INSERT INTO activities ... SELECT ... FROM (INSERT INTO search_log ... RETURNING id)``,
-    built once: constructing it per search costs as much as running it."""
+def _entry_with_activity(entry: tuple[str, ...], activity: tuple[str, ...]) -> Insert:
+    """``INSERT INTO activities ... SELECT ... FROM (INSERT INTO search_log ... RETURNING id)``
+    for these columns, built once: constructing it per search costs as much as running it."""
     log_columns = SearchLogEntry.__table__.c
     new_entry = (
         insert(SearchLogEntry)
-        .values({name: bindparam(name, type_=log_columns[name].type) for name in _ENTRY_COLUMNS})
+        .values({name: bindparam(name, type_=log_columns[name].type) for name in entry})
         .returning(SearchLogEntry.id)
         .cte("new_entry")
     )
     columns = Activity.__table__.c
-    names = [name for name in _ACTIVITY_COLUMNS if name != "subject_id"]
+    names = [name for name in activity if name != "subject_id"]
     values = [bindparam(f"activity_{name}", type_=columns[name].type) for name in names]
     return (
         insert(Activity)
         .from_select([*names, "subject_id"], select(*values, new_entry.c.id))
         .returning(Activity.subject_id)
     )
-
-
-_ENTRY_COLUMNS = (
-    "searched_at",
-    "user_id",
-    "organization_id",
-    "session_key",
-    "source",
-    "query",
-    "normalized",
-    "result_count",
-)
-_ACTIVITY_COLUMNS = tuple(activity_columns(None, None, "search.performed"))
 
 
 def _same_burst(before: str, after: str) -> bool:
