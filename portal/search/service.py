@@ -109,21 +109,21 @@ def _insert_entry(session: Session, entry: dict[str, Any], activity: dict[str, A
     """Both rows in one statement on PostgreSQL: every search page writes them, and there two
     ORM inserts cost more than the page's search (a round trip each, plus the unit of work).
     SQLite cannot insert from a CTE, and has no round trips to save."""
-    if session.get_bind().dialect.name != "postgresql":
+    plain = session() if isinstance(session, scoped_session) else session
+    bind = plain.get_bind()  # the engine, or a test's connection
+    if bind.dialect.name != "postgresql":
         logged = SearchLogEntry(**entry)
-        session.add(logged)
-        session.flush()
-        session.add(Activity(**{**activity, "subject_id": logged.id}))
+        plain.add(logged)
+        plain.flush()
+        plain.add(Activity(**{**activity, "subject_id": logged.id}))
         return logged.id
     params = {**entry, **{f"activity_{name}": value for name, value in activity.items()}}
     statement = _entry_with_activity(tuple(entry), tuple(activity))
-    plain = session() if isinstance(session, scoped_session) else session
-    engine = plain.get_bind()
-    if plain.in_transaction() or not isinstance(engine, Engine):
-        return int(session.connection().execute(statement, params).scalar_one())
+    if plain.in_transaction() or not isinstance(bind, Engine):
+        return int(plain.connection().execute(statement, params).scalar_one())
     # Nothing of the caller's is in a transaction (an anonymous search page): the statement
     # commits itself, without the BEGIN and COMMIT round trips.
-    with engine.connect() as connection:
+    with bind.connect() as connection:
         own = connection.execution_options(isolation_level="AUTOCOMMIT")
         return int(own.execute(statement, params).scalar_one())
 
