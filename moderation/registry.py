@@ -8,6 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+# The longest summary the queue shows and stores; ``summarize`` need not read further.
+SUMMARY_CHARS = 300
+
 
 def _nothing(_session: Session, _obj: Any) -> None:
     return None
@@ -18,7 +21,9 @@ class ModeratableKind:
     """What moderation needs to know about one kind of content.
 
     ``load`` returns the content object (or None when it is gone); ``render`` returns the
-    sanitized HTML exactly as readers will see it; the ``on_*`` hooks change the content's
+    sanitized HTML exactly as readers will see it; ``summarize`` one line of plain text, of
+    which the first :data:`SUMMARY_CHARS` are kept (read it from the stored HTML, not by
+    rendering the source again); the ``on_*`` hooks change the content's
     own visibility when moderation changes state; ``apply_edit`` stores a moderator's edit.
     """
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, Text, func, select, update
+from sqlalchemy import Integer, String, Text, and_, bindparam, func, not_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from moderation import rules, trust
@@ -29,7 +29,7 @@ from moderation.models import (
     TrustLock,
     WatchedWordEntry,
 )
-from moderation.registry import get_kind
+from moderation.registry import SUMMARY_CHARS, get_kind
 from portal.core.activity import Activity, record_activity, register_verbs
 from portal.core.db import utcnow
 from portal.core.errors import (
@@ -208,58 +208,107 @@ def remove_watched_word(session: Session, actor: User, entry_id: int) -> None:
 # --- submit -------------------------------------------------------------------------------
 
 
-def author_facts(
-    session: Session,
-    author: User,
-    digest: str,
-    exclude_item: int | None,
-    window_minutes: int = 10,
-    published_cap: int | None = None,
-) -> rules.AuthorFacts:
-    """What the rules ask about the author, in one statement of index range reads.
+@lru_cache(maxsize=1)
+def _submit_facts_statement() -> Any:
+    """Everything ``submit`` reads before it decides, as one statement built once: the item
+    (when this is an edit), the rule settings, the watched words' change key and the author's
+    facts. Each part reads an index range: posts in the last minute and day the (author,
+    submitted_at) index, published posts the partial index of published items by author
+    (counted only up to ``published_cap``), an identical post its digest."""
+    author = ModerationItem.author_id == bindparam("author_id")
+    same_item = and_(
+        ModerationItem.kind == bindparam("kind"), ModerationItem.object_id == bindparam("object_id")
+    )
 
-    Posts in the last minute and day read the (author, submitted_at) index; a duplicate is
-    looked up by its digest. Published posts are counted only up to ``published_cap`` when
-    given: the rules only compare them with the new-user threshold, and counting all of a
-    prolific author's items made every post of theirs cost more than the rest of submit."""
-    now = utcnow()
-    mine = ModerationItem.author_id == author.id
-
-    def posts_since(delta: timedelta) -> Any:
+    def posts_since(name: str) -> Any:
         return (
             select(func.count())
-            .where(mine, ModerationItem.submitted_at > now - delta)
+            .where(author, ModerationItem.submitted_at > bindparam(name))
             .scalar_subquery()
         )
 
-    published = select(ModerationItem.id).where(mine, ModerationItem.state == State.PUBLISHED)
-    if published_cap is not None:
-        published = published.limit(max(0, published_cap))
-    identical = (
+    published = (
         select(ModerationItem.id)
-        .where(
-            ModerationItem.source_digest == digest,
-            mine,
-            ModerationItem.submitted_at > now - timedelta(minutes=window_minutes),
-            ModerationItem.id != (exclude_item or 0),
-        )
-        .exists()
+        .where(author, ModerationItem.state == State.PUBLISHED)
+        .limit(bindparam("published_cap", type_=Integer))
+        .subquery()
     )
-    published_posts, last_minute, today, duplicate = session.execute(
-        select(
-            select(func.count()).select_from(published.subquery()).scalar_subquery(),
-            posts_since(timedelta(minutes=1)),
-            posts_since(timedelta(days=1)),
-            identical,
-        )
-    ).one()
-    return rules.AuthorFacts(
-        trust_level=author.trust_level,
-        is_staff=author.is_staff,
-        published_posts=published_posts or 0,
-        posts_last_minute=last_minute or 0,
-        posts_today=today or 0,
-        identical_recent=bool(duplicate),
+    return select(
+        select(ModerationItem.id).where(same_item).scalar_subquery(),
+        _settings_text("rules"),
+        *words_key_columns(),
+        select(func.count()).select_from(published).scalar_subquery(),
+        posts_since("minute_ago"),
+        posts_since("day_ago"),
+        select(func.max(ModerationItem.submitted_at))
+        .where(ModerationItem.source_digest == bindparam("digest"), author, not_(same_item))
+        .scalar_subquery(),
+    )
+
+
+def _published_posts(session: Session, author: User, cap: int) -> int:
+    published = (
+        select(ModerationItem.id)
+        .where(ModerationItem.author_id == author.id, ModerationItem.state == State.PUBLISHED)
+        .limit(max(0, cap))
+        .subquery()
+    )
+    return session.scalar(select(func.count()).select_from(published)) or 0
+
+
+# The new-user threshold the last submit read: the next one counts published posts up to it,
+# in the same statement that reads the settings (recounting only if they raised it since).
+_published_cap_seen = rules.RuleSettings().new_user_hold_posts
+
+
+@dataclass(frozen=True)
+class _SubmitFacts:
+    item_id: int | None
+    settings: rules.RuleSettings
+    words_key: tuple[Any, ...]
+    author: rules.AuthorFacts
+
+
+def _submit_facts(
+    session: Session, kind_name: str, object_id: int, author: User, digest: str
+) -> _SubmitFacts:
+    """One round trip for what the rules ask (see ``_submit_facts_statement``)."""
+    global _published_cap_seen
+    now = utcnow()
+    cap = _published_cap_seen
+    item_id, settings_text, *words_key, published, last_minute, today, last_identical = (
+        session.execute(
+            _submit_facts_statement(),
+            {
+                "kind": kind_name,
+                "object_id": object_id,
+                "author_id": author.id,
+                "digest": digest,
+                "published_cap": max(0, cap),
+                "minute_ago": now - timedelta(minutes=1),
+                "day_ago": now - timedelta(days=1),
+            },
+        ).one()
+    )
+    settings = _parse_rule_settings(settings_text)
+    _published_cap_seen = settings.new_user_hold_posts
+    if settings.new_user_hold_posts > cap and published >= cap:
+        published = _published_posts(session, author, settings.new_user_hold_posts)
+    if last_identical is not None and last_identical.tzinfo is None:  # SQLite: naive UTC
+        last_identical = last_identical.replace(tzinfo=now.tzinfo)
+    window = timedelta(minutes=settings.duplicate_window_minutes)
+    return _SubmitFacts(
+        item_id=item_id,
+        settings=settings,
+        words_key=tuple(words_key),
+        author=rules.AuthorFacts(
+            trust_level=author.trust_level,
+            is_staff=author.is_staff,
+            published_posts=published or 0,
+            posts_last_minute=last_minute or 0,
+            posts_today=today or 0,
+            identical_recent=last_identical is not None and last_identical > now - window,
+        ),
     )
 
 
@@ -285,32 +334,14 @@ def submit(
     are written back through the kind's ``apply_edit``.
     """
     kind = get_kind(kind_name)
-    # One round trip for what decides the next ones: the item (when this is an edit), the
-    # rule settings and the watched words' change key.
-    item_id, settings_text, *words_key = session.execute(
-        select(
-            select(ModerationItem.id)
-            .where(ModerationItem.kind == kind_name, ModerationItem.object_id == obj.id)
-            .scalar_subquery(),
-            _settings_text("rules"),
-            *words_key_columns(),
-        )
-    ).one()
-    item = session.get(ModerationItem, item_id) if item_id is not None else None
     digest = normalized_digest(text)
-    settings = _parse_rule_settings(settings_text)
-    facts = author_facts(
-        session,
-        author,
-        digest,
-        item_id,
-        settings.duplicate_window_minutes,
-        published_cap=settings.new_user_hold_posts,
-    )
+    facts = _submit_facts(session, kind_name, obj.id, author, digest)
+    settings = facts.settings
+    item = session.get(ModerationItem, facts.item_id) if facts.item_id is not None else None
     decision = rules.evaluate(
         rules.Submission(kind=kind_name, text=text, has_upload=has_upload),
-        facts,
-        compiled_words(session, tuple(words_key)),
+        facts.author,
+        compiled_words(session, facts.words_key),
         settings,
     )
     if decision.outcome == rules.Outcome.REFUSE:
@@ -335,7 +366,7 @@ def submit(
     item.previous_source = before
     item.source = decision.text
     item.source_digest = digest
-    item.summary = kind.summarize(obj)[:300]
+    item.summary = kind.summarize(obj)[:SUMMARY_CHARS]
     item.preview_html = kind.render(obj)
     item.submitted_at = utcnow()
     item.decided_at = utcnow() if published else None
@@ -377,7 +408,7 @@ def hold(
         previous_source=None,
         source=text,
         source_digest=normalized_digest(text),
-        summary=kind.summarize(obj)[:300],
+        summary=kind.summarize(obj)[:SUMMARY_CHARS],
         preview_html=kind.render(obj),
         submitted_at=utcnow(),
     )

@@ -30,6 +30,7 @@ from portal.core.html import (
     MAX_HTML_TAGS,
     MAX_MARKDOWN_CHARS,
     UPLOADS_PREFIX,
+    html_to_plain_text,
     render_markdown,
     safe_image_url,
     safe_link_url,
@@ -149,6 +150,20 @@ def test_chinese_text_passes_through_unchanged():
         == "<p>客户成功经理如何使用<strong>报表模板</strong>？</p>\n"
     )
     assert to_plain_text("客户成功经理如何使用**报表模板**？") == "客户成功经理如何使用报表模板？"
+
+
+def test_plain_text_of_stored_html_reads_what_a_reader_sees_up_to_a_limit():
+    source = (
+        "# Renewal\n\nSee [the guide](https://example.com/guide) and "
+        f"![a chart of seats]({UPLOADS_PREFIX}chart.png)\n\n" + "续约 renewal " * 2000
+    )
+    stored = render_markdown(source, allow_images=True)
+    assert "<img" in stored
+    whole = html_to_plain_text(stored)
+    assert whole == to_plain_text(source)  # the image's alt text, as without images
+    assert whole.startswith("Renewal See the guide and a chart of seats 续约 renewal")
+    assert html_to_plain_text(stored, limit=300) == whole[:300]
+    assert html_to_plain_text("<p>a</p>\n\n\n<p>b &lt; c</p>", limit=300) == "a b < c"
 
 
 def test_commonmark_tables_and_strikethrough():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -331,6 +332,33 @@ def test_identical_text_twice_within_ten_minutes_is_refused(client, session, app
         moderation.submit(
             db.session, "profile_about", profile, db.session.merge(author), "same words"
         )
+    db.session.rollback()
+
+
+def test_identical_text_is_accepted_again_once_the_window_has_passed(client, session, app_ctx):
+    from portal.accounts import service as accounts
+    from portal.core.db import db
+
+    author = UserFactory(trust_level=2)
+    accounts.update_about(db.session, db.session.merge(author), "Same words, twice.")
+    db.session.commit()
+
+    def submit_elsewhere(text):
+        profile = UserProfile(user_id=UserFactory(trust_level=2).id, about_source=text)
+        db.session.add(profile)
+        db.session.flush()
+        return moderation.submit(
+            db.session, "profile_about", profile, db.session.merge(author), text
+        )
+
+    with pytest.raises(Exception, match="same text"):
+        submit_elsewhere("same   WORDS, twice.")  # compared as folded, normalized text
+    db.session.rollback()
+
+    first = db.session.scalar(select(ModerationItem).where(ModerationItem.author_id == author.id))
+    first.submitted_at -= timedelta(minutes=11)  # the default window is 10 minutes
+    db.session.commit()
+    assert submit_elsewhere("same   WORDS, twice.").published
     db.session.rollback()
 
 

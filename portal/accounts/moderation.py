@@ -7,10 +7,10 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
-from moderation.registry import ModeratableKind, register_kind, visibility_hooks
+from moderation.registry import SUMMARY_CHARS, ModeratableKind, register_kind, visibility_hooks
 from portal.accounts.models import UserProfile
 from portal.accounts.service import ABOUT_KIND as KIND
-from portal.core.html import render_markdown, to_plain_text
+from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.urls import external_url
 
 __all__ = ["KIND", "register"]
@@ -37,7 +37,7 @@ def register() -> None:
             load=lambda session, object_id: session.get(UserProfile, object_id),
             render=lambda profile: profile.about_html,
             summarize=lambda profile: (
-                f"{profile.user.display_name}: {to_plain_text(profile.about_source[:1200])}"
+                f"{profile.user.display_name}: {html_to_plain_text(profile.about_html, SUMMARY_CHARS)}"
             ),
             url=_url,
             **visibility_hooks(_set_visible),

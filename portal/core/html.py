@@ -398,6 +398,8 @@ class _TextExtractor(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _BLOCK_TAGS:  # "<p>a</p><p>b</p>" reads "a b", not "ab"
             self.parts.append(" ")
+        elif tag == "img":  # stored HTML may keep an image: its alt text is what it says
+            self.parts.append(dict(attrs).get("alt") or "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _BLOCK_TAGS:
@@ -407,15 +409,36 @@ class _TextExtractor(HTMLParser):
         self.parts.append(data)
 
 
+# How much HTML html_to_plain_text parses between checks of whether it has text enough.
+_PLAIN_TEXT_CHUNK = 2048
+
+
+def html_to_plain_text(html: str, limit: int | None = None) -> str:
+    """Stored (already sanitized) HTML -> one line of plain text, as :func:`to_plain_text`.
+
+    With ``limit``, at most that many characters, and parsing stops once they are read: a
+    300-character summary of a long post costs the summary, not the post.
+    """
+    extractor = _TextExtractor()
+    if limit is None:
+        extractor.feed(html)
+    else:
+        for start in range(0, len(html), _PLAIN_TEXT_CHUNK):
+            extractor.feed(html[start : start + _PLAIN_TEXT_CHUNK])
+            if len(" ".join("".join(extractor.parts).split())) > limit:
+                break
+    extractor.close()
+    text = " ".join("".join(extractor.parts).split())
+    return text if limit is None else text[:limit]
+
+
 def to_plain_text(source: str) -> str:
     """Markdown -> one line of plain text, for snippets, notifications and the search index.
 
     The source is rendered first, so what remains is what a reader sees (link text, not link
     syntax; alt text, not images). Blocks are separated by a space and whitespace collapsed.
     The result is text, not HTML: it must still be escaped where it is put into a page
-    ("a < b" stays "a < b").
+    ("a < b" stays "a < b"). Where the rendered HTML is stored, :func:`html_to_plain_text`
+    reads it without rendering again.
     """
-    extractor = _TextExtractor()
-    extractor.feed(render_markdown(source))
-    extractor.close()
-    return " ".join("".join(extractor.parts).split())
+    return html_to_plain_text(render_markdown(source))

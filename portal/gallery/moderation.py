@@ -13,8 +13,8 @@ from flask import render_template
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
-from moderation.registry import ModeratableKind, register_kind, visibility_hooks
-from portal.core.html import render_markdown, to_plain_text
+from moderation.registry import SUMMARY_CHARS, ModeratableKind, register_kind, visibility_hooks
+from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.urls import external_url
 from portal.gallery import service
 from portal.gallery.models import Review, Template, TemplateVersion
@@ -90,7 +90,9 @@ def register() -> None:
             label=_l("template"),
             load=lambda session, object_id: session.get(Template, object_id),
             render=render_template_item,
-            summarize=lambda t: f"{t.title}: {to_plain_text(t.description_source)}",
+            summarize=lambda t: (
+                f"{t.title}: {html_to_plain_text(t.description_html, SUMMARY_CHARS)}"
+            ),
             url=_template_url,
             visible_to=_visible,
             **{
@@ -108,7 +110,7 @@ def register() -> None:
             load=lambda session, object_id: session.get(TemplateVersion, object_id),
             render=render_version_item,
             summarize=lambda v: (
-                f"{v.template.title} {v.version}: {to_plain_text(v.changelog_source)}"
+                f"{v.template.title} {v.version}: {html_to_plain_text(v.changelog_html, SUMMARY_CHARS)}"
             ),
             url=lambda v: _template_url(v.template),
             visible_to=lambda v, user: _visible(v.template, user),
@@ -126,7 +128,7 @@ def register() -> None:
             label=_l("template review"),
             load=lambda session, object_id: session.get(Review, object_id),
             render=lambda row: row.body_html,
-            summarize=lambda row: to_plain_text(row.body_source),
+            summarize=lambda row: html_to_plain_text(row.body_html, SUMMARY_CHARS),
             url=lambda row: _template_url(row.template),
             visible_to=lambda row, user: _visible(row.template, user),
             **visibility_hooks(_review_shown),

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from moderation.models import ModerationItem
-from moderation.registry import ModeratableKind, register_kind, visibility_hooks
-from portal.core.html import render_markdown, to_plain_text
+from moderation.registry import SUMMARY_CHARS, ModeratableKind, register_kind, visibility_hooks
+from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.permissions import Action, can
 from portal.core.urls import external_url
 from portal.qa import service
@@ -102,7 +102,7 @@ def register() -> None:
             label=_l("question"),
             load=lambda session, object_id: session.get(Question, object_id),
             render=_question_html,
-            summarize=lambda q: f"{q.title}: {to_plain_text(q.body_source)}",
+            summarize=lambda q: f"{q.title}: {html_to_plain_text(q.body_html, SUMMARY_CHARS)}",
             url=lambda q: external_url("qa.question", question_id=q.id),
             visible_to=lambda q, user: can(user, Action.VIEW_CONTENT, q),
             **visibility_hooks(_question_visible),
@@ -115,7 +115,7 @@ def register() -> None:
             label=_l("answer"),
             load=lambda session, object_id: session.get(Answer, object_id),
             render=lambda reply: reply.body_html,
-            summarize=lambda reply: to_plain_text(reply.body_source),
+            summarize=lambda reply: html_to_plain_text(reply.body_html, SUMMARY_CHARS),
             url=_answer_url,
             visible_to=lambda reply, user: can(user, Action.VIEW_CONTENT, reply.question),
             **{
@@ -134,7 +134,7 @@ def register() -> None:
             label=_l("comment"),
             load=lambda session, object_id: session.get(Comment, object_id),
             render=lambda note: note.body_html,
-            summarize=lambda note: to_plain_text(note.body_source),
+            summarize=lambda note: html_to_plain_text(note.body_html, SUMMARY_CHARS),
             url=_comment_url,
             visible_to=_comment_visible,
             **visibility_hooks(_comment_shown),

@@ -12,8 +12,8 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import escape
 from sqlalchemy.orm import Session
 
-from moderation.registry import ModeratableKind, register_kind, visibility_hooks
-from portal.core.html import render_markdown, to_plain_text
+from moderation.registry import SUMMARY_CHARS, ModeratableKind, register_kind, visibility_hooks
+from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.urls import external_url
 from portal.roadmap import service
 from portal.roadmap.models import Idea, IdeaComment
@@ -63,7 +63,9 @@ def register() -> None:
             label=_l("idea"),
             load=lambda session, object_id: session.get(Idea, object_id),
             render=_idea_html,
-            summarize=lambda idea: f"{idea.title}: {to_plain_text(idea.description_source)}",
+            summarize=lambda idea: (
+                f"{idea.title}: {html_to_plain_text(idea.description_html, SUMMARY_CHARS)}"
+            ),
             url=lambda idea: external_url("roadmap.idea", idea_id=idea.id),
             visible_to=_always,
             **visibility_hooks(_idea_visible),
@@ -76,7 +78,7 @@ def register() -> None:
             label=_l("idea comment"),
             load=lambda session, object_id: session.get(IdeaComment, object_id),
             render=lambda note: note.body_html,
-            summarize=lambda note: to_plain_text(note.body_source),
+            summarize=lambda note: html_to_plain_text(note.body_html, SUMMARY_CHARS),
             url=lambda note: external_url("roadmap.idea", idea_id=note.idea_id),
             visible_to=_always,
             **visibility_hooks(_comment_visible),
