@@ -288,7 +288,7 @@ def _register_response_hooks(app: Flask) -> None:
             headers.setdefault("Retry-After", str(g.retry_after))
         if production:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if current_user.is_authenticated and response.mimetype == "text/html":
+        if response.mimetype == "text/html" and current_user.is_authenticated:
             headers.setdefault("Cache-Control", "private, no-store")
         return response
 

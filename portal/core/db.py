@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import select
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from flask import Flask, current_app, has_request_context, request
 from flask.globals import app_ctx, request_ctx
 from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -90,10 +94,52 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 connection.exec_driver_sql("BEGIN")
 
         return engine
-    # Pre-ping replaces connections a database restart closed; the connect timeout keeps a
-    # page from hanging for the kernel's TCP timeout (minutes) when the host stops answering.
+    # The connect timeout keeps a page from hanging for the kernel's TCP timeout (minutes)
+    # when the host stops answering.
     connect_args = {"connect_timeout": 5, **kwargs.pop("connect_args", {})}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    if make_url(url).get_driver_name() != "psycopg":  # no socket to look at: ask the server
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+
+    @event.listens_for(engine, "checkin")
+    def _idle_since(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check_before_use(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # pool_pre_ping's guarantee without its round trip on every request. A database
+        # restart (or pg_terminate_backend) closes a connection by sending a last message and
+        # a FIN, so an idle pooled connection whose socket is readable is closing: the pool
+        # replaces it (DisconnectionError is retried with a fresh connection). What the socket
+        # cannot show (a peer gone silent, a firewall's idle timeout) the real ping still
+        # asks, once a connection has been idle for PING_AFTER_IDLE_SECONDS.
+        if not _socket_idle(dbapi_connection):
+            raise DisconnectionError("the server closed this pooled connection")
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except psycopg.Error as error:
+            raise DisconnectionError("the pooled connection did not answer a ping") from error
+
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before use (see make_engine).
+PING_AFTER_IDLE_SECONDS = 30.0
+
+
+def _socket_idle(dbapi_connection: Any) -> bool:
+    """True when a pooled psycopg connection is open with nothing waiting to be read."""
+    if dbapi_connection.closed:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.pgconn.socket, select.POLLIN)
+    except (OSError, psycopg.OperationalError):  # no socket any more
+        return False
+    return not poller.poll(0)  # readable, hung up or in error: not idle
 
 
 class Database:

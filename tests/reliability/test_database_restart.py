@@ -1,6 +1,7 @@
 """PostgreSQL restarted under a running app: during the outage pages answer at once with a
 503 error page (no hang, no 500), and the first request after the database is back answers
-200 within 5 s, because the pool tests connections before use (``pool_pre_ping``).
+200 within 5 s, because the pool replaces connections the server closed before handing them
+out (``portal.core.db``: it looks at the socket, where ``pool_pre_ping`` would ask the server).
 
 The cluster is a private one (``private_postgres``): the machine's PostgreSQL never stops.
 The app is a real ``gunicorn wsgi:app`` process whose pool holds connections the restart
@@ -135,7 +136,7 @@ def test_app_answers_503_while_postgresql_is_down_and_200_within_5_s_after(
     back = time.monotonic()
     after_restart = anonymous.request(READS_DATABASE)
     after_restart_seconds = time.monotonic() - back
-    assert after_restart.status == 200, after_restart.body[:1000]  # pre-ping replaced them
+    assert after_restart.status == 200, after_restart.body[:1000]  # the pool replaced them
     assert after_restart_seconds < BACK_WITHIN
     assert member.request(SIGNED_IN_PAGE).status == 200
 
@@ -169,3 +170,35 @@ def test_app_answers_503_while_postgresql_is_down_and_200_within_5_s_after(
     assert first.status == 200, first.body[:1000]
     assert first_answer < BACK_WITHIN
     assert signed_in.status == 200, signed_in.body[:1000]
+
+
+@pytest.mark.parametrize("seen_by", ["socket", "ping after idle"])
+def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
+    private_postgres: PrivatePostgres, monkeypatch: pytest.MonkeyPatch, seen_by: str
+) -> None:
+    """The pool notices a closed connection without asking the server on every checkout; a
+    connection idle for long is still pinged (here the socket is made to show nothing)."""
+    from sqlalchemy import text
+
+    from portal.core import db as db_module
+
+    if seen_by == "ping after idle":
+        monkeypatch.setattr(db_module, "_socket_idle", lambda _connection: True)
+        monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.1)
+    engine = make_engine(private_postgres.url())
+    backend = text("SELECT pg_backend_pid()")
+    try:
+        with engine.connect() as connection:
+            first = connection.scalar(backend)
+        with engine.connect() as connection:
+            assert connection.scalar(backend) == first  # an idle, open connection is reused
+        admin = make_engine(private_postgres.url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            assert connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        admin.dispose()
+        time.sleep(0.3)  # the server's goodbye reaches the pooled socket; the idle time passes
+        with engine.connect() as connection:  # no error reaches the caller
+            replacement = connection.scalar(backend)
+        assert replacement != first
+    finally:
+        engine.dispose()
