@@ -265,3 +265,19 @@ def outbox(session: Session):  # noqa: ANN201
 
 
 __all__ = ["Base", "count_statements", "login"]
+
+
+# What reaches a database: the session's test database, or the live server's sibling of it.
+DATABASE_FIXTURES = frozenset({"database_url", "live_server", "tmp_root"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A module marked ``database_free`` is run once by ``.ci/run`` (in the SQLite lane), so
+    it must not reach a database: a test of it asking for one is a collection error."""
+    for item in items:
+        if item.get_closest_marker("database_free"):
+            reached = DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+            if reached:
+                raise pytest.UsageError(
+                    f"{item.nodeid} is marked database_free but uses {', '.join(sorted(reached))}"
+                )

@@ -56,6 +56,8 @@ from cs_metrics.nps import (
     should_show_survey,
 )
 
+pytestmark = pytest.mark.database_free
+
 FAST = settings(max_examples=150, deadline=None)
 NOW = datetime(2024, 6, 12, 9, 0, tzinfo=UTC)
 

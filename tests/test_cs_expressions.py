@@ -18,6 +18,8 @@ from cs_metrics.expressions import (
     parse,
 )
 
+pytestmark = pytest.mark.database_free
+
 KNOWN = {
     "usage_m0": "number",
     "usage_m1": "number",

@@ -38,6 +38,8 @@ from cs_metrics.importers import (
     validate_stream,
 )
 
+pytestmark = pytest.mark.database_free
+
 DATA = Path(__file__).parent / "data" / "cs_import"
 
 

@@ -17,6 +17,8 @@ from portal.gallery import uploads
 from portal.gallery.storage import LocalStorage
 from portal.gallery.uploads import UploadRefused, normalize_filename, receive
 
+pytestmark = pytest.mark.database_free
+
 MANIFEST: dict[str, Any] = {
     "name": "Monthly churn report",
     "version": "1.0.0",

@@ -38,6 +38,8 @@ from portal.core.html import (
     to_plain_text,
 )
 
+pytestmark = pytest.mark.database_free
+
 # --- an auditor that knows nothing of the implementation --------------------------------------
 
 ALLOWED_TAGS = {

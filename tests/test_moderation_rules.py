@@ -31,6 +31,8 @@ from moderation.rules import (
     regex_problem,
 )
 
+pytestmark = pytest.mark.database_free
+
 BLOCK, HOLD, CENSOR, REPLACE = (
     WordAction.BLOCK,
     WordAction.HOLD,

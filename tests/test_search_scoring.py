@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from whoosh import index as whoosh_index
 from whoosh.scoring import BM25F
 
 from portal.search import query
 from portal.search.schema import SCHEMA
 from portal.search.scoring import BM25FromMemory
+
+pytestmark = pytest.mark.database_free
 
 WORDS = [
     "report",

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Route
 
 from tests.test_html_policy import corpus_outputs
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.sweep]
 
 ORIGIN = "http://cocreate.test"
 

@@ -31,6 +31,8 @@ from sqlalchemy.orm import Session
 
 from tests.security.world import World, build
 
+pytestmark = pytest.mark.sweep
+
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "3"))
 ROLES = ("member_a", "moderator", "csm", "vendor_admin")
 # Domain rules refuse some inputs the schema allows (voting on one's own post, a month that

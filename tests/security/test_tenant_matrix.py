@@ -35,6 +35,8 @@ from tests.conftest import login
 from tests.gallery_factories import manifest_bytes
 from tests.security.world import DRAFT_SECRET, SECRET, Side, World, build
 
+pytestmark = pytest.mark.sweep
+
 # --- who may use what -----------------------------------------------------------------------
 
 PUBLIC = "public"  # anyone, signed in or not

@@ -52,7 +52,7 @@ from tests.conftest import login
 from tests.factories import PASSWORD, OrganizationFactory, UserFactory, VendorFactory
 from tests.test_html_policy import xss_payloads
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.sweep]
 
 # --- the corpus ----------------------------------------------------------------------------
 
