@@ -3,7 +3,7 @@ self-service rate."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -251,3 +251,26 @@ def test_searches_are_logged_outside_a_test_transaction(tmp_root, store):
         ]
         db.session.remove()
     app.extensions["cocreate_engine"].dispose()
+
+
+def test_as_you_type_requests_do_not_rewrite_the_session_cookie_each_time(
+    client, session, indexed, monkeypatch
+):
+    """A suggestion answered after a form was posted must not send back the session as it was
+    before the post (its flashed "awaiting review" message was lost): within a minute, only
+    the first request of a search session writes the cookie."""
+    from portal.search import views
+
+    login(client, UserFactory())
+    clock = [utcnow().timestamp()]
+    monkeypatch.setattr(views, "utcnow", lambda: datetime.fromtimestamp(clock[0], tz=UTC))
+    first = client.get("/search/suggest?q=ren")
+    assert "session=" in first.headers.get("Set-Cookie", "")  # the visit's key is new
+    for typed in ("rene", "renew", "renewal"):
+        clock[0] += 5
+        answer = client.get(f"/search/suggest?q={typed}")
+        assert answer.status_code == 200 and "Set-Cookie" not in answer.headers
+    clock[0] += 61
+    assert "session=" in client.get("/search/suggest?q=renewal c").headers.get("Set-Cookie", "")
+    keys = {e.session_key for e in entries(session)}
+    assert len(keys) == 1 and "" not in keys  # one search session throughout

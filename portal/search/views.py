@@ -16,6 +16,7 @@ from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args
 from portal.core.permissions import Action, permission_required
+from portal.core.sessions import SEEN_RESOLUTION
 from portal.search import index, query, service
 from portal.search.registry import sources
 
@@ -36,10 +37,16 @@ def search_session_key() -> str:
         return ""
     now = utcnow().timestamp()
     key = session.get(_KEY)
-    if not key or now - float(session.get(_KEY_AT, 0)) > service.VISIT_IDLE.total_seconds():
+    last = float(session.get(_KEY_AT, 0))
+    if not key or now - last > service.VISIT_IDLE.total_seconds():
         key = service.new_session_key()
         session[_KEY] = key
-    session[_KEY_AT] = now
+        session[_KEY_AT] = now
+    elif now - last >= SEEN_RESOLUTION:
+        # At most once a minute, as the sign-in's last-seen time: a session written by every
+        # as-you-type request sent a cookie with each, and a late one undid what the form
+        # posted meanwhile had put there (its "awaiting review" message was lost).
+        session[_KEY_AT] = now
     return key
 
 
