@@ -816,7 +816,12 @@ def test_the_sweep_catches_what_it_looks_for(
             "() => { const s = document.createElement('script'); "
             "s.textContent = 'alert(`inline`)'; document.body.append(s); }"
         )
-        page.wait_for_timeout(200)
+        # The img's onerror runs once the server has answered its 404: under load that takes
+        # longer than any fixed pause, so wait for both calls (a harness that misses them fails
+        # here by timeout).
+        page.wait_for_function(
+            "['img', 'inline'].every((call) => window.__xss.includes(call))", timeout=15_000
+        )
         seen = report.seen
         seen += [f"script ran: {call}" for call in page.evaluate("window.__xss")]
         seen += page.evaluate(SWEEP, live_server.url)["problems"]
