@@ -274,3 +274,23 @@ def test_as_you_type_requests_do_not_rewrite_the_session_cookie_each_time(
     assert "session=" in client.get("/search/suggest?q=renewal c").headers.get("Set-Cookie", "")
     keys = {e.session_key for e in entries(session)}
     assert len(keys) == 1 and "" not in keys  # one search session throughout
+
+
+def test_requests_sent_together_share_the_search_session(client, session, indexed):
+    """A suggestion still in flight when the search form is sent carries the same cookie as
+    the form; both answer with a new visit key, and the browser keeps whichever cookie comes
+    last. The click on a result must match its search either way, and the visit stay one."""
+    login(client, UserFactory())
+    client.get("/")  # the cookie holds the sign-in time, as after the sign-in form
+    twin = client.application.test_client()  # the other request of the pair, same cookie
+    twin.set_cookie("session", client.get_cookie("session").value)
+    suggested = client.get("/search/suggest?q=renewal").get_json()["log_id"]
+    page = twin.get("/search?q=renewal").get_data(as_text=True)
+    searched = int(page.split('data-search-log="')[1].split('"')[0])
+    assert client.get_cookie("session").value != twin.get_cookie("session").value
+    for browser, log_id in ((client, searched), (twin, suggested)):
+        response = browser.post("/search/click", json={"log_id": log_id, "kind": KIND, "id": 1})
+        assert response.status_code == 204
+    keys = {e.session_key for e in entries(session)}
+    assert len(keys) == 1 and "" not in keys
+    assert all(e.clicked_at for e in entries(session))

@@ -6,7 +6,8 @@ Services take the session and the acting user and never commit; views commit onc
 from __future__ import annotations
 
 import functools
-import secrets
+import hashlib
+import hmac
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,8 +37,13 @@ ASKED_VERB = "question.asked"
 ASK_WINDOW = timedelta(minutes=30)
 
 
-def new_session_key() -> str:
-    return secrets.token_hex(16)
+def visit_key(secret: str, user_id: int, signed_in_at: float | None, after: float) -> str:
+    """The key of a search session (a visit), derived rather than random: requests in flight
+    together (a suggestion typed and the form sent at once) carry the same session cookie, so
+    each derives the same key from the sign-in and the end of the previous visit (``after``),
+    and whichever response's cookie the browser keeps, a click still matches its search."""
+    message = f"{user_id}:{signed_in_at!r}:{after!r}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
 def normalize(text: str) -> str:

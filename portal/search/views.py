@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request, session
+from flask import Blueprint, current_app, jsonify, render_template, request, session
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
@@ -16,7 +16,7 @@ from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args
 from portal.core.permissions import Action, permission_required
-from portal.core.sessions import SEEN_RESOLUTION
+from portal.core.sessions import SEEN_RESOLUTION, SIGNED_IN_AT
 from portal.search import index, query, service
 from portal.search.registry import sources
 
@@ -39,7 +39,9 @@ def search_session_key() -> str:
     key = session.get(_KEY)
     last = float(session.get(_KEY_AT, 0))
     if not key or now - last > service.VISIT_IDLE.total_seconds():
-        key = service.new_session_key()
+        key = service.visit_key(
+            current_app.config["SECRET_KEY"], current_user.id, session.get(SIGNED_IN_AT), last
+        )
         session[_KEY] = key
         session[_KEY_AT] = now
     elif now - last >= SEEN_RESOLUTION:
