@@ -227,17 +227,11 @@ def _submit_facts_statement() -> Any:
             .scalar_subquery()
         )
 
-    published = (
-        select(ModerationItem.id)
-        .where(author, ModerationItem.state == State.PUBLISHED)
-        .limit(bindparam("published_cap", type_=Integer))
-        .subquery()
-    )
     return select(
         select(ModerationItem.id).where(same_item).scalar_subquery(),
         _settings_text("rules"),
         *words_key_columns(),
-        select(func.count()).select_from(published).scalar_subquery(),
+        _published_count(author, bindparam("published_cap", type_=Integer)).scalar_subquery(),
         posts_since("minute_ago"),
         posts_since("day_ago"),
         select(func.max(ModerationItem.submitted_at))
@@ -246,14 +240,20 @@ def _submit_facts_statement() -> Any:
     )
 
 
-def _published_posts(session: Session, author: User, cap: int) -> int:
+def _published_count(author: Any, cap: Any) -> Any:
+    """The author's published posts, counted up to ``cap`` (the new-user threshold is all
+    the rules ask about) from the partial index of published items by author."""
     published = (
         select(ModerationItem.id)
-        .where(ModerationItem.author_id == author.id, ModerationItem.state == State.PUBLISHED)
-        .limit(max(0, cap))
+        .where(author, ModerationItem.state == State.PUBLISHED)
+        .limit(cap)
         .subquery()
     )
-    return session.scalar(select(func.count()).select_from(published)) or 0
+    return select(func.count()).select_from(published)
+
+
+def _published_posts(session: Session, author: User, cap: int) -> int:
+    return session.scalar(_published_count(ModerationItem.author_id == author.id, max(0, cap))) or 0
 
 
 # The new-user threshold the last submit read: the next one counts published posts up to it,
