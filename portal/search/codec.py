@@ -9,16 +9,29 @@ they are remembered per field and document. The loop over the postings is Whoosh
 the posting writer's per-posting method inlined (17.1 against 21.6 s of merging at 30,000
 documents); a test checks that the files are byte for byte what Whoosh writes.
 
+The writers also sort their postings faster (:class:`TermOrderPool`) and keep run files
+in chunks; ``new_writer`` opens every writer of the index with both.
+
 Segments still name Whoosh's ``W3Codec``: the files are the same, only the writing is
 faster, and an index needs nothing of ours to be read.
 """
 
 from __future__ import annotations
 
+import pickle  # run files our own writers wrote, in the index's temp dir  # nosec B403
+from collections.abc import Iterator
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from whoosh.codec.base import OutOfOrderError
 from whoosh.codec.whoosh3 import W3Codec, W3FieldWriter, W3PerDocReader, W3Segment
+from whoosh.multiproc import MpWriter, SubWriterTask
+from whoosh.writing import segment_writer
+from whoosh.writing.posting_pool import PostingPool
+
+_TERM = itemgetter(1)
+_RUN_CHUNK = 50_000  # postings pickled together in a run file
 
 
 class _RememberedLengths:
@@ -131,3 +144,128 @@ class IndexCodec(W3Codec):
         # The segment is pickled into the index's table of contents with its codec: a plain
         # W3Codec there keeps this class out of the files.
         return W3Segment(W3Codec(self._blocklimit, self._compression, self._inlinelimit), indexname)
+
+
+class TermOrderPool(PostingPool):
+    """Whoosh's posting pool, sorted by term alone where that gives the same order.
+
+    The field writer wants postings in (field, term, document) order, and Whoosh sorts the
+    pool's 5-tuples for it, comparing tuples item by item. Postings added document after
+    document are already in document order, so a stable sort of each field's postings on
+    the term bytes alone gives the same order with a memcmp per comparison: 1.5 against
+    3.6 s for the 2.3 million postings of 20,000 documents. Postings that arrive out of
+    document order (a merge reads another segment term by term) are sorted as Whoosh does.
+    """
+
+    def __init__(self, tempstore: Any, segment: Any, limitmb: int = 128, **kwargs: Any) -> None:
+        super().__init__(tempstore, segment, limitmb=limitmb, **kwargs)
+        self._by_field: dict[str, list[tuple[Any, ...]]] = {}
+        self._last_docnum = -1
+        self._in_document_order = True
+
+    def add(self, item: tuple[Any, ...]) -> None:
+        fieldname, text, docnum, _weight, value = item
+        self.currentsize += 64 + len(fieldname) + len(text) + (len(value) if value else 0)
+        if self.currentsize > self.limit:
+            self.save()
+        if docnum < self._last_docnum:
+            self._in_document_order = False
+        self._last_docnum = docnum
+        postings = self._by_field.get(fieldname)
+        if postings is None:
+            postings = self._by_field[fieldname] = []
+            self.fieldnames.add(fieldname)
+        postings.append(item)
+
+    def _sorted(self) -> list[tuple[Any, ...]]:
+        by_field, self._by_field = self._by_field, {}
+        if not self._in_document_order:
+            return sorted(item for postings in by_field.values() for item in postings)
+        ordered: list[tuple[Any, ...]] = []
+        for fieldname in sorted(by_field):
+            postings = by_field[fieldname]
+            postings.sort(key=_TERM)  # stable: document order within a term is kept
+            ordered.extend(postings)
+        return ordered
+
+    def save(self) -> None:
+        if self._by_field:
+            path, f = self._new_run()
+            self._write_run(f, self._sorted())
+            self._add_run(path)
+        self.currentsize = 0
+
+    def items(self, maxfiles: int = 128) -> Any:
+        if not self.runs:
+            return self._sorted()
+        return super().items(maxfiles)
+
+    # Runs on disk (a pool bigger than ``limitmb``) are pickled a chunk of postings at a
+    # time, not one posting per call: writing 11 million postings one by one was 17 s of
+    # a 100,000-document rebuild.
+
+    def _write_run(self, f: Any, items: Any) -> None:
+        try:
+            iterator = iter(items)
+            while chunk := list(islice(iterator, _RUN_CHUNK)):
+                pickle.dump(chunk, f, pickle.HIGHEST_PROTOCOL)
+        finally:
+            f.close()
+
+    def _read_run(self, path: str) -> Iterator[tuple[Any, ...]]:
+        f = self._open_run(path)
+        try:
+            while True:
+                try:
+                    chunk = pickle.load(f)  # noqa: S301 - a run this writer wrote  # nosec B301
+                except EOFError:
+                    return
+                yield from chunk
+        finally:
+            f.close()
+            self._remove_run(path)
+
+
+class _SubWriterTask(SubWriterTask):
+    def run(self) -> None:
+        # A process of its own: the writer it opens gets our pool, nothing else changes.
+        segment_writer.PostingPool = TermOrderPool
+        super().run()
+
+
+class _MpWriter(MpWriter):
+    """Whoosh's multi-process writer with :class:`TermOrderPool` in every process: the run
+    file each writer process hands over is read back by this one's pool."""
+
+    def __init__(self, ix: Any, **kwargs: Any) -> None:
+        super().__init__(ix, **kwargs)
+        self.pool = TermOrderPool(
+            self._tempstorage, self.newsegment, limitmb=kwargs.get("limitmb", 128)
+        )
+
+    def _new_task(self) -> SubWriterTask:
+        task = _SubWriterTask(
+            self.storage,
+            self.indexname,
+            self.jobqueue,
+            self.resultqueue,
+            self.subargs,
+            self.multisegment,
+            self.tempname,
+        )
+        self.tasks.append(task)
+        task.start()
+        return task
+
+
+def new_writer(ix: Any, procs: int = 1, **kwargs: Any) -> Any:
+    """``ix.writer(**kwargs)`` with :class:`IndexCodec` and :class:`TermOrderPool` (Whoosh's
+    writers take no pool class)."""
+    kwargs["codec"] = IndexCodec()
+    if procs > 1:
+        return _MpWriter(ix, procs=procs, **kwargs)
+    writer = ix.writer(**kwargs)
+    writer.pool = TermOrderPool(
+        writer._tempstorage, writer.newsegment, limitmb=kwargs.get("limitmb", 128)
+    )
+    return writer

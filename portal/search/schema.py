@@ -6,8 +6,9 @@ Why these choices (figures in ``notes/whoosh-measured.md``):
   per word instead of one per word and field. The title is written into it twice, so BM25
   ranks a title match above the same words in a body (term frequency) without a second
   field to match: a separate boosted title field (``AndMaybe``) nearly doubled p95 latency;
-- Chinese runs are segmented by jieba, everything else by a plain regex (running jieba over
-  English text is what makes mixed indexing slow), then lower-cased and Porter-stemmed so
+- Chinese runs are segmented by jieba's dictionary and rules (``rjieba``, the Rust port:
+  the same words as the Python ``jieba`` on the benchmark's 45,000 Chinese runs, 6x faster),
+  everything else by a plain regex, then lower-cased and Porter-stemmed so
   ``report templates`` finds ``report template`` and ``客户成功`` finds ``客户成功经理如何…``;
 - as-you-type suggestions use edge n-grams of title words queried with a ``Term`` (never a
   wildcard, which walks the vocabulary);
@@ -21,29 +22,23 @@ Why these choices (figures in ``notes/whoosh-measured.md``):
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import rjieba
 from whoosh.analysis import (
+    Analyzer,
     LowercaseFilter,
     NgramFilter,
     RegexAnalyzer,
-    StemFilter,
-    StopFilter,
     Token,
     Tokenizer,
 )
 from whoosh.columns import VarBytesColumn
 from whoosh.fields import BOOLEAN, COLUMN, ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.formats import Positions
-
-with warnings.catch_warnings():
-    # jieba opens its dictionary without closing it (ResourceWarning) and logs to stderr.
-    warnings.simplefilter("ignore")
-    import jieba
-
-    jieba.setLogLevel(60)
+from whoosh.lang.porter import stem
+from whoosh.system import pack_uint
 
 CJK_RUN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+"
 _WORDS = re.compile(CJK_RUN + r"|\w+", re.UNICODE)
@@ -86,16 +81,43 @@ TITLE_REPEAT = 2  # copies of the title in ``content``: its weight against the b
 SNIPPET_CHARS = 600
 
 
-class MixedTokenizer(Tokenizer):
-    """Regex words for Latin (and other) scripts, jieba words for runs of Chinese.
+def split_words(value: str, prefix_runs: bool = False) -> Iterator[tuple[str, int, int, int]]:
+    """(word, position, startchar, endchar) of each word: regex words for Latin (and other)
+    scripts, jieba words for runs of Chinese.
 
-    ``mode="search"`` yields a long Chinese word and its shorter parts, so a query for one
-    part finds the longer word.
+    Chinese runs are cut in jieba's search mode: a long word and its shorter parts, so a
+    query for one part finds the longer word. ``prefix_runs`` instead yields each whole run
+    and then its words, so a typed prefix of the run matches (for the edge n-gram field).
+    The parts of a catch-all field (``FIELD_GAP``) are 10 positions apart, so phrases never
+    match across them.
     """
+    pos = 0
+    for match in _WORDS_OR_GAP.finditer(value):
+        word = match.group(0)
+        base = match.start()
+        if word == FIELD_GAP:
+            pos += 10
+        elif _CJK.fullmatch(word) is None:
+            yield word, pos, base, match.end()
+            pos += 1
+        elif prefix_runs:
+            yield word, pos, base, match.end()
+            pos += 1
+            if len(word) > 1:
+                for piece in rjieba.cut(word, False):
+                    yield piece, pos, base, base + len(piece)
+                    base += len(piece)
+                    pos += 1
+        else:
+            for piece, start, end in rjieba.tokenize(word, "search", False):
+                yield piece, pos, base + start, base + end
+                pos += 1
+
+
+class MixedTokenizer(Tokenizer):
+    """:func:`split_words` as a Whoosh tokenizer (for the edge n-gram field's filters)."""
 
     def __init__(self, prefix_runs: bool = False) -> None:
-        # prefix_runs: also yield each whole Chinese run, so a typed prefix of it matches
-        # (for the edge n-gram field).
         self.prefix_runs = prefix_runs
 
     def __eq__(self, other: object) -> bool:
@@ -122,58 +144,115 @@ class MixedTokenizer(Tokenizer):
         **kwargs: Any,
     ) -> Iterator[Token]:
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        if not tokenize:
-            token.original = token.text = value
+        words = split_words(value, self.prefix_runs) if tokenize else [(value, 0, 0, len(value))]
+        for text, pos, start, end in words:
+            token.text = text
             token.boost = 1.0
             token.stopped = False
+            if keeporiginal:
+                token.original = text
             if positions:
-                token.pos = start_pos
+                token.pos = start_pos + pos
             if chars:
-                token.startchar, token.endchar = start_char, start_char + len(value)
+                token.startchar, token.endchar = start_char + start, start_char + end
             yield token
-            return
-        pos = start_pos
-        for match in _WORDS_OR_GAP.finditer(value):
-            word = match.group(0)
-            if word == FIELD_GAP:
-                pos += 10  # phrases never match across the parts of a catch-all field
-                continue
-            if _CJK.fullmatch(word):
-                pieces: list[tuple[str, int, int]] = []
-                if self.prefix_runs:
-                    pieces.append((word, 0, len(word)))
-                    if len(word) > 1:
-                        offset = 0
-                        for piece in jieba.cut(word, HMM=False):
-                            pieces.append((piece, offset, offset + len(piece)))
-                            offset += len(piece)
+
+
+_TERMS_CACHE_SIZE = 200_000
+
+
+class TextAnalyzer(Analyzer):
+    """Words of both scripts (:func:`split_words`), lower-cased, common words dropped, English
+    Porter-stemmed.
+
+    The same terms as ``MixedTokenizer() | LowercaseFilter() | StopFilter() | StemFilter()``,
+    in one pass: that chain of generators was 40% of indexing a document. Each distinct
+    word's term is remembered (a word repeats across documents), and :meth:`positions`
+    gives the indexer every term's positions without a Token per word.
+    """
+
+    is_morph = True  # stems: Whoosh skips it for ``no_morph`` (unstemmed) analysis
+
+    def __init__(self) -> None:
+        self._terms: dict[str, str] = {}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # pickled into the index's table of contents: the cache stays out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._terms = {}
+
+    def has_morph(self) -> bool:
+        return True
+
+    def term(self, word: str) -> str:
+        """The indexed term of ``word``; "" for a stop word."""
+        term = self._terms.get(word)
+        if term is None:
+            lower = word.lower()
+            term = "" if lower in STOP_WORDS else stem(lower)
+            if len(self._terms) >= _TERMS_CACHE_SIZE:
+                self._terms.clear()
+            self._terms[word] = term
+        return term
+
+    def positions(self, value: str) -> dict[str, list[int]]:
+        """Every term of ``value`` with its positions, for the indexer."""
+        found: dict[str, list[int]] = {}
+        terms = self._terms
+        for word, pos, _start, _end in split_words(value):
+            term = terms.get(word)
+            if term is None:
+                term = self.term(word)
+            if term:
+                known = found.get(term)
+                if known is None:
+                    found[term] = [pos]
                 else:
-                    pieces.extend(jieba.tokenize(word, mode="search", HMM=False))
-            else:
-                pieces = [(word, 0, len(word))]
-            for text, start, end in pieces:
-                token.text = text
-                token.boost = 1.0
-                token.stopped = False
-                if keeporiginal:
-                    token.original = text
-                if positions:
-                    token.pos = pos
-                    pos += 1
-                if chars:
-                    token.startchar = start_char + match.start() + start
-                    token.endchar = start_char + match.start() + end
-                yield token
+                    known.append(pos)
+        return found
+
+    def __call__(  # type: ignore[override]
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        no_morph: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        words = split_words(value) if tokenize else [(value, 0, 0, len(value))]
+        for word, pos, start, end in words:
+            term = self.term(word)
+            stopped = not term
+            if stopped and removestops:
+                continue
+            token.text = word.lower() if stopped or no_morph else term
+            token.boost = 1.0
+            token.stopped = stopped  # Whoosh's query parser may ask to see stop words
+            if keeporiginal:
+                token.original = word
+            if positions:
+                token.pos = start_pos + pos
+            if chars:
+                token.startchar, token.endchar = start_char + start, start_char + end
+            yield token
 
 
-def text_analyzer() -> Any:
-    """Words of both scripts, lower-cased, common words dropped, English stemmed."""
-    return (
-        MixedTokenizer()
-        | LowercaseFilter()
-        | StopFilter(stoplist=STOP_WORDS, minsize=1, renumber=False)
-        | StemFilter(cachesize=50000)
-    )
+def text_analyzer() -> TextAnalyzer:
+    return TextAnalyzer()
 
 
 def prefix_analyzer() -> Any:
@@ -195,6 +274,32 @@ class VarintPositions(Positions):
     values: a trailing byte is added so the check misses, and the varint reader stops after
     the count it reads first.
     """
+
+    def word_values(self, value: str, analyzer: Any, **kwargs: Any) -> Iterator[Any]:
+        """Whoosh's (term, frequency, weight, encoded positions), from the analyzer's
+        :meth:`TextAnalyzer.positions` when it has one (no Token per word)."""
+        if not isinstance(analyzer, TextAnalyzer):
+            yield from super().word_values(value, analyzer, **kwargs)
+            return
+        boost = self.field_boost
+        encode = self.encode
+        for term, positions in analyzer.positions(value).items():
+            yield term, len(positions), len(positions) * boost, encode(positions)
+
+    def encode(self, positions: list[int]) -> bytes:
+        """Whoosh's bytes (the count, then varint deltas) in 60% of its time. (A table of
+        the common one-position values would halve it again, but pickling the block then
+        writes repeats as references: files no longer Whoosh's to the byte.)"""
+        out = bytearray(pack_uint(len(positions)))
+        previous = 0
+        for position in positions:
+            delta = position - previous
+            previous = position
+            while delta > 0x7F:
+                out.append((delta & 0x7F) | 0x80)
+                delta >>= 7
+            out.append(delta)
+        return bytes(out)
 
     def decode_positions(self, valuestring: bytes) -> list[int]:
         if valuestring.endswith(b"."):
