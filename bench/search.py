@@ -518,6 +518,26 @@ def bare_whoosh_query(ix: Any) -> Any:
     return run
 
 
+def words_postings(ix: Any, text: str) -> int:
+    """How many postings the query's words have (AND, and OR where AND finds nothing, as
+    ``bare_whoosh_query`` asks): the lists Whoosh decodes and scores in Python."""
+    with ix.searcher() as searcher:
+        terms = set(QueryParser("content", ix.schema).parse(text).iter_all_terms())
+        return sum(searcher.doc_frequency(field, term) for field, term in terms)
+
+
+def why_slow(ix: Any, queries: list[str], times: list[float]) -> str:
+    """How many postings the slowest 5% of queries have, and what each costs them."""
+    postings = [words_postings(ix, q) for q in queries]
+    threshold = pct(times, 95)
+    slow = [(n, t) for n, t in zip(postings, times, strict=True) if t >= threshold]
+    per_posting = sum(t for _, t in slow) / max(1, sum(n for n, _ in slow)) * 1000  # us
+    return (
+        f"the slowest 5% of queries have {statistics.mean(n for n, _ in slow):,.0f} postings, "
+        f"{per_posting:.2f} us each: 25 ms covers ~{25_000 / per_posting:,.0f}"
+    )
+
+
 class Viewer:
     is_authenticated = True
     is_active = True
@@ -639,6 +659,7 @@ def main() -> int:
             f"| Whoosh alone, p95 / index             | {pct(bare_ms, 95):.1f} ms / "
             f"{args.docs / bare_seconds:,.0f} docs/s (the floor of Whoosh itself) |"
         )
+        print(f"| Whoosh alone: why                     | {why_slow(bare, queries, bare_ms)} |")
     print(f"| FTS5 build (jieba pre-segmented)      | {args.docs / fts_seconds:,.0f} docs/s |")
     print(
         f"| index size Whoosh / FTS5              | {dir_size(Path(stats.directory)) / 1e6:.0f}"
