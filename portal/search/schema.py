@@ -22,7 +22,7 @@ Why these choices (figures in ``notes/whoosh-measured.md``):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import rjieba
@@ -131,31 +131,37 @@ class MixedTokenizer(Tokenizer):
         return hash((type(self), self.prefix_runs))
 
     def __call__(  # type: ignore[override]
-        self,
-        value: str,
-        positions: bool = False,
-        chars: bool = False,
-        keeporiginal: bool = False,
-        removestops: bool = True,
-        start_pos: int = 0,
-        start_char: int = 0,
-        tokenize: bool = True,
-        mode: str = "",
-        **kwargs: Any,
+        self, value: str, tokenize: bool = True, **options: Any
     ) -> Iterator[Token]:
-        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         words = split_words(value, self.prefix_runs) if tokenize else [(value, 0, 0, len(value))]
-        for text, pos, start, end in words:
-            token.text = text
-            token.boost = 1.0
-            token.stopped = False
-            if keeporiginal:
-                token.original = text
-            if positions:
-                token.pos = start_pos + pos
-            if chars:
-                token.startchar, token.endchar = start_char + start, start_char + end
-            yield token
+        return _tokens(((w, w, False, pos, start, end) for w, pos, start, end in words), **options)
+
+
+def _tokens(
+    words: Iterable[tuple[str, str, bool, int, int, int]],
+    positions: bool = False,
+    chars: bool = False,
+    keeporiginal: bool = False,
+    removestops: bool = True,
+    start_pos: int = 0,
+    start_char: int = 0,
+    mode: str = "",
+    **kwargs: Any,
+) -> Iterator[Token]:
+    """Whoosh's token stream (one Token reused for every word) from (text, original word,
+    stopped, position, startchar, endchar)."""
+    token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+    for text, original, stopped, pos, start, end in words:
+        token.text = text
+        token.boost = 1.0
+        token.stopped = stopped
+        if keeporiginal:
+            token.original = original
+        if positions:
+            token.pos = start_pos + pos
+        if chars:
+            token.startchar, token.endchar = start_char + start, start_char + end
+        yield token
 
 
 _TERMS_CACHE_SIZE = 200_000
@@ -221,34 +227,26 @@ class TextAnalyzer(Analyzer):
     def __call__(  # type: ignore[override]
         self,
         value: str,
-        positions: bool = False,
-        chars: bool = False,
-        keeporiginal: bool = False,
-        removestops: bool = True,
-        start_pos: int = 0,
-        start_char: int = 0,
         tokenize: bool = True,
-        mode: str = "",
+        removestops: bool = True,
         no_morph: bool = False,
-        **kwargs: Any,
+        **options: Any,
     ) -> Iterator[Token]:
-        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         words = split_words(value) if tokenize else [(value, 0, 0, len(value))]
+        return _tokens(
+            self._analyzed(words, removestops, no_morph), removestops=removestops, **options
+        )
+
+    def _analyzed(
+        self, words: Iterable[tuple[str, int, int, int]], removestops: bool, no_morph: bool
+    ) -> Iterator[tuple[str, str, bool, int, int, int]]:
         for word, pos, start, end in words:
             term = self.term(word)
             stopped = not term
             if stopped and removestops:
                 continue
-            token.text = word.lower() if stopped or no_morph else term
-            token.boost = 1.0
-            token.stopped = stopped  # Whoosh's query parser may ask to see stop words
-            if keeporiginal:
-                token.original = word
-            if positions:
-                token.pos = start_pos + pos
-            if chars:
-                token.startchar, token.endchar = start_char + start, start_char + end
-            yield token
+            # Whoosh's query parser may ask to see stop words (``removestops=False``).
+            yield (word.lower() if stopped or no_morph else term), word, stopped, pos, start, end
 
 
 def text_analyzer() -> TextAnalyzer:
