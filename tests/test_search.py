@@ -474,6 +474,26 @@ MIXED_WORDS = [
 ]
 
 
+def mixed_notes() -> Store:
+    notes = Store()
+    words = MIXED_WORDS
+    for n in range(1, 401):  # terms with one, a few and several blocks (128) of postings
+        text = " ".join(words[(n * k) % len(words)] for k in range(1, n % 7 + 2))
+        if n % 50 == 0:  # long bodies: position steps of 128 and more
+            text += " " + " ".join(f"filler{k % 300}" for k in range(n * 12)) + " report"
+        notes.put(n, f"{words[n % 8]} {n}", f"{text} {n % 3}", tags=[words[n % 5]])
+    return notes
+
+
+def segment_files(directory: Path) -> dict[str, bytes]:
+    """MAIN_<random segment id>.<what>: the segment's files by what each holds."""
+    return {
+        f.name.split(".", 1)[1]: f.read_bytes()
+        for f in directory.iterdir()
+        if f.name.startswith("MAIN_") and "." in f.name
+    }
+
+
 def whoosh_text_analyzer():
     """What the content field's analyzer replaces: Whoosh's own chain of filters."""
     from whoosh.analysis import LowercaseFilter, StemFilter, StopFilter
@@ -502,13 +522,7 @@ def test_our_index_writer_writes_the_bytes_whoosh_writes(tmp_path):
     stock.remove("content")
     stock.add("content", TEXT(analyzer=whoosh_text_analyzer(), phrase=True))
 
-    notes = Store()
-    words = MIXED_WORDS
-    for n in range(1, 401):  # terms with one, a few and several blocks (128) of postings
-        text = " ".join(words[(n * k) % len(words)] for k in range(1, n % 7 + 2))
-        if n % 50 == 0:  # positions past the encoder's table, steps of 128 and more
-            text += " " + " ".join(f"filler{k % 300}" for k in range(n * 12)) + " report"
-        notes.put(n, f"{words[n % 8]} {n}", f"{text} {n % 3}", tags=[words[n % 5]])
+    notes = mixed_notes()
 
     def write(name, schema, open_writer, pool_limit=None):
         directory = tmp_path / name
@@ -520,13 +534,7 @@ def test_our_index_writer_writes_the_bytes_whoosh_writes(tmp_path):
             writer.add_document(**index.to_fields(doc))
         spilled = len(writer.pool.runs)
         writer.commit()
-        # MAIN_<random segment id>.<what>: compare by what each file holds.
-        files = {
-            f.name.split(".", 1)[1]: f.read_bytes()
-            for f in directory.iterdir()
-            if f.name.startswith("MAIN_") and "." in f.name
-        }
-        return files, spilled
+        return segment_files(directory), spilled
 
     whoosh, _ = write("whoosh", stock, lambda ix: ix.writer(codec=W3Codec(), compound=False))
     ours, _ = write("ours", SCHEMA, lambda ix: new_writer(ix, compound=False))
@@ -537,6 +545,37 @@ def test_our_index_writer_writes_the_bytes_whoosh_writes(tmp_path):
     assert runs >= 3
     assert ours == whoosh
     assert on_disk == whoosh
+
+
+def test_merged_segments_are_written_as_whoosh_writes_them(tmp_path):
+    """A merge reads other segments term by term, so its postings reach the pool out of
+    document order: the pool must sort them as Whoosh does, deletions included."""
+    from whoosh import index as whoosh_index
+
+    from portal.search.codec import new_writer
+    from portal.search.schema import SCHEMA
+
+    notes = mixed_notes()
+    docs = list(notes.docs.values())
+
+    def write(name, open_writer):
+        directory = tmp_path / name
+        directory.mkdir()
+        ix = whoosh_index.create_in(str(directory), SCHEMA)
+        for part in (docs[:200], docs[200:]):  # two segments
+            writer = open_writer(ix)
+            for doc in part:
+                writer.add_document(**index.to_fields(doc))
+            writer.commit(merge=False)
+        writer = open_writer(ix)
+        for doc in (docs[4], docs[249]):  # replaced: deleted in their segment, added anew
+            writer.update_document(**index.to_fields(doc))
+        writer.commit(optimize=True)
+        assert len(ix._segments()) == 1
+        return segment_files(directory)
+
+    ours = write("ours", lambda ix: new_writer(ix, compound=False))
+    assert ours == write("whoosh", lambda ix: ix.writer(codec=W3Codec(), compound=False))
 
 
 @pytest.mark.parametrize(
