@@ -519,8 +519,8 @@ def bare_whoosh_query(ix: Any) -> Any:
 
 
 def words_postings(ix: Any, text: str) -> int:
-    """How many postings the query's words have (AND, and OR where AND finds nothing, as
-    ``bare_whoosh_query`` asks): the lists Whoosh decodes and scores in Python."""
+    """How many postings the query's words have (the same words whether ``bare_whoosh_query``
+    asks for all of them or any): the lists Whoosh decodes and scores in Python."""
     with ix.searcher() as searcher:
         terms = set(QueryParser("content", ix.schema).parse(text).iter_all_terms())
         return sum(searcher.doc_frequency(field, term) for field, term in terms)

@@ -234,14 +234,8 @@ class _SubWriterTask(SubWriterTask):
 
 
 class _MpWriter(MpWriter):
-    """Whoosh's multi-process writer with :class:`TermOrderPool` in every process: the run
-    file each writer process hands over is read back by this one's pool."""
-
-    def __init__(self, ix: Any, **kwargs: Any) -> None:
-        super().__init__(ix, **kwargs)
-        self.pool = TermOrderPool(
-            self._tempstorage, self.newsegment, limitmb=kwargs.get("limitmb", 128)
-        )
+    """Whoosh's multi-process writer whose writer processes use :class:`TermOrderPool`:
+    the run file each hands over is read back by this writer's pool (``new_writer``)."""
 
     def _new_task(self) -> SubWriterTask:
         task = _SubWriterTask(
@@ -262,9 +256,7 @@ def new_writer(ix: Any, procs: int = 1, **kwargs: Any) -> Any:
     """``ix.writer(**kwargs)`` with :class:`IndexCodec` and :class:`TermOrderPool` (Whoosh's
     writers take no pool class)."""
     kwargs["codec"] = IndexCodec()
-    if procs > 1:
-        return _MpWriter(ix, procs=procs, **kwargs)
-    writer = ix.writer(**kwargs)
+    writer = _MpWriter(ix, procs=procs, **kwargs) if procs > 1 else ix.writer(**kwargs)
     writer.pool = TermOrderPool(
         writer._tempstorage, writer.newsegment, limitmb=kwargs.get("limitmb", 128)
     )
