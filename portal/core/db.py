@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import select
 import time
 from datetime import UTC, datetime
@@ -100,6 +101,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if make_url(url).get_driver_name() != "psycopg":  # no socket to look at: ask the server
         return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
+    if "isolation_level" not in kwargs:  # an engine made for AUTOCOMMIT keeps it
+        _read_requests_without_transactions(engine)
 
     @event.listens_for(engine, "checkin")
     def _idle_since(_dbapi_connection: Any, record: Any) -> None:
@@ -124,6 +127,56 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             raise DisconnectionError("the pooled connection did not answer a ping") from error
 
     return engine
+
+
+# What a statement needs a transaction block for: anything but a plain SELECT (DML, SAVEPOINT,
+# DDL, a CTE that may write), row locks and transaction-scoped advisory locks.
+_NEEDS_TRANSACTION = re.compile(
+    r"\A(?!\s*SELECT\b)|\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(?:KEY\s+)?SHARE\b|_xact_",
+    re.IGNORECASE,
+)
+
+
+def needs_transaction(statement: str) -> bool:
+    return _NEEDS_TRANSACTION.search(statement) is not None
+
+
+_PAGE_VIEW_AUTOCOMMIT = "page_view_autocommit"
+
+
+def _read_requests_without_transactions(engine: Engine) -> None:
+    """A page view reads in autocommit until its first write.
+
+    At READ COMMITTED every statement takes its own snapshot whether or not a transaction
+    block is open, so the BEGIN and ROLLBACK around a page's reads were two round trips that
+    changed nothing: about a fifth of a signed-in page. The first statement that writes or
+    locks (see ``needs_transaction``) turns the connection back to transactional, so psycopg
+    sends BEGIN before it and everything from there on commits or rolls back as one, exactly
+    as before. Form posts, tasks and the CLI are transactional from their first statement.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _autocommit_for_page_views(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if has_request_context() and request.method in _READ_METHODS:
+            dbapi_connection.autocommit = True
+            record.info[_PAGE_VIEW_AUTOCOMMIT] = True
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _transaction_from_first_write(conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        if (
+            conn.info.get(_PAGE_VIEW_AUTOCOMMIT)
+            and needs_transaction(statement)
+            # AUTOCOMMIT asked for by name (execution_options) is meant, and stays.
+            and "isolation_level" not in conn.get_execution_options()
+        ):
+            del conn.info[_PAGE_VIEW_AUTOCOMMIT]
+            cursor.connection.autocommit = False
+
+    @event.listens_for(engine, "checkin")
+    def _transactional_again(dbapi_connection: Any, record: Any) -> None:
+        page_view = record.info.pop(_PAGE_VIEW_AUTOCOMMIT, False)
+        if page_view and dbapi_connection is not None and not dbapi_connection.closed:
+            dbapi_connection.autocommit = False
 
 
 # A pooled connection idle longer than this is pinged before use (see make_engine).
