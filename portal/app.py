@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_bootstrap import Bootstrap5
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup
 from marshmallow import ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import OperationalError
@@ -24,6 +26,7 @@ from portal.core import i18n, sessions
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.extensions import csrf, limiter, login_manager
+from portal.core.fragments import Navigation, navigation_bar
 from portal.core.identity import User, shown_name
 from portal.core.notifications import unread_count, unread_count_column
 from portal.core.tasks import celery_init_app
@@ -295,6 +298,7 @@ def _register_response_hooks(app: Flask) -> None:
 
 def _register_template_helpers(app: Flask) -> None:
     from flask_babel import format_datetime
+    from flask_wtf.csrf import generate_csrf
 
     from moderation.service import is_moderator, queue_counts
     from portal.core.i18n import current_locale
@@ -313,12 +317,37 @@ def _register_template_helpers(app: Flask) -> None:
             queue = g.get("moderation_queue_count")
             if queue is None:
                 queue = queue_counts(db.session)
+        locale = current_locale()
+
+        def navigation() -> Markup:
+            nav = Navigation(
+                locale=locale,
+                script_root=request.script_root,
+                dev_outbox=bool(app.config["DEV_OUTBOX"]),
+            )
+            if signed_in:
+                user = current_user._get_current_object()
+                nav = replace(
+                    nav,
+                    signed_in=True,
+                    display_name=user.display_name,
+                    organization_id=user.organization_id,
+                    manage_members=can(user, Action.MANAGE_MEMBERS, user.organization),
+                    view_cs=can(user, Action.VIEW_CS),
+                    view_search_insights=can(user, Action.VIEW_SEARCH_INSIGHTS),
+                    queue=queue,
+                    unread=unread or 0,
+                )
+            next_path = request.full_path if request.method == "GET" else ""
+            return navigation_bar.render(nav, generate_csrf(), next_path, nav=nav)
+
         return {
             "unread_notifications": unread,
             "can": can,
             "Action": Action,
-            "current_locale": current_locale(),
+            "current_locale": locale,
             "moderation_queue": queue,
+            "navigation": navigation,
         }
 
     app.jinja_env.globals["url_for"] = template_url_for

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, request
 from flask_login import current_user
+from markupsafe import Markup
 
+from portal.core.fragments import FragmentCache
+from portal.core.i18n import current_locale
 from portal.core.permissions import Action, can
 
 bp = Blueprint("cs", __name__, url_prefix="/cs")
@@ -26,9 +29,23 @@ def nav_item(endpoint: str, label: Any, action: Action = Action.VIEW_CS) -> None
     _NAV.append((endpoint, label, action))
 
 
+_nav_bar = FragmentCache("cs/_nav.html")
+
+
 @bp.context_processor
 def _cs_nav() -> dict[str, Any]:
-    return {"cs_nav_items": [(e, label) for e, label, a in _NAV if can(current_user, a)]}
+    return {"cs_navigation": _cs_navigation}
+
+
+def _cs_navigation() -> Markup:
+    """The pages this user may open, kept rendered per (language, pages, page shown)."""
+    user = current_user._get_current_object()
+    allowed = {action: can(user, action) for action in {a for _e, _l, a in _NAV}}
+    shown = tuple(endpoint for endpoint, _label, action in _NAV if allowed[action])
+    key = (current_locale(), request.script_root, shown, request.endpoint)
+    labels = {endpoint: label for endpoint, label, _action in _NAV}
+    items = [(endpoint, labels[endpoint]) for endpoint in shown]
+    return _nav_bar.render(key, items=items, active=request.endpoint)
 
 
 from cs_metrics.views import (  # noqa: E402  (the modules add their routes to bp)

@@ -157,9 +157,10 @@ def _read_requests_without_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _autocommit_for_page_views(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if has_request_context() and request.method in _READ_METHODS:
-            dbapi_connection.autocommit = True
-            record.info[_PAGE_VIEW_AUTOCOMMIT] = True
+        page_view = has_request_context() and request.method in _READ_METHODS
+        record.info[_PAGE_VIEW_AUTOCOMMIT] = page_view
+        if dbapi_connection.autocommit != page_view:  # the setter costs a trip through psycopg
+            dbapi_connection.autocommit = page_view
 
     @event.listens_for(engine, "before_cursor_execute")
     def _transaction_from_first_write(conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
@@ -169,14 +170,8 @@ def _read_requests_without_transactions(engine: Engine) -> None:
             # AUTOCOMMIT asked for by name (execution_options) is meant, and stays.
             and "isolation_level" not in conn.get_execution_options()
         ):
-            del conn.info[_PAGE_VIEW_AUTOCOMMIT]
+            conn.info[_PAGE_VIEW_AUTOCOMMIT] = False
             cursor.connection.autocommit = False
-
-    @event.listens_for(engine, "checkin")
-    def _transactional_again(dbapi_connection: Any, record: Any) -> None:
-        page_view = record.info.pop(_PAGE_VIEW_AUTOCOMMIT, False)
-        if page_view and dbapi_connection is not None and not dbapi_connection.closed:
-            dbapi_connection.autocommit = False
 
 
 # A pooled connection idle longer than this is pinged before use (see make_engine).
