@@ -874,10 +874,14 @@ def _cache_for(key: tuple[Any, ...]) -> _QueueCache:
     return cache
 
 
-def queue_counts(session: Session) -> int:
+def queue_change_key(session: Session) -> tuple[Any, ...]:
+    """Where the audit log stands: a new value whenever any item's state or text changed."""
+    return tuple(session.execute(select(*change_key_columns())).one())
+
+
+def queue_counts(session: Session, change_key: tuple[Any, ...] | None = None) -> int:
     """How many items wait for review (the navigation badge): counted once per change."""
-    key = tuple(session.execute(select(*change_key_columns())).one())
-    cache = _cache_for(key)
+    cache = _cache_for(change_key if change_key is not None else queue_change_key(session))
     if cache.count is None:
         cache.count = (
             session.scalar(select(func.count()).where(ModerationItem.needs_review.is_(True))) or 0
@@ -902,34 +906,46 @@ QUEUE_COLUMNS = (
 
 
 def queue_rows(
-    session: Session, moderator: User, filters: QueueFilters, page: int, per_page: int
+    session: Session,
+    moderator: User,
+    filters: QueueFilters,
+    page: int,
+    per_page: int,
+    change_key: tuple[Any, ...],
 ) -> tuple[Page[Any], dict[int, dict[str, int]]]:
     """One page of the review queue as plain rows, with each author's history.
 
     Rows, not ORM objects: the page only displays, and building 20 items with their authors
-    and organizations cost more than the query. The change key rides along with the rows;
-    the total (unfiltered queue) and the history come from the cache while it holds, so a
-    page costs the same with 10 or 10,000 waiting items. Filtered totals are counted."""
+    and organizations cost more than the query. ``change_key`` (``queue_change_key``, read
+    by the caller) names the cache of the unfiltered total and the authors' history, so a
+    page costs the same with 10 or 10,000 waiting items; a total not cached rides along with
+    the rows as a scalar subquery (one statement either way)."""
     require_moderator(moderator)
+    cache = _cache_for(change_key)
+    unfiltered = replace(filters, newest_first=False) == QueueFilters()
+    known_total = cache.count if unfiltered else None
+    counted = _filtered(select(func.count()), filters).order_by(None)
+    columns = list(QUEUE_COLUMNS)
+    if known_total is None:
+        columns.append(counted.scalar_subquery().correlate(None).label("total"))
     statement = (
-        _filtered(select(*QUEUE_COLUMNS, *change_key_columns()), filters)
+        _filtered(select(*columns), filters)
         .outerjoin(User, User.id == ModerationItem.author_id)
         .outerjoin(Organization, Organization.id == User.organization_id)
         .limit(per_page)
         .offset((page - 1) * per_page)
     )
     rows = session.execute(statement).all()
-    unfiltered = replace(filters, newest_first=False) == QueueFilters()
+    if known_total is not None:
+        total = known_total
+    elif rows:
+        total = rows[0].total
+    else:  # a page past the end: no row to carry the total
+        total = session.scalar(counted) or 0
+    if unfiltered:
+        cache.count = total
     if not rows:
-        total = session.scalar(_filtered(select(func.count()), filters).order_by(None))
-        return Page(items=[], page=page, per_page=per_page, total=total or 0), {}
-    cache = _cache_for(tuple(rows[0][-3:]))
-    if unfiltered and cache.count is not None:
-        total = cache.count
-    else:
-        total = session.scalar(_filtered(select(func.count()), filters).order_by(None)) or 0
-        if unfiltered:
-            cache.count = total
+        return Page(items=[], page=page, per_page=per_page, total=total), {}
     history = _cached_history(session, cache, {row.author_id for row in rows if row.author_id})
     return Page(items=rows, page=page, per_page=per_page, total=total), history
 

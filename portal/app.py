@@ -339,7 +339,7 @@ def _register_template_helpers(app: Flask) -> None:
                     unread=unread or 0,
                 )
             next_path = request.full_path if request.method == "GET" else ""
-            return navigation_bar.render(nav, generate_csrf(), next_path, nav=nav)
+            return navigation_bar.render(nav, lambda: {"nav": nav}, generate_csrf(), next_path)
 
         return {
             "unread_notifications": unread,

@@ -45,7 +45,7 @@ def _cs_navigation() -> Markup:
     key = (current_locale(), request.script_root, shown, request.endpoint)
     labels = {endpoint: label for endpoint, label, _action in _NAV}
     items = [(endpoint, labels[endpoint]) for endpoint in shown]
-    return _nav_bar.render(key, items=items, active=request.endpoint)
+    return _nav_bar.render(key, lambda: {"items": items, "active": request.endpoint})
 
 
 from cs_metrics.views import (  # noqa: E402  (the modules add their routes to bp)

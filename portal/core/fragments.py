@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,26 +28,34 @@ NEXT_SLOT = f"slot-{_MARKER}-next"
 
 
 class FragmentCache:
-    """One template's rendered fragments, by key. The template gets ``values`` (used only
-    when the key is new, so they must follow from it) and the slots ``csrf_slot`` and
-    ``next_slot``."""
+    """One template's rendered fragments, by key.
 
-    def __init__(self, template: str) -> None:
+    ``values()`` is called only for a new key, so what it returns must follow from the key;
+    a key of None renders without keeping. The template also gets the slots ``csrf_slot``
+    and ``next_slot``."""
+
+    def __init__(self, template: str, max_entries: int = MAX_ENTRIES) -> None:
         self.template = template
+        self.max_entries = max_entries  # keys from request arguments need a bound
         self._rendered: dict[Hashable, str] = {}
         self._lock = threading.Lock()
 
     def render(
-        self, key: Hashable, csrf_token: str = "", next_path: str = "", **values: Any
+        self,
+        key: Hashable | None,
+        values: Callable[[], dict[str, Any]],
+        csrf_token: str = "",
+        next_path: str = "",
     ) -> Markup:
-        html = self._rendered.get(key)
+        html = None if key is None else self._rendered.get(key)
         if html is None:
             template = current_app.jinja_env.get_template(self.template)
-            html = template.render(csrf_slot=CSRF_SLOT, next_slot=NEXT_SLOT, **values)
-            with self._lock:
-                if len(self._rendered) >= MAX_ENTRIES:
-                    self._rendered.clear()
-                self._rendered[key] = html
+            html = template.render(csrf_slot=CSRF_SLOT, next_slot=NEXT_SLOT, **values())
+            if key is not None:
+                with self._lock:
+                    if len(self._rendered) >= self.max_entries:
+                        self._rendered.clear()
+                    self._rendered[key] = html
         if CSRF_SLOT in html:
             html = html.replace(CSRF_SLOT, str(escape(csrf_token)))
         if NEXT_SLOT in html:

@@ -24,6 +24,14 @@ from sqlalchemy.orm import ORMExecuteState, Session
 MAX_ENTRIES = 512
 
 
+def cache_seconds(config_key: str, default: float = 5.0) -> float:
+    """A cache's lifetime: its setting, else ``default`` (0, which is off, under TESTING)."""
+    configured = current_app.config.get(config_key)
+    if configured is None:
+        return 0.0 if current_app.testing else default
+    return float(configured)
+
+
 class RenderedCache:
     def __init__(self, name: str, watched: Iterable[type[Any]], config_key: str) -> None:
         self.config_key = config_key
@@ -39,10 +47,7 @@ class RenderedCache:
         event.listen(Session, "after_soft_rollback", self._forget)
 
     def ttl(self) -> float:
-        configured = current_app.config.get(self.config_key)
-        if configured is None:
-            return 0.0 if current_app.testing else 5.0
-        return float(configured)
+        return cache_seconds(self.config_key)
 
     def get(self, key: Hashable) -> str | None:
         entry = self._entries.get(key)
