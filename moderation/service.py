@@ -874,9 +874,14 @@ def _cache_for(key: tuple[Any, ...]) -> _QueueCache:
     return cache
 
 
+@lru_cache(maxsize=1)
+def _change_key_statement() -> Any:
+    return select(*change_key_columns())  # built once: building it cost more than running it
+
+
 def queue_change_key(session: Session) -> tuple[Any, ...]:
     """Where the audit log stands: a new value whenever any item's state or text changed."""
-    return tuple(session.execute(select(*change_key_columns())).one())
+    return tuple(session.execute(_change_key_statement()).one())
 
 
 def queue_counts(session: Session, change_key: tuple[Any, ...] | None = None) -> int:

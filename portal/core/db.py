@@ -130,15 +130,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 # What a statement needs a transaction block for: anything but a plain SELECT (DML, SAVEPOINT,
-# DDL, a CTE that may write), row locks and transaction-scoped advisory locks.
-_NEEDS_TRANSACTION = re.compile(
-    r"\A(?!\s*SELECT\b)|\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(?:KEY\s+)?SHARE\b|_xact_",
-    re.IGNORECASE,
-)
+# DDL, a CTE that may write), row locks and transaction-scoped advisory locks. Checked for
+# every statement of a page view, so the whole-text search runs only when a cheap scan of the
+# upper-cased text found a candidate.
+_PLAIN_SELECT = re.compile(r"\s*SELECT\b", re.IGNORECASE)
+_LOCKS = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(?:KEY\s+)?SHARE\b|_XACT_")
 
 
 def needs_transaction(statement: str) -> bool:
-    return _NEEDS_TRANSACTION.search(statement) is not None
+    if _PLAIN_SELECT.match(statement) is None:
+        return True
+    upper = statement.upper()
+    if "FOR" not in upper and "_XACT_" not in upper:
+        return False
+    return _LOCKS.search(upper) is not None
 
 
 _PAGE_VIEW_AUTOCOMMIT = "page_view_autocommit"
