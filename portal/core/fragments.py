@@ -44,8 +44,8 @@ class FragmentCache:
         self,
         key: Hashable | None,
         values: Callable[[], dict[str, Any]],
-        csrf_token: str = "",
-        next_path: str = "",
+        csrf_token: str | None = None,
+        next_path: str | None = None,
     ) -> Markup:
         html = None if key is None else self._rendered.get(key)
         if html is None:
@@ -57,9 +57,9 @@ class FragmentCache:
                         self._rendered.clear()
                     self._rendered[key] = html
         if CSRF_SLOT in html:
-            html = html.replace(CSRF_SLOT, str(escape(csrf_token)))
+            html = html.replace(CSRF_SLOT, str(escape(csrf_token or "")))
         if NEXT_SLOT in html:
-            html = html.replace(NEXT_SLOT, str(escape(next_path)))
+            html = html.replace(NEXT_SLOT, str(escape(next_path or "")))
         # Our template's output, escaped as it was rendered; the slot values are escaped.
         return Markup(html)  # noqa: S704  # nosec B704
 
