@@ -43,9 +43,12 @@ def _cs_navigation() -> Markup:
     allowed = {action: can(user, action) for action in {a for _e, _l, a in _NAV}}
     shown = tuple(endpoint for endpoint, _label, action in _NAV if allowed[action])
     key = (current_locale(), request.script_root, shown, request.endpoint)
-    labels = {endpoint: label for endpoint, label, _action in _NAV}
-    items = [(endpoint, labels[endpoint]) for endpoint in shown]
-    return _nav_bar.render(key, lambda: {"items": items, "active": request.endpoint})
+
+    def values() -> dict[str, Any]:
+        labels = {endpoint: label for endpoint, label, _action in _NAV}
+        return {"items": [(e, labels[e]) for e in shown], "active": request.endpoint}
+
+    return _nav_bar.render(key, values)
 
 
 from cs_metrics.views import (  # noqa: E402  (the modules add their routes to bp)

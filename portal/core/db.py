@@ -154,10 +154,11 @@ def _read_requests_without_transactions(engine: Engine) -> None:
 
     At READ COMMITTED every statement takes its own snapshot whether or not a transaction
     block is open, so the BEGIN and ROLLBACK around a page's reads were two round trips that
-    changed nothing: about a fifth of a signed-in page. The first statement that writes or
-    locks (see ``needs_transaction``) turns the connection back to transactional, so psycopg
-    sends BEGIN before it and everything from there on commits or rolls back as one, exactly
-    as before. Form posts, tasks and the CLI are transactional from their first statement.
+    changed nothing (a GET with one query: 0.50 ms before, 0.24 ms after). The first
+    statement that writes or locks (see ``needs_transaction``) turns the connection back to
+    transactional, so psycopg sends BEGIN before it and everything from there on commits or
+    rolls back as one, exactly as before. Form posts, tasks and the CLI are transactional
+    from their first statement.
     """
 
     @event.listens_for(engine, "checkout")
