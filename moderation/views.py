@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import time
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -101,8 +100,8 @@ def queue() -> str:
         generate_csrf(),
         request.full_path,
     )
-    unfiltered = replace(filters, newest_first=False) == service.QueueFilters()
-    g.moderation_queue_count = service.queue_counts(db.session, change) if unfiltered else None
+    # The navigation's badge: the whole queue, whatever the filters, under the key just read.
+    g.moderation_queue_count = service.queue_counts(db.session, change)
     return render_template("moderation/queue.html", body=body)
 
 

@@ -243,6 +243,8 @@ def test_queue_count_and_history_follow_decisions_taken_in_another_worker(
     html = queue_page()
     assert 'data-testid="queue-total">1<' in html and 'data-testid="queue-count">1<' in html
     assert "0 published, 1 rejected before" in html  # Hana's record, one decision later
+    filtered = client.get("/moderation/queue?order=newest&reason=new_user").get_data(as_text=True)
+    assert 'data-testid="queue-count">1<' in filtered  # the badge counts the whole queue
 
 
 def test_settings_and_word_changes_apply_to_the_next_submit(client, session):
