@@ -843,14 +843,15 @@ class _QueueCache:
 _queue_cache = _QueueCache()
 
 
-def change_key_columns() -> list[Any]:
+@lru_cache(maxsize=1)
+def _change_key_statement() -> Any:
     """(newest audit id, audit rows among the newest CHANGE_WINDOW ids, newest row's time).
 
     The count catches a transaction that took an id early and committed late (its row lands
     below the newest id); the time tells a reused SQLite rowid after a rollback from the row
-    that had it. Scalar subqueries, so a caller can add them to a query it runs anyway."""
+    that had it. Built once: building it cost more than running it."""
     newest = select(func.max(AuditEntry.id)).scalar_subquery()
-    return [
+    return select(
         newest.label("change_newest"),
         select(func.count())
         .where(AuditEntry.id > newest - CHANGE_WINDOW)
@@ -861,7 +862,7 @@ def change_key_columns() -> list[Any]:
         .limit(1)
         .scalar_subquery()
         .label("change_time"),
-    ]
+    )
 
 
 def _cache_for(key: tuple[Any, ...]) -> _QueueCache:
@@ -872,11 +873,6 @@ def _cache_for(key: tuple[Any, ...]) -> _QueueCache:
         cache = _QueueCache(key=key, history={})
         _queue_cache = cache
     return cache
-
-
-@lru_cache(maxsize=1)
-def _change_key_statement() -> Any:
-    return select(*change_key_columns())  # built once: building it cost more than running it
 
 
 def queue_change_key(session: Session) -> tuple[Any, ...]:
