@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from moderation.models import ReasonTemplate, WatchedWordEntry
 from portal.accounts.models import UserProfile
 from portal.accounts.service import create_user, find_user, update_about
-from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role
+from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role, User
 from portal.gallery.demo import load_demo as load_gallery_demo
 from portal.kb.demo import load_demo as load_kb_demo
 from portal.qa.demo import load_demo as load_qa_demo
@@ -132,6 +132,19 @@ DEMO_ABOUT = (
 
 def load_demo(session: Session) -> list[tuple[str, str, str, str]]:
     """Create what is missing; return (organization, email, role, password) for every sign-in."""
+    sign_ins = load_community(session)
+    users = demo_users(session, sign_ins)
+    load_qa_demo(session, users)
+    load_kb_demo(session, users)
+    load_roadmap_demo(session, users)
+    load_gallery_demo(session, users)
+    return sign_ins
+
+
+def load_community(session: Session) -> list[tuple[str, str, str, str]]:
+    """The demo organizations, their people and the moderation set-up (watched words, trust
+    levels, profile texts), without any feature's content: what each feature's demo builds
+    on, so a test of one feature's demo need not load the others'. Returns the sign-ins."""
     sign_ins: list[tuple[str, str, str, str]] = []
     for spec in DEMO_ORGS:
         org = session.scalar(select(Organization).where(Organization.slug == spec.slug))
@@ -154,12 +167,13 @@ def load_demo(session: Session) -> list[tuple[str, str, str, str]]:
                 )
             sign_ins.append((spec.name, person.email, str(person.role), DEMO_PASSWORD))
     _load_moderation(session)
-    users = {email: find_user(session, email) for _org, email, _role, _pw in sign_ins}
-    load_qa_demo(session, users)
-    load_kb_demo(session, users)
-    load_roadmap_demo(session, users)
-    load_gallery_demo(session, users)
     return sign_ins
+
+
+def demo_users(session: Session, sign_ins: list[tuple[str, str, str, str]]) -> dict[str, User]:
+    """The demo's people by email, as the feature demos take them."""
+    users = {email: find_user(session, email) for _org, email, _role, _pw in sign_ins}
+    return {email: user for email, user in users.items() if user is not None}
 
 
 def _load_moderation(session: Session) -> None:

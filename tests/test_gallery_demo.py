@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from portal.demo import load_demo as load_portal_demo
+from portal.demo import demo_users, load_community
 from portal.gallery import demo
 from portal.gallery.models import Download, Rating, Template, TemplateVersion
 
 
 def test_demo_loads_once(app_ctx, session):
-    sign_ins = load_portal_demo(session)
-    from portal.accounts.service import find_user
-
-    users = {email: find_user(session, email) for _org, email, _role, _pw in sign_ins}
+    users = demo_users(session, load_community(session))
     demo.load_demo(session, users)
     templates = session.scalars(select(Template)).all()
     assert len(templates) == 12

@@ -547,13 +547,11 @@ def test_unknown_ids_answer_404(client, session):
 
 
 def test_demo_data_is_deterministic_idempotent_and_bilingual(app, session):
-    from portal.core.identity import User
-    from portal.demo import load_demo as load_base_demo
+    from portal.demo import demo_users, load_community
     from portal.qa.demo import load_demo
 
     with app.app_context():
-        load_base_demo(session)
-        users = {u.email: u for u in session.scalars(select(User))}
+        users = demo_users(session, load_community(session))
         load_demo(session, users)
         first = count(session, Question), count(session, Answer), count(session, Vote)
         load_demo(session, users)
