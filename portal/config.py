@@ -33,6 +33,8 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "RATELIMIT_STORAGE_URI": ("", str),  # default: the Redis broker if any, else memory://
     "RATELIMIT_ENABLED": (True, bool),
     "SEARCH_INDEX_DIR": (None, str),
+    # Compare the index with the database when a process starts (one count per kind).
+    "SEARCH_STARTUP_CHECK": (True, bool),
     "UPLOAD_DIR": (None, str),
     "MAIL_BACKEND": ("outbox", str),  # outbox: kept for /dev/outbox; smtp: sent
     "MAIL_SERVER": ("localhost", str),

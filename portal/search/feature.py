@@ -21,6 +21,8 @@ def init_app(app: Flask) -> None:
     app.extensions["celery"].conf.beat_schedule.update(index.BEAT_SCHEDULE)
     root = Path(app.config["SEARCH_INDEX_DIR"])
     root.mkdir(parents=True, exist_ok=True)
+    if not app.config["SEARCH_STARTUP_CHECK"]:
+        return
     from portal.search.registry import sources
 
     if sources():
