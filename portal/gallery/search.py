@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from portal.core.html import to_plain_text
+from portal.core.html import html_to_plain_text
 from portal.gallery.models import Template, Visibility
 from portal.gallery.service import CATEGORIES, INDUSTRIES, TEMPLATE_KIND
 from portal.search.registry import SearchDocument, SearchSource, register_source
@@ -43,7 +43,7 @@ def load(session: Session, ids: Sequence[int]) -> list[SearchDocument]:
                 kind=TEMPLATE_KIND,
                 object_id=template.id,
                 title=template.title,
-                body=f"{to_plain_text(template.description_source)}\n{' '.join(words)}",
+                body=f"{html_to_plain_text(template.description_html)}\n{' '.join(words)}",
                 url=template_url(template.id),
                 updated_at=template.updated_at,
                 private_to_org_id=(

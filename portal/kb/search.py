@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.core.html import to_plain_text
+from portal.core.html import html_to_plain_text
 from portal.kb.models import Article
 from portal.kb.service import SEARCH_KIND, tag_list
 from portal.search.registry import SearchDocument, SearchSource, register_source
@@ -31,7 +31,7 @@ def load(session: Session, ids: Sequence[int]) -> list[SearchDocument]:
             kind=SEARCH_KIND,
             object_id=article.id,
             title=article.title,
-            body=to_plain_text(article.body_source),
+            body=html_to_plain_text(article.body_html),
             url=article_url(article.id),
             updated_at=article.updated_at,
             tags=tuple(tag_list(article)),

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from moderation.models import ModerationItem, State
-from portal.core.html import to_plain_text
+from portal.core.html import html_to_plain_text
 from portal.qa.models import Answer, Question
 from portal.qa.service import ANSWER_KIND, QUESTION_KIND
 from portal.search.registry import SearchDocument, SearchSource, register_source
@@ -59,9 +59,9 @@ def load_questions(session: Session, ids: Sequence[int]) -> list[SearchDocument]
     ).all()
     documents = []
     for question, reply in rows:
-        body = to_plain_text(question.body_source)
+        body = html_to_plain_text(question.body_html)
         if reply is not None:
-            body = f"{body}\n{to_plain_text(reply.body_source)}"
+            body = f"{body}\n{html_to_plain_text(reply.body_html)}"
         documents.append(
             SearchDocument(
                 kind=QUESTION_KIND,
@@ -104,7 +104,7 @@ def load_answers(session: Session, ids: Sequence[int]) -> list[SearchDocument]:
             kind=ANSWER_KIND,
             object_id=reply.id,
             title=question.title,
-            body=to_plain_text(reply.body_source),
+            body=html_to_plain_text(reply.body_html),
             url=f"/questions/{question.id}#answer-{reply.id}",
             updated_at=reply.updated_at,
             private_to_org_id=_private_to(question),

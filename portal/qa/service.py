@@ -26,7 +26,7 @@ from moderation import service as moderation
 from portal.core.activity import Activity, record_activity, register_verbs
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
-from portal.core.html import render_markdown, to_plain_text
+from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.identity import Organization, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import notify
@@ -756,7 +756,7 @@ def notify_followers(session: Session, reply: Answer) -> int:
             locale=person.locale,
             user=person,
             question=question,
-            excerpt=to_plain_text(reply.body_source)[:500],
+            excerpt=html_to_plain_text(reply.body_html, 500),
             link=link,
         )
         told += 1

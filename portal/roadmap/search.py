@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from portal.core.html import to_plain_text
+from portal.core.html import html_to_plain_text
 from portal.roadmap.models import Idea, IdeaStatus
 from portal.roadmap.service import IDEA_KIND
 from portal.search.registry import SearchDocument, SearchSource, register_source
@@ -33,7 +33,7 @@ def load_ideas(session: Session, ids: Sequence[int]) -> list[SearchDocument]:
             kind=IDEA_KIND,
             object_id=idea.id,
             title=idea.title,
-            body=to_plain_text(idea.description_source),
+            body=html_to_plain_text(idea.description_html),
             url=f"/roadmap/ideas/{idea.id}",
             updated_at=idea.updated_at,
             owner_org_id=idea.organization_id,

@@ -27,7 +27,7 @@ from moderation import service as moderation
 from portal.core.activity import record_activity, register_verbs
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
-from portal.core.html import render_markdown, to_plain_text
+from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.identity import Organization, Role, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import Notification, notify
@@ -1189,4 +1189,4 @@ def send_digests(session: Session, now: datetime | None = None) -> int:
 
 
 def plain_description(idea: Idea) -> str:
-    return to_plain_text(idea.description_source)
+    return html_to_plain_text(idea.description_html)
