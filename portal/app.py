@@ -28,7 +28,7 @@ from portal.core.errors import DomainError
 from portal.core.extensions import csrf, limiter, login_manager
 from portal.core.fragments import Navigation, navigation_bar
 from portal.core.identity import User, shown_name
-from portal.core.notifications import unread_count, unread_count_column
+from portal.core.notifications import unread_badge, unread_count, unread_count_column
 from portal.core.tasks import celery_init_app
 from portal.core.urls import template_url_for
 from portal.core.web import IdConverter, remember_retry_after
@@ -352,6 +352,7 @@ def _register_template_helpers(app: Flask) -> None:
 
     app.jinja_env.globals["url_for"] = template_url_for
     app.jinja_env.filters["person_name"] = shown_name
+    app.jinja_env.filters["unread_badge"] = unread_badge
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (
         format_datetime(value, fmt) if value else ""
     )

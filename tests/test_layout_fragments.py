@@ -6,9 +6,16 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
 from portal.core.identity import Role
-from portal.core.notifications import notify
+from portal.core.notifications import (
+    UNREAD_COUNT_CAP,
+    Notification,
+    mark_read,
+    notify,
+    unread_count,
+)
 from tests.conftest import login
 from tests.factories import UserFactory, staff
 
@@ -36,6 +43,26 @@ def test_the_bar_shows_the_user_asking_and_follows_their_changes(client, session
     ben.locale = "zh_CN"
     session.flush()
     assert "退出" in bar(client) or "登出" in bar(client)
+
+
+def test_the_bell_counts_a_long_backlog_as_99_plus(client, session):
+    """A CSM's alerts pile up: past 99 the bell says 99+, and reading some brings the number
+    back."""
+    reader = UserFactory()
+    login(client, reader)
+    for i in range(UNREAD_COUNT_CAP + 20):
+        notify(session, reader, "test", f"Alert {i}")
+    session.flush()
+    assert re.search(r'aria-label="99\+ unread">99\+</span>', bar(client))
+    assert unread_count(session, reader) == UNREAD_COUNT_CAP
+    oldest = session.scalars(
+        select(Notification.id).where(Notification.user_id == reader.id).order_by(Notification.id)
+    ).all()
+    for notification_id in oldest[:30]:
+        mark_read(session, reader, notification_id)
+    session.flush()
+    assert re.search(r'aria-label="90 unread">90</span>', bar(client))
+    assert unread_count(session, reader) == 90
 
 
 def test_staff_entries_follow_roles(client, session):

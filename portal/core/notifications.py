@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import force_locale
-from sqlalchemy import ForeignKey, Index, ScalarSelect, String, func, select, update
+from sqlalchemy import ForeignKey, Index, ScalarSelect, Select, String, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.core.db import Base, utcnow
@@ -36,24 +36,36 @@ def notify(
     return notification
 
 
-def unread_count_column(user_id: object) -> ScalarSelect[int]:
-    """The unread count as a subquery, so the layout gets it with the user in one query."""
-    return (
-        select(func.count())
+# The bell counts unread notifications up to this many and shows "99+" from there: the exact
+# size of a long backlog (a CSM's alerts and tasks pile up) tells nobody anything, and counting
+# all of it cost every page that person opened a scan of the whole backlog.
+UNREAD_COUNT_CAP = 100
+
+
+def _unread_capped(user_id: object) -> Select[tuple[int]]:
+    unread = (
+        select(Notification.id)
         .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-        .scalar_subquery()
+        .limit(UNREAD_COUNT_CAP)
+        .correlate(User)
     )
+    return select(func.count()).select_from(unread.subquery())
+
+
+def unread_count_column(user_id: object) -> ScalarSelect[int]:
+    """The unread count (at most ``UNREAD_COUNT_CAP``) as a subquery, so the layout gets it
+    with the user in one query."""
+    return _unread_capped(user_id).scalar_subquery()
 
 
 def unread_count(session: Session, user: User) -> int:
-    return (
-        session.scalar(
-            select(func.count()).where(
-                Notification.user_id == user.id, Notification.read_at.is_(None)
-            )
-        )
-        or 0
-    )
+    """Unread notifications of ``user``, counted up to ``UNREAD_COUNT_CAP``."""
+    return session.scalar(_unread_capped(user.id)) or 0
+
+
+def unread_badge(count: int) -> str:
+    """What the bell shows for ``count`` unread notifications."""
+    return f"{UNREAD_COUNT_CAP - 1}+" if count >= UNREAD_COUNT_CAP else str(count)
 
 
 def mark_read(session: Session, user: User, notification_id: int | None = None) -> int:
