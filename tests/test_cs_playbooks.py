@@ -96,7 +96,9 @@ def alerts_of(session, org, rule) -> list[HealthAlert]:
 def test_account_metrics_from_every_source(session):
     org = account(session, renewal_date=DAY + timedelta(days=45))
     member = UserFactory(organization=org)
+    SnapshotFactory(organization_id=org.id, day=DAY - timedelta(days=40), score=99.0)  # too old
     SnapshotFactory(organization_id=org.id, day=DAY - timedelta(days=20), score=95.0)
+    SnapshotFactory(organization_id=org.id, day=DAY - timedelta(days=9), score=60.0, band="red")
     SnapshotFactory(organization_id=org.id, day=DAY - timedelta(days=1), score=88.0)
     SnapshotFactory(organization_id=org.id, day=DAY, score=75.0, band="yellow")
     for days_ago, value in ((5, 10), (35, 20), (65, 30), (95, 999)):
