@@ -169,6 +169,9 @@ def test_queue_filters_by_kind_reason_and_org(client, session, moderator):
     login(client, moderator)
     html = client.get(f"/moderation/queue?org={one.organization_id}").get_data(as_text=True)
     assert "from org one" in html and "from org two" not in html
+    # Each kind is offered by its name, in the reader's language.
+    assert '<option value="profile_about" >profile text</option>' in html
+    assert not re.search(r"<option value=\"\w+\" (?:selected)?></option>", html)
     assert "from org two" in client.get("/moderation/queue?reason=new_user").get_data(as_text=True)
     assert "from org two" not in client.get("/moderation/queue?reason=upload").get_data(
         as_text=True

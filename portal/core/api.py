@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response
 from portal.core.errors import DomainError
 from portal.core.extensions import csrf, limiter
 from portal.core.identity import User
+from portal.core.pagination import MAX_PAGE
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # token-authenticated; session-authenticated calls may only read
@@ -49,7 +50,7 @@ def Id(**kwargs: Any) -> fields.Int:  # noqa: N802 - a field type, named like on
 
 
 class PageIn(StrictSchema):
-    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Int(load_default=20, validate=validate.Range(min=1, max=100))
 
 

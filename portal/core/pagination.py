@@ -13,6 +13,8 @@ T = TypeVar("T")
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
+# Far past any real list, and small enough that its OFFSET fits every database's integer.
+MAX_PAGE = 100_000
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Page(Generic[T]):
 def clamp_page_args(page: Any, per_page: Any = DEFAULT_PER_PAGE) -> tuple[int, int]:
     """Turn untrusted page arguments into sane numbers instead of an error."""
     try:
-        page_number = max(1, int(page))
+        page_number = min(MAX_PAGE, max(1, int(page)))
     except (TypeError, ValueError):
         page_number = 1
     try:
