@@ -197,7 +197,9 @@ def test_impact_is_for_staff_sortable_and_exported(rm, client, session):
     assert client.get("/roadmap/impact.csv").status_code == 403
     login(client, staff(Role.MODERATOR))
     assert client.get("/roadmap/impact").status_code == 403
+    assert 'href="/roadmap/impact"' not in text(client.get("/roadmap/"))  # no link to a 403
     login(client, staff(Role.CSM))
+    assert 'href="/roadmap/impact"' in text(client.get("/roadmap/"))
     by_risk = text(client.get("/roadmap/impact?sort=arr_at_risk"))
     assert by_risk.index("red account") < by_risk.index("big bank")
     by_revenue = text(client.get("/roadmap/impact?sort=revenue"))

@@ -79,7 +79,7 @@ def board() -> Any:
             areas=_areas(),
             labels=service.status_labels(db.session),
             importance=service.IMPORTANCE_LABELS,
-            staff=bool(viewer is not None and viewer.is_staff),
+            sees_impact=service.sees_impact(viewer),
         )
         if seconds > 0:
             listcache.put(key, body, seconds)
