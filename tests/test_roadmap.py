@@ -196,7 +196,8 @@ def test_status_changes_keep_history_notify_subscribers_and_record_shipping(rm, 
     author = member()
     idea = rm.idea(author)
     voters = [member(), member(organization=OrganizationFactory())]
-    for voter in voters:
+    reader = member(locale="zh_CN")  # told in their own language, whoever changed it
+    for voter in [*voters, reader]:
         rm.vote(voter, idea)
     rm(service.change_status, pm, idea.id, "planned", "On the Q3 roadmap.")
     rm(service.change_status, pm, idea.id, "shipped", "Done.", "Scheduled exports in 5.2")
@@ -213,10 +214,18 @@ def test_status_changes_keep_history_notify_subscribers_and_record_shipping(rm, 
             select(Notification.message).where(Notification.user_id == person.id)
         ).all()
         assert len(notes) == 2 and "Shipped" in notes[1]
+    notes = session.scalars(
+        select(Notification.message)
+        .where(Notification.user_id == reader.id)
+        .order_by(Notification.id)
+    ).all()
+    assert "已计划" in notes[0] and "已发布" in notes[1] and "Shipped" not in notes[1]
     assert count(session, Notification, Notification.user_id == pm.id) == 0
     shipped = verbs(session, "idea.shipped")
     assert len(shipped) == 1
-    assert shipped[0].data["organization_ids"] == sorted({v.organization_id for v in voters})
+    assert shipped[0].data["organization_ids"] == sorted(
+        {v.organization_id for v in [*voters, reader]}
+    )
     assert len(verbs(session, "idea.status_changed")) == 2
     assert idea in rm(service.changelog)
 

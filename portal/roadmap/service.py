@@ -585,18 +585,17 @@ def notify_subscribers(session: Session, idea: Idea, actor: User, status: str) -
         .join(IdeaSubscription, IdeaSubscription.user_id == User.id)
         .where(IdeaSubscription.idea_id == idea.id, User.active.is_(True), User.id != actor.id)
     ).all()
-    labels = status_labels(session)
+    # A vendor admin's own label as they wrote it; else the default in each person's language
+    # (``notify`` renders the message in the recipient's locale).
+    renamed = session.get(StatusLabel, str(status))
+    label = renamed.label if renamed is not None else DEFAULT_LABELS[_status(status)][0]
     link = external_url("roadmap.idea", idea_id=idea.id)
     for person in people:
         notify(
             session,
             person,
             NOTIFICATION_KIND,
-            _l(
-                "“%(title)s” is now %(status)s",
-                title=idea.title,
-                status=labels[str(status)].label,
-            ),
+            _l("“%(title)s” is now %(status)s", title=idea.title, status=label),
             link,
         )
     return len(people)
