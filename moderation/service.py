@@ -55,6 +55,7 @@ register_verbs(
     "content.hidden",
     "content.restored",
     "content.removed",
+    "content.withdrawn",
     "content.flagged",
 )
 
@@ -702,6 +703,34 @@ def remove(session: Session, moderator: User, item_id: int, reason: str = "") ->
         session, moderator, item.organization, "content.removed", item, {"kind": item.kind}
     )
     return item
+
+
+def withdraw(session: Session, kind_name: str, object_id: int, author: User) -> bool:
+    """The author took their content back (they emptied it): a pending item leaves the queue,
+    so no moderator approves text that no longer exists, and a published one stops being
+    flaggable. Audited as the author's act. Returns whether there was an item to withdraw."""
+    item = session.scalar(
+        select(ModerationItem).where(
+            ModerationItem.kind == kind_name,
+            ModerationItem.object_id == object_id,
+            ModerationItem.author_id == author.id,
+            ModerationItem.state != State.REMOVED,
+        )
+    )
+    if item is None:
+        return False
+    from_state = item.state
+    session.execute(
+        update(ModerationItem)
+        .where(ModerationItem.id == item.id)
+        .values(state=State.REMOVED, needs_review=False, decided_at=utcnow(), decided_by_id=None)
+        .execution_options(synchronize_session="fetch")
+    )
+    _audit(session, item, author, "withdrawn", from_state, State.REMOVED, None, item.source, "")
+    record_activity(
+        session, author, author.organization, "content.withdrawn", item, {"kind": item.kind}
+    )
+    return True
 
 
 def _resolve_flags(session: Session, item: ModerationItem, upheld: bool) -> None:

@@ -720,6 +720,31 @@ def test_a_moderator_can_hide_then_restore_or_remove(app_ctx, session):
     assert db.session.get(UserProfile, author.id).about_visible is False
 
 
+def test_emptying_pending_text_withdraws_it_from_the_queue(client, session, moderator):
+    author = UserFactory(trust_level=0)
+    post_about(client, author, "Text a moderator has not seen yet")
+    item = item_for(session, author)
+    assert item.state == "pending"
+    cleared = client.post("/profile/about", data={"about": "  "}, follow_redirects=True)
+    assert "Your profile text was removed." in cleared.get_data(as_text=True)
+    item = item_for(session, author)
+    assert (item.state, item.needs_review) == ("removed", False)
+    audit = session.scalars(select(AuditEntry).where(AuditEntry.item_id == item.id)).all()
+    assert [(a.action, a.actor_id) for a in audit][-1] == ("withdrawn", author.id)
+    unchanged = client.post("/profile/about", data={"about": ""}, follow_redirects=True)
+    assert "Your profile text is unchanged." in unchanged.get_data(as_text=True)
+
+    login(client, moderator)
+    assert "Text a moderator has not seen yet" not in client.get("/moderation/queue").get_data(
+        as_text=True
+    )
+    late = client.post(f"/moderation/items/{item.id}/approve")
+    assert late.status_code in (404, 409)
+    session.expire_all()
+    assert session.get(UserProfile, author.id).about_visible is False
+    assert "Flag this text" not in client.get(f"/users/{author.id}").get_data(as_text=True)
+
+
 def test_rereading_the_same_profile_counts_once(client, session):
     reader, other = UserFactory(), UserFactory()
     login(client, reader)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -248,23 +249,32 @@ def profile_of(session: Session, user: User) -> UserProfile:
     return session.get(UserProfile, user.id) or UserProfile(user_id=user.id)
 
 
-def update_about(session: Session, user: User, text: str) -> bool:
-    """Save the about text through moderation; returns whether it is visible now."""
+class AboutSaved(enum.StrEnum):
+    PUBLISHED = "published"
+    AWAITING_REVIEW = "awaiting_review"
+    CLEARED = "cleared"
+    UNCHANGED = "unchanged"
+
+
+def update_about(session: Session, user: User, text: str) -> AboutSaved:
+    """Save the about text through moderation. Emptying it withdraws the text from review
+    (or from view): there is nothing left for a moderator to approve."""
     text = clean_text(text).strip()
     if len(text) > MAX_ABOUT:
         raise DomainError(str(_l("Use at most %(n)d characters.", n=MAX_ABOUT)), field="about")
     profile = profile_of(session, user)
     session.add(profile)
     if text == profile.about_source:
-        return profile.about_visible
+        return AboutSaved.UNCHANGED
     profile.about_source = text
     profile.about_html = render_markdown(text, allow_images=False)
     profile.about_visible = False
     session.flush()
     if not text:
-        return False
+        moderation.withdraw(session, ABOUT_KIND, profile.user_id, user)
+        return AboutSaved.CLEARED
     result = moderation.submit(session, ABOUT_KIND, profile, user, text)
-    return result.published
+    return AboutSaved.PUBLISHED if result.published else AboutSaved.AWAITING_REVIEW
 
 
 def about_state(session: Session, user: User) -> str | None:

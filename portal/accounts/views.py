@@ -4,6 +4,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -229,23 +230,32 @@ def update_consent() -> Any:
     return _render_profile(consent_form=form)
 
 
+ABOUT_MESSAGES = {
+    service.AboutSaved.PUBLISHED: (_l("Your profile text is published."), "success"),
+    service.AboutSaved.AWAITING_REVIEW: (
+        _l("Your profile text is awaiting review by a moderator."),
+        "info",
+    ),
+    service.AboutSaved.CLEARED: (_l("Your profile text was removed."), "success"),
+    service.AboutSaved.UNCHANGED: (_l("Your profile text is unchanged."), "info"),
+}
+
+
 @bp.route("/profile/about", methods=["POST"])
 @login_required
 def update_about() -> Any:
     form = forms.AboutForm()
-    visible: list[bool] = []
+    saved: list[service.AboutSaved] = []
     if submit(
         form,
-        lambda: visible.append(
+        lambda: saved.append(
             service.update_about(
                 db.session, current_user._get_current_object(), form.about.data or ""
             )
         ),
     ):
-        if visible and visible[0]:
-            flash(_("Your profile text is published."), "success")
-        else:
-            flash(_("Your profile text is awaiting review by a moderator."), "info")
+        message, category = ABOUT_MESSAGES[saved[0]]
+        flash(str(message), category)
         return redirect(url_for("accounts.profile"))
     return _render_profile(about_form=form)
 
