@@ -9,7 +9,7 @@ from typing import Any
 
 from babel.dates import format_datetime
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
-from flask_babel import get_locale, get_timezone
+from flask_babel import get_locale, get_timezone, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -248,7 +248,7 @@ def bulk() -> Response:
         except DomainError as error:
             conflicts.append(error.message)
     db.session.commit()
-    flash(_("%(n)d items decided.", n=done), "success")
+    flash(ngettext("%(num)d item decided.", "%(num)d items decided.", done), "success")
     for message in conflicts[:5]:
         flash(message, "warning")
     return _back()
@@ -387,10 +387,13 @@ def settings() -> Any:
 @bp.route("/users/<int:user_id>/trust", methods=["POST"])
 @login_required
 def lock_trust(user_id: int) -> Response:
-    raw = request.form.get("level", "")
-    level = int(raw) if raw.isdigit() else None
-    perform(
-        lambda: service.lock_trust_level(db.session, current_user, user_id, level),
-        _("Trust level locked.") if level is not None else _("Trust level unlocked."),
-    )
+    raw = request.form.get("level", "").strip()
+    level = int(raw) if raw in {str(n) for n in range(5)} else None
+    if raw and level is None:  # "unlock" sends no level; anything else must be a level
+        flash(_("Choose a trust level from 0 to 4."), "danger")
+    else:
+        perform(
+            lambda: service.lock_trust_level(db.session, current_user, user_id, level),
+            _("Trust level locked.") if level is not None else _("Trust level unlocked."),
+        )
     return redirect(url_for("accounts.public_profile", user_id=user_id))

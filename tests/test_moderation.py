@@ -158,7 +158,11 @@ def test_bulk_approve_and_keyboard_markup(client, session, moderator):
     html = client.get("/moderation/queue").get_data(as_text=True)
     assert html.count('class="card mb-3 mod-item" tabindex="0"') == 3
     assert "moderation.js" in html
-    client.post("/moderation/bulk", data={"action": "approve", "ids": ids})
+    decided = client.post(
+        "/moderation/bulk", data={"action": "approve", "ids": ids[:1]}, follow_redirects=True
+    )
+    assert "1 item decided." in decided.get_data(as_text=True)
+    client.post("/moderation/bulk", data={"action": "approve", "ids": ids[1:]})
     assert count(session, ModerationItem, ModerationItem.state == "published") == 3
 
 
@@ -701,6 +705,13 @@ def test_vendor_admin_changes_rules_and_moderators_lock_trust(client, session, m
     client.post(f"/moderation/users/{author.id}/trust", data={"level": "4"})
     session.expire_all()
     assert session.get(User, author.id).trust_level == 4
+    for nonsense in ("abc", "-1", "7"):
+        refused = client.post(
+            f"/moderation/users/{author.id}/trust", data={"level": nonsense}, follow_redirects=True
+        )
+        assert "Choose a trust level from 0 to 4." in refused.get_data(as_text=True)
+        session.expire_all()
+        assert session.get(User, author.id).trust_level == 4
 
 
 def test_a_moderator_can_hide_then_restore_or_remove(app_ctx, session):

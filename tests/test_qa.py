@@ -590,3 +590,25 @@ def test_the_list_cache_is_per_scope_and_cleared_by_a_committed_change(qa, clien
     html = client.get("/questions/").get_data(as_text=True)
     assert "Committed through a request now" in html and later.title in html
     listcache.clear()
+
+
+def test_buttons_say_what_they_did(qa, client, session):
+    """Voting the same way again takes the vote back, and the message says so; accepting
+    the first answer says it was accepted, not 'changed'."""
+    asker, voter = member(), member()
+    question = qa.question(asker)
+    reply = qa.answer(question)
+    login(client, voter)
+    first = client.post(
+        f"/questions/{question.id}/vote", data={"value": "1"}, follow_redirects=True
+    )
+    assert "Your vote was saved." in first.get_data(as_text=True)
+    again = client.post(
+        f"/questions/{question.id}/vote", data={"value": "1"}, follow_redirects=True
+    )
+    assert "Your vote was removed." in again.get_data(as_text=True)
+    login(client, asker)
+    accepted = client.post(
+        f"/questions/{question.id}/accept", data={"answer_id": reply.id}, follow_redirects=True
+    )
+    assert "You accepted this answer." in accepted.get_data(as_text=True)

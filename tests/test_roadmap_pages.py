@@ -288,3 +288,13 @@ def test_the_idea_page_runs_a_constant_number_of_statements(rm, client, connecti
         return count_statements(client, connection, f"/roadmap/ideas/{idea.id}")
 
     assert queries(2) == queries(8)
+
+
+def test_taking_back_a_vote_one_does_not_have_says_so(rm, client, session):
+    idea = rm.idea()
+    login(client, member())
+    client.post(f"/roadmap/ideas/{idea.id}/vote", data={"importance": "2"})
+    removed = client.post(f"/roadmap/ideas/{idea.id}/unvote", follow_redirects=True)
+    assert "Your vote was removed." in text(removed)
+    again = client.post(f"/roadmap/ideas/{idea.id}/unvote", follow_redirects=True)
+    assert "You had not voted." in text(again) and "Your vote was removed." not in text(again)

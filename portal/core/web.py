@@ -47,14 +47,20 @@ def submit(form: FlaskForm, action: Callable[[], Any]) -> bool:
     return True
 
 
-def perform(action: Callable[[], Any], success: str, failure: str = "danger") -> DomainError | None:
-    """Run a service call from a button (no form to re-show), commit, and say how it went.
+def perform(
+    action: Callable[[], Any],
+    success: str | Callable[[Any], str],
+    failure: str = "danger",
+) -> DomainError | None:
+    """Run a service call from a button (no form to re-show), commit, and say how it went:
+    ``success`` is the message, or makes it from what the call returned (a vote taken back
+    says so).
 
     A DomainError is rolled back and flashed (a conflict as a warning); one that means
     "not found" answers 404, so other organizations' ids reveal nothing.
     """
     try:
-        action()
+        result = action()
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
@@ -62,7 +68,7 @@ def perform(action: Callable[[], Any], success: str, failure: str = "danger") ->
             abort(404)
         flash(error.message, "warning" if error.status_code == 409 else failure)
         return error
-    flash(success, "success")
+    flash(success(result) if callable(success) else success, "success")
     return None
 
 

@@ -304,12 +304,17 @@ def _vote_value() -> int:
         return 99  # refused by the service, naming the field
 
 
+def _vote_message(result: service.VoteResult) -> str:
+    """Voting the same way again takes the vote back, and the message says which happened."""
+    return _("Your vote was removed.") if result.value == 0 else _("Your vote was saved.")
+
+
 @bp.route("/<int:question_id>/vote", methods=["POST"])
 @login_required
 def vote_question(question_id: int) -> Response:
     perform(
         lambda: service.vote(db.session, current_user, _vote_value(), question_id=question_id),
-        _("Your vote was saved."),
+        _vote_message,
     )
     return _back(question_id)
 
@@ -320,7 +325,7 @@ def vote_answer(answer_id: int) -> Response:
     reply = service.get_answer(db.session, current_user, answer_id, published=True)
     perform(
         lambda: service.vote(db.session, current_user, _vote_value(), answer_id=answer_id),
-        _("Your vote was saved."),
+        _vote_message,
     )
     return _back(reply.question_id, f"answer-{answer_id}")
 
@@ -332,9 +337,7 @@ def accept(question_id: int) -> Response:
     answer_id = int(raw) if raw.isdigit() else None
     perform(
         lambda: service.accept(db.session, current_user, question_id, answer_id),
-        _("The accepted answer was changed.")
-        if answer_id
-        else _("The answer is no longer accepted."),
+        _("You accepted this answer.") if answer_id else _("The answer is no longer accepted."),
     )
     return _back(question_id, f"answer-{answer_id}" if answer_id else None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -177,19 +178,12 @@ def _on_behalf() -> int | None:
         return -1  # refused by the service, naming the field
 
 
-@bp.route("/ideas/<int:idea_id>/vote", methods=["POST"])
-@login_required
-def vote(idea_id: int) -> Response:
-    """Like ``perform``, but the message is the service's: voting twice says it changed
-    nothing, and a vote on a merged idea lands (and returns) on its target."""
+def _voted(idea_id: int, call: Callable[[], service.VoteResult]) -> Response:
+    """Like ``perform``, but the message is the service's: voting twice, or taking back a
+    vote one did not have, says it changed nothing, and a vote on a merged idea lands (and
+    returns) on its target."""
     try:
-        result = service.vote(
-            db.session,
-            current_user,
-            idea_id,
-            request.form.get("importance", "2"),
-            on_behalf_of=_on_behalf(),
-        )
+        result = call()
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
@@ -201,11 +195,25 @@ def vote(idea_id: int) -> Response:
     return _back(result.idea_id)
 
 
+@bp.route("/ideas/<int:idea_id>/vote", methods=["POST"])
+@login_required
+def vote(idea_id: int) -> Response:
+    return _voted(
+        idea_id,
+        lambda: service.vote(
+            db.session,
+            current_user,
+            idea_id,
+            request.form.get("importance", "2"),
+            on_behalf_of=_on_behalf(),
+        ),
+    )
+
+
 @bp.route("/ideas/<int:idea_id>/unvote", methods=["POST"])
 @login_required
 def unvote(idea_id: int) -> Response:
-    perform(lambda: service.unvote(db.session, current_user, idea_id), _("Your vote was removed."))
-    return _back(idea_id)
+    return _voted(idea_id, lambda: service.unvote(db.session, current_user, idea_id))
 
 
 @bp.route("/ideas/<int:idea_id>/comments", methods=["POST"])
