@@ -876,3 +876,25 @@ def test_chinese_is_cut_into_the_words_python_jieba_gives():
             jieba.tokenize(run, mode="search", HMM=False)
         ), run
         assert rjieba.cut(run, False) == list(jieba.cut(run, HMM=False)), run
+
+
+def test_searching_works_while_the_search_log_cannot_be_written(client, two_orgs, monkeypatch):
+    """The log is bookkeeping: a lost lock race (SQLite's single writer) skips its row, and
+    the suggestions and results still answer."""
+    from sqlalchemy.exc import OperationalError
+
+    from portal.search import service as search_service
+
+    def busy(*_args, **_kwargs):
+        raise OperationalError("INSERT INTO search_log", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(search_service, "log_search", busy)
+    login(client, two_orgs["acme"])
+    suggested = client.get("/search/suggest?q=secr")
+    assert suggested.status_code == 200
+    body = suggested.get_json()
+    assert body["log_id"] is None and [r["title"] for r in body["results"]] == [
+        "Roadmap secrets of acme"
+    ]
+    page = client.get("/search?q=roadmap")
+    assert page.status_code == 200 and "Roadmap secrets of acme" in page.get_data(as_text=True)

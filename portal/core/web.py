@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from babel.support import Translations
-from flask import abort, flash, g, render_template
+from flask import abort, current_app, flash, g, render_template
 from flask_wtf import FlaskForm
+from sqlalchemy.exc import OperationalError
 from werkzeug.routing import IntegerConverter
 from wtforms.i18n import messages_path
 
@@ -70,6 +71,24 @@ def perform(
         return error
     flash(success(result) if callable(success) else success, "success")
     return None
+
+
+T = TypeVar("T")
+
+
+def best_effort(write: Callable[[], T], what: str) -> T | None:
+    """Run and commit a page view's bookkeeping write (a read counted, a search logged):
+    the page only reads, so it must not fail because this write lost a lock race (SQLite
+    allows one writer at a time) or the database was briefly away; the write is skipped and
+    logged instead."""
+    try:
+        result = write()
+        db.session.commit()
+    except OperationalError as error:
+        db.session.rollback()
+        current_app.logger.info("%s skipped: database busy (%s)", what, error.orig)
+        return None
+    return result
 
 
 def attach_error(form: FlaskForm, error: DomainError) -> None:

@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -18,14 +17,13 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
-from sqlalchemy.exc import OperationalError
 from werkzeug.wrappers import Response
 
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args
-from portal.core.web import perform, render_form, submit
+from portal.core.web import best_effort, perform, render_form, submit
 from portal.qa import forms, listcache, service
 from portal.qa.diff import line_diff
 
@@ -229,14 +227,7 @@ def question(question_id: int) -> Any:
 
 
 def _count_read(viewer: Any, q: Any) -> None:
-    """Reads are counted best-effort: a page must not fail because its counter lost a lock
-    race (SQLite allows one writer; the page itself only reads)."""
-    try:
-        if service.record_view(db.session, viewer, q):
-            db.session.commit()
-    except OperationalError:
-        db.session.rollback()
-        current_app.logger.info("read of question %s not counted: database busy", q.id)
+    best_effort(lambda: service.record_view(db.session, viewer, q), f"read of question {q.id}")
 
 
 @bp.route("/answers/<int:answer_id>")

@@ -17,6 +17,7 @@ from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args
 from portal.core.permissions import Action, permission_required
 from portal.core.sessions import SEEN_RESOLUTION, SIGNED_IN_AT
+from portal.core.web import best_effort
 from portal.search import index, query, service
 from portal.search.registry import sources
 
@@ -67,10 +68,12 @@ def results() -> Any:
     found = query.search(db.session, _viewer(), text, page, PER_PAGE, picked)
     log_id = None
     if (text.strip() or picked.kinds or picked.tags) and page == 1:
-        log_id = service.log_search(
-            db.session, _viewer(), search_session_key(), "page", text, found.total
+        log_id = best_effort(
+            lambda: service.log_search(
+                db.session, _viewer(), search_session_key(), "page", text, found.total
+            ),
+            "search log",
         )
-        db.session.commit()
     body = render_template(
         "search/results.html",
         q=text,
@@ -128,8 +131,10 @@ def suggest() -> Response:
     log_id = None
     key = search_session_key()
     if key and len(text.strip()) >= 2:
-        log_id = service.log_search(db.session, _viewer(), key, source, text, len(found))
-        db.session.commit()
+        log_id = best_effort(
+            lambda: service.log_search(db.session, _viewer(), key, source, text, len(found)),
+            "search log",
+        )
     return jsonify(
         {
             "query": text,
