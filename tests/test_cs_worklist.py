@@ -547,3 +547,22 @@ def test_list_pages_cost_the_same_whatever_the_number_of_rows(
     page = client.get("/cs/tasks").get_data(as_text=True)
     for label in ("Tasks", "Improvements", "Referrals"):
         assert f">{label}</a>" in page
+
+
+def test_the_task_names_the_customers_questions_and_ideas(app, client, session, org, csm):
+    """What the customer asked and voted for, written by the real features, is listed by
+    title with a link, not as 'Question #97'."""
+    from tests.qa_factories import QA
+    from tests.qa_factories import member as qa_member
+    from tests.roadmap_factories import Roadmap
+
+    asker = qa_member(organization=org)
+    question = QA(app, session).question(asker, title="How do we rotate the SSO certificate?")
+    roadmap = Roadmap(app, session)
+    idea = roadmap.idea(title="Scheduled exports to SharePoint")
+    roadmap.vote(asker, idea)
+    task = detractor_task(app, session, org)
+    login(client, csm)
+    page = client.get(f"/cs/tasks/{task.id}").get_data(as_text=True)
+    assert f'<a href="/questions/{question.id}">How do we rotate the SSO certificate?</a>' in page
+    assert f'<a href="/roadmap/ideas/{idea.id}">Scheduled exports to SharePoint</a>' in page

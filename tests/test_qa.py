@@ -64,7 +64,7 @@ def test_a_trusted_member_asks_and_it_is_published_with_revision_follow_and_acti
     assert count(session, Revision, Revision.question_id == question.id) == 1
     assert count(session, Follow, Follow.user_id == asker.id) == 1
     asked = verbs(session, "question.asked")
-    assert len(asked) == 1 and asked[0].data == {"private": False}
+    assert len(asked) == 1 and asked[0].data == {"private": False, "title": question.title}
     assert asked[0].subject_id == question.id
 
 

@@ -292,7 +292,7 @@ def ask(
         author.organization,
         "question.asked",
         question,
-        {"private": bool(private)},
+        {"private": bool(private), "title": question.title},  # CS lists it by name
     )
     moderation.submit(
         session, QUESTION_KIND, question, author, f"{title}\n\n{body}", org=author.organization

@@ -474,7 +474,11 @@ def vote(
         voter.organization,
         "idea.voted",
         idea,
-        {"importance": level, "on_behalf_by": recorder.id if recorder else None},
+        {
+            "importance": level,
+            "on_behalf_by": recorder.id if recorder else None,
+            "title": idea.title,  # CS lists it by name
+        },
     )
     refresh_trending(session, [idea.id])
     return VoteResult(idea.id, True, True, count, str(_l("Thank you for your vote.")))
