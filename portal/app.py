@@ -320,11 +320,7 @@ def _register_template_helpers(app: Flask) -> None:
         locale = current_locale()
 
         def navigation() -> Markup:
-            nav = Navigation(
-                locale=locale,
-                script_root=request.script_root,
-                dev_outbox=bool(app.config["DEV_OUTBOX"]),
-            )
+            nav = Navigation(locale=locale, script_root=request.script_root)
             if signed_in:
                 user = current_user._get_current_object()
                 nav = replace(

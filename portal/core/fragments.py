@@ -71,7 +71,6 @@ class Navigation:
 
     locale: str
     script_root: str
-    dev_outbox: bool
     signed_in: bool = False
     display_name: str = ""
     organization_id: int | None = None

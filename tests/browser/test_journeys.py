@@ -1,6 +1,6 @@
 """The account journeys a person takes, in a real Chromium against a live server: join by
 invitation, sign up on a verified domain, switch to Chinese, reset a password, and be kept out
-of another organization's admin pages."""
+of another organization's admin pages; and the navigation bar fitting every screen."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from flask import Flask
 from playwright.sync_api import BrowserContext, Page, expect
 
-from portal.core.identity import Role
+from portal.core.db import db
+from portal.core.identity import Organization, OrgKind, Role
 from tests.browser.helpers import ARTIFACTS, load_user, mailed_link, make_org, make_user, sign_in
 
 pytestmark = pytest.mark.browser
@@ -210,3 +211,45 @@ def test_sign_in_page_at_phone_and_desktop_width(page: Page, live_app: Flask) ->
     expect(switcher).to_be_hidden()
     page.get_by_role("button", name="Toggle navigation").click()
     expect(switcher).to_be_visible()
+
+
+def test_navigation_fits_from_phone_to_wide_screen_in_both_languages(
+    page: Page, live_app: Flask
+) -> None:
+    """The vendor admin has the most entries. At no width does the bar make the page wider
+    than the window or wrap a label onto a second line, and Sign out is on screen: on the bar
+    from xl (1200px) up, behind the toggler below."""
+    with live_app.app_context():
+        vendor = Organization(name="Cocreate Software", slug="vendor", kind=OrgKind.VENDOR)
+        db.session.add(vendor)
+        db.session.commit()
+        vendor_id = vendor.id
+    make_user(live_app, vendor_id, "vera@vendor.example", "Vera Admin", Role.VENDOR_ADMIN)
+    sign_in(page, "vera@vendor.example")
+    nav = page.get_by_role("navigation", name=re.compile("Main navigation|主导航"))
+    toggler = nav.locator(".navbar-toggler")
+    for language, lang, sign_out in [
+        ("English", "en", "Sign out"),
+        ("简体中文", "zh-CN", "退出登录"),
+    ]:
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.locator(".locale-switcher").get_by_role("button", name=language).click()
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        for width in (1920, 1440, 1200, 1024, 360):  # widest first: the toggler opens once
+            page.set_viewport_size({"width": width, "height": 800})
+            page_width, window_width = page.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            assert page_width <= window_width, (language, width, page_width)
+            if width == 1024:
+                toggler.click()
+            elif width >= 1200:
+                bar = nav.bounding_box()
+                assert bar and bar["height"] < 70, (language, width, bar)  # one row, no wrapping
+            button = nav.get_by_role("button", name=sign_out)
+            expect(button).to_be_visible()
+            box = button.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (language, width)
+    # The staff entries wait in one menu.
+    nav.get_by_role("button", name="管理").click()
+    expect(nav.get_by_role("link", name="审核队列")).to_be_in_viewport()

@@ -74,8 +74,10 @@ def write_about(page: Page, display_name: str, text: str) -> None:
 
 
 def open_queue(page: Page, expected_count: int) -> Locator:
-    """Through the navigation's Review queue link, whose badge counts what waits."""
+    """Through the navigation's Manage menu and its Review queue link, whose badge counts what
+    waits."""
     nav = page.get_by_role("navigation")
+    nav.get_by_role("button", name="Manage").click()
     expect(nav.get_by_test_id("queue-count")).to_have_text(str(expected_count))
     nav.get_by_role("link", name="Review queue").click()
     expect(page).to_have_url(re.compile(r"/moderation/queue$"))
