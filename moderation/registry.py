@@ -24,7 +24,14 @@ class ModeratableKind:
     sanitized HTML exactly as readers will see it; ``summarize`` one line of plain text, of
     which the first :data:`SUMMARY_CHARS` are kept (read it from the stored HTML, not by
     rendering the source again); the ``on_*`` hooks change the content's
-    own visibility when moderation changes state; ``apply_edit`` stores a moderator's edit.
+    own visibility when moderation changes state; ``apply_edit`` stores a moderator's edit
+    (and the rules' censored text).
+
+    ``validate_edit(obj, text)`` checks a moderator's edited text by the rules the author's
+    text had to meet (the feature's own checks: same limits, same messages) and returns it as
+    the feature stores it (trimmed, a title's spaces collapsed); it raises ``DomainError``
+    naming the field. It runs before anything is written, so a refused edit changes nothing.
+    A kind without it cannot be edited in the queue, only approved as it is or rejected.
     """
 
     name: str
@@ -40,6 +47,7 @@ class ModeratableKind:
     on_restore: Callable[[Session, Any], None] = _nothing
     on_remove: Callable[[Session, Any], None] = _nothing
     apply_edit: Callable[[Session, Any, str], None] = lambda _s, _o, _t: None
+    validate_edit: Callable[[Any, str], str] | None = None
 
 
 def visibility_hooks(set_visible: Callable[[Session, Any, bool], None]) -> dict[str, Any]:

@@ -13,7 +13,10 @@ Decisions
       image by a TL0 user, upload) beats PUBLISH. ``reasons`` lists the codes of the winning
       outcome only; CENSOR and REPLACE edits are applied to ``Decision.text`` whatever the
       outcome.
-    * A TL0 user's link or image is held for review, never refused.
+    * A TL0 user's link or image is held for review, never refused. Links are found in the
+      Markdown source (any URL a reader can see or copy); images in the sanitized HTML the
+      caller passes (``Submission.html``), so only an image readers will actually see counts,
+      never "<img ...>" typed as text or an image the HTML policy drops.
     * Rate limits per trust level default to ``DEFAULT_RATE_LIMITS`` (Discourse-like: a new user
       may post once a minute and ten times a day; limits never shrink as trust grows, so more
       trust never turns PUBLISH into HOLD or REFUSE). A limit <= 0 means "no limit".
@@ -120,6 +123,10 @@ class Submission:
     kind: str  # "question", "answer", "profile_about", "template", ...: carried, not used yet
     text: str  # the Markdown source the author wrote (title + body joined by the caller)
     has_upload: bool = False
+    # The sanitized HTML readers will see (the kind's rendering of ``text``). Images are
+    # counted here, so only an image the HTML policy keeps counts: "<img ...>" typed in the
+    # text is shown as text, and an image the policy drops shows only its alt text.
+    html: str = ""
 
 
 # (posts per minute, posts per day) by trust level; a level missing from a configured mapping
@@ -453,62 +460,66 @@ _TLDS = (
     "com|net|org|io|co|cn|info|biz|xyz|top|site|online|shop|store|club|vip|ru|me|ly|gl|gg|tk|"
     "ml|ga|cf|link|click|live"
 )
-# One leftmost-first pass; each kind consumes what it contains (an image's URL is no link).
+# One leftmost-first pass over the Markdown source; each alternative consumes what it contains
+# (an image's URL is no link). Raw HTML is not markup here (the HTML policy shows it as text),
+# so "<a href=x>" or "<img src=x>" is no link or image of itself: only a URL in it, which
+# readers see and which is linked, counts as a link.
 _LINKS = re2.compile(
     "(?m)"
     r"!\[[^\]\n]*\]\s?(?:\([^)\n]*\)|\[[^\]\n]*\])"  # image: ![alt](src) or ![alt][ref]
-    r"|<img\b[^>]*>?"  # <img ...>
     r"|[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)+"  # a bare e-mail address: no link
     r"|\[[^\]\n]*\]\s?(?:\([^)\n]*\)|\[[^\]\n]*\])"  # [text](url) or [text][ref]
     r"|^[ ]{0,3}\[[^\]\n]+\]:[ \t]*\S+"  # [ref]: url
     r"|<[a-z][a-z0-9+.\-]{1,31}:[^\s<>]*>|<[^\s@<>]+@[^\s@<>]+>"  # <scheme:...>, <a@b.c>
-    r"|<a\s[^>]*>?"  # <a href=...>
     r"|(?:https?|ftp)://[^\s<>]+|\bwww\.[^\s<>]+"  # bare URL
     rf"|\b[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:{_TLDS})\b",  # bare domain: cheap-pills.com
     _re2_options(case_sensitive=False),
 )
 
 
-def _link_kind(found: str) -> str:
-    """ "link", "image" or "" (an e-mail address) for one match of ``_LINKS``."""
+def _is_link(found: str) -> bool:
+    """Whether one match of ``_LINKS`` is a link (not an image, not a bare e-mail address)."""
     first = found[0]
-    if first == "!" or found[:4].lower() == "<img":
-        return "image"
-    if first in "<[ " or "@" not in found or "://" in found or found[:4].lower() == "www.":
-        return "link"
-    return ""
+    if first == "!":
+        return False
+    return first in "<[ " or "@" not in found or "://" in found or found[:4].lower() == "www."
 
 
-def _links_and_images(text: str, limit: int | None = None) -> tuple[int, int]:
-    """(links, images); with ``limit``, stop once both are found or after ``limit`` matches
-    (then whatever is still unknown counts as present: only the held/not-held answer matters)."""
-    links = images = 0
+def _links(text: str, limit: int | None = None) -> int:
+    """How many links. With ``limit``, only whether there is one: the count stops at the first
+    link, and after ``limit`` matches that are no link (e-mail addresses, images) the text
+    counts as linked, so a hostile text costs no more than ``limit`` matches."""
+    links = 0
     if not text:
-        return 0, 0
+        return 0
     for seen, m in enumerate(_LINKS.finditer(_clean(text)), 1):
-        kind = _link_kind(m.group())
-        if kind == "link":
+        if _is_link(m.group()):
             links += 1
-        elif kind == "image":
-            images += 1
-        if limit is not None:
-            if links and images:
-                break
-            if seen >= limit:
-                return max(links, 1), max(images, 1)
-    return links, images
+            if limit is not None:
+                return links
+        elif limit is not None and seen >= limit:
+            return 1
+    return links
 
 
 def count_links(text: str) -> int:
-    """Markdown links, reference definitions, autolinks, ``<a>`` tags, bare URLs and bare
-    domains with a common TLD (``cheap-pills.com``). Images and bare e-mail addresses are not
-    links. Code spans are counted too: a URL there is still a URL a reader can copy."""
-    return _links_and_images(text)[0]
+    """Markdown links, reference definitions, autolinks, bare URLs (also inside raw HTML typed
+    as text, which readers see and which is linked) and bare domains with a common TLD
+    (``cheap-pills.com``). Images and bare e-mail addresses are not links, nor is raw HTML
+    without a URL in it (``<a href=x>`` is shown as text). Code spans are counted too: a URL
+    there is still a URL a reader can copy."""
+    return _links(text)
 
 
-def count_images(text: str) -> int:
-    """Markdown images (inline or by reference) and ``<img>`` tags."""
-    return _links_and_images(text)[1]
+# After sanitizing, tags are normalised and "<" in text or attributes is escaped, so a plain
+# pattern is exact on the HTML the policy produced.
+_IMG_TAG = re.compile(r"<img[\s/>]", re.IGNORECASE)
+
+
+def count_images(html: str) -> int:
+    """The images a reader will see: ``<img>`` elements in the sanitized HTML of a post (the
+    Markdown images the HTML policy kept). Escaped "&lt;img&gt;" text is no image."""
+    return len(_IMG_TAG.findall(html)) if html else 0
 
 
 # --- the decision ----------------------------------------------------------------------------
@@ -579,12 +590,10 @@ def evaluate(
     if author.trust_level <= 0:
         if author.published_posts < settings.new_user_hold_posts:
             hold.append("new_user")
-        if not (settings.new_user_links_allowed and settings.new_user_images_allowed):
-            links, images = _links_and_images(text, limit=MAX_HITS)
-            if links and not settings.new_user_links_allowed:
-                hold.append("link_by_new_user")
-            if images and not settings.new_user_images_allowed:
-                hold.append("image_by_new_user")
+        if not settings.new_user_links_allowed and _links(text, limit=MAX_HITS):
+            hold.append("link_by_new_user")
+        if not settings.new_user_images_allowed and _IMG_TAG.search(submission.html or ""):
+            hold.append("image_by_new_user")
     if submission.has_upload and author.trust_level < settings.upload_auto_publish_level:
         hold.append("upload")
 

@@ -339,8 +339,10 @@ def submit(
     facts = _submit_facts(session, kind_name, obj.id, author, digest)
     settings = facts.settings
     item = session.get(ModerationItem, facts.item_id) if facts.item_id is not None else None
+    # What readers will see: the image rule looks for images there, not in the source.
+    shown = kind.render(obj)
     decision = rules.evaluate(
-        rules.Submission(kind=kind_name, text=text, has_upload=has_upload),
+        rules.Submission(kind=kind_name, text=text, has_upload=has_upload, html=shown),
         facts.author,
         compiled_words(session, facts.words_key),
         settings,
@@ -353,6 +355,7 @@ def submit(
         raise DomainError(message, field="body")
     if decision.text != text:
         kind.apply_edit(session, obj, decision.text)
+        shown = kind.render(obj)
     published = decision.outcome == rules.Outcome.PUBLISH
     before = item.source if item is not None else None
     if item is None:
@@ -368,7 +371,7 @@ def submit(
     item.source = decision.text
     item.source_digest = digest
     item.summary = kind.summarize(obj)[:SUMMARY_CHARS]
-    item.preview_html = kind.render(obj)
+    item.preview_html = shown
     item.submitted_at = utcnow()
     item.decided_at = utcnow() if published else None
     item.decided_by_id = None
@@ -565,16 +568,20 @@ def _notify_author(
 def approve(
     session: Session, moderator: User, item_id: int, new_text: str | None = None
 ) -> ModerationItem:
+    """Publish a pending item; with ``new_text``, the moderator's edit of it first.
+
+    The edit is checked by the kind's ``validate_edit`` (the author's rules) before anything
+    is written: a refused edit raises ``DomainError`` naming the field and leaves the item
+    pending, its content, audit trail and activity log as they were."""
     require_moderator(moderator)
+    if new_text is not None:
+        new_text = checked_edit(session, item_id, new_text)
     item = _claim(session, item_id, moderator, [State.PENDING], State.PUBLISHED)
     kind = get_kind(item.kind)
     obj = kind.load(session, item.object_id)
     if obj is None:
         raise NotFound(str(_l("This item no longer exists.")))
-    new_text = clean_text(new_text) if new_text is not None else None
     if new_text is not None and new_text != item.source:
-        if not new_text.strip():
-            raise DomainError(str(_l("The edited text cannot be empty.")), field="text")
         kind.apply_edit(session, obj, new_text)
         _audit(
             session,
@@ -612,6 +619,30 @@ def approve(
         kind.url(obj),
     )
     return item
+
+
+def checked_edit(session: Session, item_id: int, text: str) -> str:
+    """A moderator's edited text for an item, checked as its author's would be and returned as
+    it will be stored; the unchanged text comes back as it is. Reads only: nothing is written,
+    so a refusal (``DomainError`` naming the field) leaves everything as it was."""
+    item = session.get(ModerationItem, item_id)
+    if item is None:
+        raise NotFound(str(_l("This item no longer exists.")))
+    text = clean_text(text)
+    if text == item.source:
+        return text
+    if not text.strip():
+        raise DomainError(str(_l("The edited text cannot be empty.")), field="text")
+    kind = get_kind(item.kind)
+    if kind.validate_edit is None:
+        raise DomainError(
+            str(_l("This kind of content cannot be edited here: approve or reject it.")),
+            field="text",
+        )
+    obj = kind.load(session, item.object_id)
+    if obj is None:
+        raise NotFound(str(_l("This item no longer exists.")))
+    return kind.validate_edit(obj, text)
 
 
 def _decision_data(item: ModerationItem, moderator: User) -> dict[str, Any]:

@@ -194,11 +194,58 @@ def _decide(action: Any, success: str) -> Response:
 
 @bp.route("/items/<int:item_id>/approve", methods=["POST"])
 @login_required
-def approve(item_id: int) -> Response:
+def approve(item_id: int) -> Any:
     text = request.form.get("text")
-    return _decide(
-        lambda: service.approve(db.session, current_user, item_id, new_text=text),
-        _("Approved.") if text is None else _("Edited and approved."),
+    if text is None:
+        return _decide(lambda: service.approve(db.session, current_user, item_id), _("Approved."))
+    try:
+        service.approve(db.session, current_user, item_id, new_text=text)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        if error.status_code == 404:
+            abort(404)
+        if request.accept_mimetypes.best == "application/json":
+            abort(error.status_code)
+        if error.field is None:  # not about the text: already decided, say so in the queue
+            flash(error.message, "warning" if error.status_code == 409 else "danger")
+            return _back()
+        return _edit_refused(item_id, text, error)
+    flash(_("Edited and approved."), "success")
+    return _back()
+
+
+# What the feature calls the field a refused edit broke: the queue shows one text box for
+# "title, blank line, body", so the message says which part it is about.
+EDIT_FIELD_LABELS = {
+    "title": _l("Title"),
+    "body": _l("Body"),
+    "description": _l("Description"),
+    "changelog": _l("Changelog"),
+    "about": _l("About you"),
+}
+
+
+def _edit_refused(item_id: int, text: str, error: DomainError) -> tuple[str, int]:
+    """The moderator's edit again, with why it was refused beside it (4xx): nothing was saved
+    and the item still waits, so they can correct the text and send it once more."""
+    item = db.session.get(ModerationItem, item_id)
+    if item is None:
+        abort(404)
+    kind = kinds().get(item.kind)
+    label = EDIT_FIELD_LABELS.get(error.field or "")
+    message = _("%(field)s: %(message)s", field=label, message=error.message) if label else None
+    target = request.form.get("next", "")
+    return (
+        render_template(
+            "moderation/edit.html",
+            item=item,
+            kind=kind.label if kind is not None else item.kind,
+            text=text,
+            error=message or error.message,
+            next=target if target.startswith("/moderation/") else url_for("moderation.queue"),
+        ),
+        error.status_code if error.status_code != 400 else 422,
     )
 
 

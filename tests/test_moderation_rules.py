@@ -30,6 +30,7 @@ from moderation.rules import (
     evaluate,
     regex_problem,
 )
+from portal.core.html import render_markdown
 
 pytestmark = pytest.mark.database_free
 
@@ -58,6 +59,11 @@ def facts(**overrides: int | bool) -> AuthorFacts:
     return replace(MEMBER, **overrides)
 
 
+def shown(text: str) -> str:
+    """The text as readers of a kind that allows images would see it (the HTML policy)."""
+    return render_markdown(text, allow_images=True)
+
+
 def decide(
     text: str,
     words: CompiledWords = NO_WORDS,
@@ -66,7 +72,7 @@ def decide(
     **author: int | bool,
 ) -> Decision:
     return evaluate(
-        Submission("answer", text, has_upload=upload),
+        Submission("answer", text, has_upload=upload, html=shown(text)),
         facts(**author),
         words,
         rule_settings or RuleSettings(),
@@ -129,8 +135,8 @@ def test_a_new_users_first_posts_are_held(trust_level, published, hold_posts, he
         ("see [docs](https://docs.example.com)", "link_by_new_user"),
         ("see https://example.com/a?b=c", "link_by_new_user"),
         ("buy at cheap-pills.com now", "link_by_new_user"),
-        ("![screenshot](https://img.example.com/a.png)", "image_by_new_user"),
-        ('<img src="x.png">', "image_by_new_user"),
+        ("![screenshot](/uploads/a.png)", "image_by_new_user"),
+        ('<img src="https://img.example.com/x.png">', "link_by_new_user"),  # linked text
     ],
 )
 def test_a_tl0_link_or_image_is_held_not_refused(text, reason):
@@ -139,9 +145,25 @@ def test_a_tl0_link_or_image_is_held_not_refused(text, reason):
     assert decide(text, trust_level=1).outcome is Outcome.PUBLISH
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<img src=x onerror=alert(1)>",  # shown as text: no image, no link
+        '<IMG SRC="/uploads/a.png">',
+        "<a href=x>click</a>",
+        "![from elsewhere](https://img.example.com/a.png)",  # the policy shows its alt text
+        "`![code](/uploads/a.png)`",
+    ],
+)
+def test_what_readers_will_not_see_as_an_image_or_link_is_not_held_as_one(text):
+    decision = decide(text, trust_level=0, published_posts=5)
+    assert (decision.outcome, decision.reasons) == (Outcome.PUBLISH, ())
+    assert "<img" not in shown(text)
+
+
 def test_admins_can_allow_links_and_images_for_new_users():
     allowed = RuleSettings(new_user_links_allowed=True, new_user_images_allowed=True)
-    text = "[a](https://a.example) ![b](b.png)"
+    text = "[a](https://a.example) ![b](/uploads/b.png)"
     assert (
         decide(text, rule_settings=allowed, trust_level=0, published_posts=5).outcome
         is Outcome.PUBLISH
@@ -398,15 +420,26 @@ def test_an_invalid_regex_in_the_list_is_skipped_not_fatal():
         ("bare https://example.com/x?y=1 and www.example.org", 2, 0),
         ("visit cheap-pills.com or 中文example.cn", 2, 0),
         ("mail me@example.com", 0, 0),
-        ('<a href="https://x.example">x</a>', 1, 0),
-        ("![alt](https://img.example.com/a.png)", 0, 1),
-        ("![alt][logo]", 0, 1),
-        ('<IMG SRC="https://img.example.com/a.png">', 0, 1),
-        ("![a](x.png) and [b](https://b.example)", 1, 1),
+        ('<a href="https://x.example">x</a>', 1, 0),  # shown as text; its URL is linked
+        ("<a href=x>x</a>", 0, 0),  # shown as text, nothing to follow
+        ("![alt](/uploads/a.png)", 0, 1),
+        ("![alt][logo]", 0, 0),  # no such reference: shown as text
+        ("![alt](https://img.example.com/a.png)", 0, 0),  # dropped by the policy: alt text
+        ('<IMG SRC="/uploads/a.png">', 0, 0),  # raw HTML is shown as text
+        ("<img src=x onerror=alert(1)>", 0, 0),
+        ("![a](/uploads/x.png) and [b](https://b.example)", 1, 1),
     ],
 )
-def test_links_and_images_are_counted(text, links, images):
-    assert (count_links(text), count_images(text)) == (links, images)
+def test_links_in_the_source_and_images_in_what_readers_see_are_counted(text, links, images):
+    assert (count_links(text), count_images(shown(text))) == (links, images)
+
+
+def test_images_are_counted_in_sanitized_html_only_where_the_policy_kept_them():
+    assert count_images("") == 0
+    assert count_images("<p>&lt;img src=x onerror=alert(1)&gt;</p>") == 0
+    assert count_images('<p><img src="/uploads/a.png" alt="a"><img src="/uploads/b.png"></p>') == 2
+    # A kind that does not allow images shows only the alt text.
+    assert count_images(render_markdown("![alt](/uploads/a.png)")) == 0
 
 
 # --- precedence ----------------------------------------------------------------------------
@@ -444,7 +477,7 @@ def test_a_rate_limit_beats_a_held_word():
 
 
 def test_every_hold_reason_is_listed_in_a_fixed_order():
-    text = "meh [a](https://a.example) ![b](b.png) darn"
+    text = "meh [a](https://a.example) ![b](/uploads/b.png) darn"
     decision = decide(
         text, words(("meh", HOLD), ("darn", CENSOR)), upload=True, trust_level=0, published_posts=0
     )

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from moderation.registry import SUMMARY_CHARS, ModeratableKind, register_kind, visibility_hooks
 from portal.accounts.models import UserProfile
 from portal.accounts.service import ABOUT_KIND as KIND
+from portal.accounts.service import checked_about
 from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.urls import external_url
 
@@ -42,5 +43,6 @@ def register() -> None:
             url=_url,
             **visibility_hooks(_set_visible),
             apply_edit=_apply_edit,
+            validate_edit=lambda _profile, text: checked_about(text),
         )
     )

@@ -256,12 +256,19 @@ class AboutSaved(enum.StrEnum):
     UNCHANGED = "unchanged"
 
 
-def update_about(session: Session, user: User, text: str) -> AboutSaved:
-    """Save the about text through moderation. Emptying it withdraws the text from review
-    (or from view): there is nothing left for a moderator to approve."""
+def checked_about(text: str) -> str:
+    """The about text as stored (empty clears it), or DomainError naming the field: the
+    user's rule, applied to a moderator's edit too."""
     text = clean_text(text).strip()
     if len(text) > MAX_ABOUT:
         raise DomainError(str(_l("Use at most %(n)d characters.", n=MAX_ABOUT)), field="about")
+    return text
+
+
+def update_about(session: Session, user: User, text: str) -> AboutSaved:
+    """Save the about text through moderation. Emptying it withdraws the text from review
+    (or from view): there is nothing left for a moderator to approve."""
+    text = checked_about(text)
     profile = profile_of(session, user)
     session.add(profile)
     if text == profile.about_source:

@@ -65,6 +65,20 @@ def _edit_version(_session: Session, version: TemplateVersion, text: str) -> Non
     version.changelog_html = render_markdown(body)
 
 
+def _check_template(_template: Template, text: str) -> str:
+    """A moderator's edit of "title\n\ndescription", checked as the author's template was."""
+    title, _sep, body = text.partition("\n\n")
+    return "{}\n\n{}".format(*service.checked_template(title, body))
+
+
+def _check_version(version: TemplateVersion, text: str) -> str:
+    """Only the changelog of "title version\n\nchangelog" is the author's: it is checked as
+    theirs was, and the heading is kept as it was submitted."""
+    _head, _sep, body = text.partition("\n\n")
+    changelog = service.checked_changelog(body)
+    return f"{version.template.title} {version.version}\n\n{changelog}"
+
+
 def _edit_review(_session: Session, row: Review, text: str) -> None:
     row.body_source = text
     row.body_html = render_markdown(text)
@@ -101,6 +115,7 @@ def register() -> None:
                 "on_restore": _template_published,
             },
             apply_edit=_edit_template,
+            validate_edit=_check_template,
         )
     )
     register_kind(
@@ -120,6 +135,7 @@ def register() -> None:
                 "on_restore": _version_published,
             },
             apply_edit=_edit_version,
+            validate_edit=_check_version,
         )
     )
     register_kind(
@@ -133,5 +149,6 @@ def register() -> None:
             visible_to=lambda row, user: _visible(row.template, user),
             **visibility_hooks(_review_shown),
             apply_edit=_edit_review,
+            validate_edit=lambda _row, text: service.checked_review(text),
         )
     )

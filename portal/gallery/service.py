@@ -158,6 +158,27 @@ def _text(value: str | None, limit: int, field_name: str) -> str:
     return checked_text(value, limit, field_name, required=False)
 
 
+def checked_template(title: str, description: str) -> tuple[str, str]:
+    """A template's title and description as stored, or Invalid naming the field: the
+    author's rules, applied to a moderator's edit too."""
+    return _title(title), _text(description, MAX_DESCRIPTION, "description")
+
+
+def checked_changelog(changelog: str) -> str:
+    """A new version's changelog: required, within the limit."""
+    changelog = _text(changelog, MAX_CHANGELOG, "changelog")
+    if not changelog:
+        raise Invalid(str(_l("Say what changed in this version.")), field="changelog")
+    return changelog
+
+
+def checked_review(body: str) -> str:
+    body = _text(body, MAX_REVIEW, "body")
+    if not body:
+        raise Invalid(str(_l("Write a few words.")), field="body")
+    return body
+
+
 def parse_tags(value: str | Iterable[str] | None) -> list[str]:
     """Tags as typed: at most eight on a template."""
     return core_parse_tags(value, MAX_TAGS)
@@ -301,8 +322,7 @@ def share(
     """A new template with its first version, one moderation item for both: held unless the
     author is trust level 3 or staff (the moderation rules' upload threshold)."""
     author = _require_member(author)
-    title = _title(title)
-    description = _text(description, MAX_DESCRIPTION, "description")
+    title, description = checked_template(title, description)
     template = Template(
         organization_id=author.organization_id,
         author_id=author.id,
@@ -354,9 +374,7 @@ def add_version(
     template = get_template(session, author, template_id)
     if not can_manage(author, template):
         raise PermissionDenied(str(_l("Only the template's author can publish versions.")))
-    changelog = _text(changelog, MAX_CHANGELOG, "changelog")
-    if not changelog:
-        raise Invalid(str(_l("Say what changed in this version.")), field="changelog")
+    changelog = checked_changelog(changelog)
     fields = version_fields(upload, version, product_range, template.title)
     row = _new_version(session, author, template, upload, fields, changelog)
     record_activity(
@@ -510,9 +528,7 @@ def review(session: Session, user: User, template_id: int, body: str) -> Review:
     """Write or rewrite the user's review; moderated as any post."""
     user = _require_member(user)
     template = _listed_for(session, user, template_id)
-    body = _text(body, MAX_REVIEW, "body")
-    if not body:
-        raise Invalid(str(_l("Write a few words.")), field="body")
+    body = checked_review(body)
     row = session.scalar(
         select(Review).where(Review.template_id == template.id, Review.user_id == user.id)
     )

@@ -63,5 +63,6 @@ def register() -> None:
             ),
             on_publish=_on_publish,
             apply_edit=_apply_edit,
+            validate_edit=lambda _proposal, text: service.checked_body(text),
         )
     )

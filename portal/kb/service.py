@@ -336,6 +336,19 @@ def normalize_tags(raw: str | list[str] | None) -> str:
     return joined
 
 
+def checked_body(body: str) -> str:
+    """An article's body as stored, or DomainError naming the field (a candidate's edited text
+    becomes an article's body, so it is checked by the same rule)."""
+    body = clean_text(body or "").strip()
+    if not body:
+        raise DomainError(str(_l("Write the article.")), field="body")
+    if len(body) > MAX_MARKDOWN_CHARS:
+        raise DomainError(
+            str(_l("Use at most %(n)d characters.", n=MAX_MARKDOWN_CHARS)), field="body"
+        )
+    return body
+
+
 def clean_fields(
     session: Session,
     *,
@@ -351,13 +364,7 @@ def clean_fields(
         raise DomainError(str(_l("Give the article a title.")), field="title")
     if len(title) > MAX_TITLE:
         raise DomainError(str(_l("Use at most %(n)d characters.", n=MAX_TITLE)), field="title")
-    body = clean_text(body or "").strip()
-    if not body:
-        raise DomainError(str(_l("Write the article.")), field="body")
-    if len(body) > MAX_MARKDOWN_CHARS:
-        raise DomainError(
-            str(_l("Use at most %(n)d characters.", n=MAX_MARKDOWN_CHARS)), field="body"
-        )
+    body = checked_body(body)
     if language not in LANGUAGES:
         raise DomainError(str(_l("Choose English or Chinese.")), field="language")
     if category_id is not None and session.get(Category, category_id) is None:

@@ -62,6 +62,12 @@ def _edit_question(_session: Session, question: Question, text: str) -> None:
     question.body_html = render_markdown(body)
 
 
+def _check_question(_question: Question, text: str) -> str:
+    """A moderator's edit of "title\n\nbody", checked as the asker's question was."""
+    title, _sep, body = text.partition("\n\n")
+    return "{}\n\n{}".format(*service.checked_question(title, body))
+
+
 def _edit_body(_session: Session, obj: Any, text: str) -> None:
     obj.body_source = text
     obj.body_html = render_markdown(text)
@@ -107,6 +113,7 @@ def register() -> None:
             visible_to=lambda q, user: can(user, Action.VIEW_CONTENT, q),
             **visibility_hooks(_question_visible),
             apply_edit=_edit_question,
+            validate_edit=_check_question,
         )
     )
     register_kind(
@@ -126,6 +133,7 @@ def register() -> None:
                 ),
             },
             apply_edit=_edit_body,
+            validate_edit=lambda _reply, text: service.checked_answer(text),
         )
     )
     register_kind(
@@ -139,5 +147,6 @@ def register() -> None:
             visible_to=_comment_visible,
             **visibility_hooks(_comment_shown),
             apply_edit=_edit_body,
+            validate_edit=lambda _note, text: service.checked_comment(text),
         )
     )

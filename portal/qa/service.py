@@ -163,6 +163,20 @@ def _body(value: str, limit: int = MAX_BODY, field_name: str = "body") -> str:
     return checked_text(value, limit, field_name)
 
 
+def checked_question(title: str, body: str) -> tuple[str, str]:
+    """A question's title and body as stored, or Invalid naming the field: the asker's rules,
+    applied to a moderator's edit too."""
+    return _title(title), _body(body)
+
+
+def checked_answer(body: str) -> str:
+    return _body(body)
+
+
+def checked_comment(body: str) -> str:
+    return _body(body, MAX_COMMENT)
+
+
 def parse_tags(value: str | Iterable[str] | None) -> list[str]:
     """Tags as typed: at most five on a question."""
     return core_parse_tags(value, MAX_TAGS)
@@ -259,7 +273,7 @@ def ask(
     private: bool = False,
 ) -> Question:
     """A new question, submitted to moderation; the asker follows it."""
-    title, body = _title(title), _body(body)
+    title, body = checked_question(title, body)
     names = parse_tags(tags)
     area = check_product_area(product_area)
     question = Question(
@@ -327,7 +341,7 @@ def edit_question(
     until approved, as the rules decide for a new post)."""
     question = get_question(session, editor, question_id)
     authorize(editor, Action.EDIT_CONTENT, question)
-    title, body = _title(title), _body(body)
+    title, body = checked_question(title, body)
     names = parse_tags(tags)
     area = check_product_area(product_area)
     question.title = title
@@ -371,7 +385,7 @@ def answer(session: Session, author: User, question_id: int, body: str) -> Answe
     question = get_question(session, author, question_id, published=True)
     if question.status != QuestionStatus.OPEN:
         raise Conflict(str(_l("This question is closed to new answers.")), field="body")
-    body = _body(body)
+    body = checked_answer(body)
     reply = Answer(
         question_id=question.id,
         organization_id=author.organization_id,
@@ -400,7 +414,7 @@ def edit_answer(
 ) -> Answer:
     reply = get_answer(session, editor, answer_id)
     authorize(editor, Action.EDIT_CONTENT, reply)
-    body = _body(body)
+    body = checked_answer(body)
     reply.body_source = body
     reply.body_html = render_markdown(body)
     reply.updated_at = utcnow()
@@ -438,7 +452,7 @@ def comment(
         question_id_of = parent_answer.question_id
     else:
         question_id_of = get_question(session, author, question_id, published=True).id  # type: ignore[arg-type]
-    body = _body(body, MAX_COMMENT)
+    body = checked_comment(body)
     note = Comment(
         question_id=question_id if answer_id is None else None,
         answer_id=answer_id,

@@ -43,6 +43,12 @@ def _edit_idea(_session: Session, idea: Idea, text: str) -> None:
     idea.description_html = render_markdown(body)
 
 
+def _check_idea(_idea: Idea, text: str) -> str:
+    """A moderator's edit of "title\n\ndescription", checked as the author's idea was."""
+    title, _sep, body = text.partition("\n\n")
+    return "{}\n\n{}".format(*service.checked_idea(title, body))
+
+
 def _edit_comment(_session: Session, note: IdeaComment, text: str) -> None:
     note.body_source = text
     note.body_html = render_markdown(text)
@@ -70,6 +76,7 @@ def register() -> None:
             visible_to=_always,
             **visibility_hooks(_idea_visible),
             apply_edit=_edit_idea,
+            validate_edit=_check_idea,
         )
     )
     register_kind(
@@ -83,5 +90,6 @@ def register() -> None:
             visible_to=_always,
             **visibility_hooks(_comment_visible),
             apply_edit=_edit_comment,
+            validate_edit=lambda _note, text: service.checked_comment(text),
         )
     )

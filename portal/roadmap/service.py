@@ -176,6 +176,16 @@ def _text(value: str | None, limit: int, field_name: str, required: bool = True)
     return checked_text(value, limit, field_name, required)
 
 
+def checked_idea(title: str, description: str) -> tuple[str, str]:
+    """An idea's title and description as stored, or Invalid naming the field: the author's
+    rules, applied to a moderator's edit too."""
+    return _title(title), _text(description, MAX_BODY, "description")
+
+
+def checked_comment(body: str) -> str:
+    return _text(body, MAX_COMMENT, "body")
+
+
 def parse_tags(value: str | Iterable[str] | None) -> list[str]:
     """Tags as typed: at most five on an idea."""
     return core_parse_tags(value, MAX_TAGS)
@@ -304,8 +314,7 @@ def submit_idea(
 ) -> Idea:
     """A new idea, submitted to moderation; its author is subscribed."""
     _require(_signed_in(author))
-    title = _title(title)
-    body = _text(description, MAX_BODY, "description")
+    title, body = checked_idea(title, description)
     names = parse_tags(tags)
     idea = Idea(
         organization_id=author.organization_id,
@@ -337,7 +346,7 @@ def comment(session: Session, author: User, idea_id: int, body: str) -> IdeaComm
     """A comment, moderated; the commenter is not subscribed (voters and authors are)."""
     _require(_signed_in(author))
     idea = resolve_merged(session, get_idea(session, author, idea_id, published=True))
-    text = _text(body, MAX_COMMENT, "body")
+    text = checked_comment(body)
     note = IdeaComment(
         idea_id=idea.id,
         organization_id=author.organization_id,
