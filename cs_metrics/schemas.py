@@ -15,7 +15,7 @@ from cs_metrics.health import Band
 from cs_metrics.importers import KINDS
 from cs_metrics.models import JobStatus
 from cs_metrics.scorecards import MAX_CUSTOM_DAYS, NPS_GROUPS
-from portal.core.api import PageIn, PageMeta, StrictSchema
+from portal.core.api import Id, PageIn, PageMeta, StrictSchema
 
 BANDS = [b.value for b in Band]
 MAX_HISTORY_DAYS = 730
@@ -34,7 +34,7 @@ class Upload(fields.Field):
 class CsAccountListIn(PageIn):
     band = fields.Str(validate=validate.OneOf([*BANDS, "none"]))
     segment = fields.Str(validate=validate.Length(min=1, max=200))
-    csm = fields.Int(strict=False, validate=validate.Range(min=1))
+    csm = Id()
 
 
 class CsHealthIn(StrictSchema):

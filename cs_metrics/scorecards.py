@@ -46,7 +46,7 @@ from cs_metrics.models import (
 from cs_metrics.nps import NpsComparison, NpsResult, compare_nps, nps_from_counts
 from portal.core.activity import VERBS, Activity
 from portal.core.db import utcnow
-from portal.core.errors import DomainError, NotFound, PermissionDenied
+from portal.core.errors import DomainError, Invalid, NotFound, PermissionDenied
 from portal.core.identity import Organization, OrgKind, Role, User, UserRole
 from portal.core.permissions import Action, can
 
@@ -194,12 +194,24 @@ def period_label(period: Period) -> str:
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{1,2})$")
 _QUARTER_RE = re.compile(r"^(\d{4})-?[Qq]([1-4])$")
 MAX_CUSTOM_DAYS = 3 * 366
+# Years a picker accepts: a period's end (the day after it) and the periods around it (the
+# previous one, a trend of months before it) must still be dates Python can hold (year 9999).
+MIN_YEAR = 1900
+MAX_YEAR = 9998
+
+
+def _year_error(field: str) -> Invalid:
+    return Invalid(
+        str(_l("Choose a year from %(first)d to %(last)d.", first=MIN_YEAR, last=MAX_YEAR)),
+        field=field,
+    )
 
 
 def parse_period(args: Mapping[str, Any], today: date, prefix: str = "") -> Period:
     """The period a picker asks for: ``kind`` month (``month=2026-03``), quarter
     (``quarter=2026-Q1``) or custom (``start``/``end``, both days included); the current
-    month by default. A bad value raises DomainError naming its field."""
+    month by default. A bad value, or a year outside MIN_YEAR..MAX_YEAR, raises Invalid
+    naming its field."""
 
     def arg(name: str) -> str:
         return str(args.get(prefix + name) or "").strip()
@@ -210,36 +222,39 @@ def parse_period(args: Mapping[str, Any], today: date, prefix: str = "") -> Peri
         if not value:
             return month_of(today)
         found = _MONTH_RE.match(value)
-        if found is None or not 1 <= int(found.group(2)) <= 12 or int(found.group(1)) < 1900:
-            raise DomainError(str(_l("Enter a month as YYYY-MM.")), field=prefix + "month")
+        if found is None or not 1 <= int(found.group(2)) <= 12:
+            raise Invalid(str(_l("Enter a month as YYYY-MM.")), field=prefix + "month")
+        if not MIN_YEAR <= int(found.group(1)) <= MAX_YEAR:
+            raise _year_error(prefix + "month")
         return month(int(found.group(1)), int(found.group(2)))
     if kind == "quarter":
         value = arg("quarter")
         if not value:
             return quarter_of(today)
         found = _QUARTER_RE.match(value)
-        if found is None or int(found.group(1)) < 1900:
-            raise DomainError(
+        if found is None:
+            raise Invalid(
                 str(_l("Enter a quarter as YYYY-Q1 to YYYY-Q4.")), field=prefix + "quarter"
             )
+        if not MIN_YEAR <= int(found.group(1)) <= MAX_YEAR:
+            raise _year_error(prefix + "quarter")
         return quarter(int(found.group(1)), int(found.group(2)))
     if kind == "custom":
         days: list[date] = []
         for name in ("start", "end"):
             try:
-                days.append(date.fromisoformat(arg(name)))
+                day = date.fromisoformat(arg(name))
             except ValueError:
-                raise DomainError(
-                    str(_l("Enter a date as YYYY-MM-DD.")), field=prefix + name
-                ) from None
+                raise Invalid(str(_l("Enter a date as YYYY-MM-DD.")), field=prefix + name) from None
+            if not MIN_YEAR <= day.year <= MAX_YEAR:
+                raise _year_error(prefix + name)
+            days.append(day)
         if days[1] < days[0]:
-            raise DomainError(
-                str(_l("The end must not be before the start.")), field=prefix + "end"
-            )
+            raise Invalid(str(_l("The end must not be before the start.")), field=prefix + "end")
         if (days[1] - days[0]).days >= MAX_CUSTOM_DAYS:
-            raise DomainError(str(_l("Choose at most three years.")), field=prefix + "end")
+            raise Invalid(str(_l("Choose at most three years.")), field=prefix + "end")
         return custom(days[0], days[1])
-    raise DomainError(str(_l("Choose month, quarter or custom.")), field=prefix + "kind")
+    raise Invalid(str(_l("Choose month, quarter or custom.")), field=prefix + "kind")
 
 
 def _at(day: date) -> datetime:

@@ -284,4 +284,4 @@ def test_kpis_scorecards_and_company_figures(app, client, session, book):
     assert bad.status_code == 422 and "month" in bad.get_json()["error"]["fields"]
     backwards = client.get("/api/v1/cs/kpis?kind=custom&start=2026-03-10&end=2026-03-01",
                            headers=headers)  # fmt: skip
-    assert backwards.status_code == 400 and "end" in backwards.get_json()["error"]["fields"]
+    assert backwards.status_code == 422 and "end" in backwards.get_json()["error"]["fields"]

@@ -24,6 +24,7 @@ from cs_metrics.models import (
 )
 from cs_metrics.settings import set_setting
 from cs_metrics.views.portfolio import portfolio_cache
+from portal.accounts.service import create_api_token
 from portal.core.activity import Activity
 from portal.core.db import utcnow
 from portal.core.identity import Role
@@ -647,3 +648,61 @@ def test_bar_chart_draws_no_bar_for_negative_or_missing_values():
                         title="ARR", value_format="{:,.0f}"))  # fmt: skip
     assert svg.count('width="0"') == 2 and ">-5<" in svg and ">–<" in svg
     assert "style=" not in svg
+
+
+HUGE = "99999999999999999999"
+OUT_OF_RANGE_URLS = [
+    "/cs/scorecard?kind=month&month=9999-12",
+    "/cs/scorecard?kind=quarter&quarter=9999-Q4",
+    "/cs/scorecard?kind=custom&start=9999-12-01&end=9999-12-31",
+    "/cs/scorecard?kind=custom&start=0001-01-01&end=0001-01-31",
+    "/cs/nps?kind=month&month=9999-12",
+    "/cs/nps?a_kind=month&a_month=9999-12&b_kind=quarter&b_quarter=9999-Q4",
+    "/cs/scorecard/kpis.csv?kind=month&month=9999-12",
+    "/cs/nps/month.csv?kind=month&month=9999-12",
+    "/cs/nps/compare.csv?a_kind=month&a_month=9999-12",
+    "/api/v1/cs/kpis?kind=month&month=9999-12",
+    "/api/v1/cs/kpis?kind=custom&start=2026-01-01&end=9999-12-31",
+    f"/cs/accounts?csm={HUGE}",
+    f"/cs/accounts.csv?csm={HUGE}",
+    f"/cs/accounts?page={HUGE}",
+    f"/cs/tasks?page={HUGE}",
+    f"/cs/rules/{{rule}}?page={HUGE}",
+    f"/cs/alerts?page={HUGE}",
+    f"/cs/improvements?org_id={HUGE}",
+    f"/cs/referrals?org_id={HUGE}",
+    f"/cs/audit?org_id={HUGE}&staff_id={HUGE}",
+    f"/cs/targets?csm={HUGE}",
+    f"/api/v1/cs/accounts?csm={HUGE}",
+    f"/api/v1/cs/accounts?page={HUGE}",
+]
+
+
+@pytest.mark.parametrize("url", OUT_OF_RANGE_URLS)
+def test_out_of_range_values_in_urls_are_4xx_or_clamped_never_500(client, session, admin, url):
+    """A far-future period or an integer past what the database holds is a message naming
+    the field (or clamped, or simply matches nothing), never an overflow."""
+    account(session, "Acme", csm=admin, scores=(80,))
+    rule = AlertRule(name="Usage fell by half", expression="usage_trend < -50")
+    session.add(rule)
+    session.flush()
+    url = url.format(rule=rule.id)
+    headers = {}
+    if url.startswith("/api/"):
+        _token, raw = create_api_token(session, admin, "script", "read")
+        session.flush()
+        headers = {"Authorization": f"Bearer {raw}"}
+    else:
+        login(client, admin)
+    response = client.get(url, headers=headers)
+    assert response.status_code < 500
+    if "9999-" in url or "0001-" in url:
+        assert response.status_code in (400, 422)
+        if url.startswith("/api/"):
+            assert set(response.get_json()["error"]["fields"]) & {"month", "end"}
+        elif ".csv" not in url:
+            assert "Choose a year from 1900 to 9998." in response.get_data(as_text=True)
+    if "csm=" in url and url.startswith("/api/"):
+        assert response.status_code == 422 and "csm" in response.get_json()["error"]["fields"]
+    elif "csm=" in url and "/accounts" in url:
+        assert response.status_code == 200 and "Acme" not in response.get_data(as_text=True)

@@ -27,6 +27,7 @@ from portal.core.db import db, utcnow
 from portal.core.identity import Organization, User
 from portal.core.pagination import clamp_page_args, paginate
 from portal.core.permissions import Action
+from portal.core.web import id_arg
 
 THROTTLE = timedelta(minutes=10)
 EXPORT_LIMIT = 100_000
@@ -57,8 +58,7 @@ def record_view(
 
 
 def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    return id_arg(request.args.get(name))
 
 
 def audit_query(org_id: int | None, staff_id: int | None) -> Select[Any]:

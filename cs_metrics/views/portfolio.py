@@ -34,7 +34,7 @@ from portal.core.identity import Organization
 from portal.core.pagecache import RenderedCache
 from portal.core.pagination import clamp_page_args
 from portal.core.permissions import Action
-from portal.core.web import Form, perform, render_form, submit
+from portal.core.web import Form, id_arg, perform, render_form, submit
 
 nav_item("cs.portfolio", _l("Portfolio"))
 nav_item("cs.accounts", _l("Accounts"))
@@ -212,10 +212,7 @@ def _account_table(rows: Sequence[reports.AccountRow]) -> tuple[list[str], list[
 
 def _filters() -> reports.AccountFilters:
     args = request.args
-    try:
-        csm_id = int(args["csm"]) if args.get("csm") else None
-    except ValueError:
-        csm_id = None
+    csm_id = id_arg(args.get("csm"))
     try:
         renewal_days: int | None = int(args["renewal"]) if args.get("renewal") else None
     except ValueError:

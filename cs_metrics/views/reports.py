@@ -23,7 +23,7 @@ from cs_metrics.views import bp, nav_item
 from portal.core.db import db, utcnow
 from portal.core.errors import DomainError
 from portal.core.permissions import Action, can
-from portal.core.web import Form, render_form, submit
+from portal.core.web import Form, id_arg, render_form, submit
 
 nav_item("cs.scorecard", _l("KPI scorecard"))
 nav_item("cs.nps", _l("NPS"))
@@ -384,10 +384,10 @@ def _save_targets(form: TargetsForm, csm_id: int | None) -> None:
 def _csm_choice(raw: str | None) -> int | None:
     if not raw:
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise DomainError(_("Choose a customer success manager."), field="csm_id") from None
+    csm_id = id_arg(raw)
+    if csm_id is None:
+        raise DomainError(_("Choose a customer success manager."), field="csm_id")
+    return csm_id
 
 
 def _target_rows(table: scorecards.TargetTable, csms: Sequence[tuple[int, str]]) -> list[Any]:

@@ -36,7 +36,7 @@ from portal.core.identity import Organization, Role
 from portal.core.pagination import clamp_page_args, paginate
 from portal.core.permissions import Action, can
 from portal.core.urls import is_safe_next
-from portal.core.web import Form, perform, render_form, submit
+from portal.core.web import Form, id_arg, perform, render_form, submit
 
 nav_item("cs.tasks", _l("Tasks"))
 nav_item("cs.improvements", _l("Improvements"))
@@ -152,8 +152,7 @@ def _page() -> tuple[int, int]:
 
 
 def _arg_int(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    return id_arg(request.args.get(name))
 
 
 def _choice(name: str, allowed: Any, default: str | None) -> str | None:

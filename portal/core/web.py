@@ -119,6 +119,19 @@ def render_form(template: str, form: FlaskForm, **context: Any) -> tuple[str, in
     return render_template(template, form=form, **context), status
 
 
+def id_arg(value: str | None) -> int | None:
+    """An id from a query string (``?csm=12``): None when absent or not a number (no filter);
+    a number no row can have (0, or past what the database holds) becomes 0, which matches
+    nothing, instead of an overflow inside the query (500)."""
+    value = (value or "").strip()
+    if not value.isdigit():
+        return None
+    if len(value) > len(str(ID_MAX)):  # also keeps int() clear of its digit limit
+        return 0
+    number = int(value)
+    return number if number <= ID_MAX else 0
+
+
 class IdConverter(IntegerConverter):
     """``<int:...>`` in every route: an id past what the database holds is simply not found
     (404), instead of an overflow inside the query (500)."""
