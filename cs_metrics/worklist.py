@@ -421,6 +421,7 @@ class TaskDetail:
     response: NpsResponse | None
     referral: Referral | None
     context: CustomerContext
+    completed_by: User | None = None
 
 
 def get_task(
@@ -459,6 +460,7 @@ def task_detail(session: Session, user: User | None, task_id: int) -> TaskDetail
         response=response,
         referral=referral,
         context=customer_context(session, task.organization_id),
+        completed_by=session.get(User, task.completed_by_id) if task.completed_by_id else None,
     )
 
 

@@ -217,6 +217,26 @@ def test_complete_and_cancel_need_an_outcome(app, client, session, org, csm):
     assert all_tasks(session)[-1].status == "cancelled"
 
 
+def test_finishing_a_task_finished_elsewhere_says_so_and_gives_back_the_typed_outcome(
+    app, client, session, org, csm, admin
+):
+    """Two tabs (or two people): one cancels, the other then marks it done with an outcome."""
+    task = detractor_task(app, session, org)
+    call(app, worklist.finish_task, session, admin, task.id, TaskStatus.CANCELLED, "Duplicate")
+    login(client, csm)
+    late = client.post(
+        f"/cs/tasks/{task.id}/complete", data={"done-outcome": "Called Ann; SSO <fixed>"}
+    )
+    assert late.status_code == 409
+    page = late.get_data(as_text=True)
+    assert 'data-testid="task-conflict"' in page and "This task is already finished." in page
+    assert "Called Ann; SSO &lt;fixed&gt;" in page  # what was typed, escaped, not lost
+    assert 'data-testid="task-outcome">Duplicate<' in page  # and what happened instead
+    assert 'data-testid="task-finished-by"' in page
+    [saved] = all_tasks(session)
+    assert (saved.status, saved.outcome) == ("cancelled", "Duplicate")
+
+
 def test_task_lists_mine_book_and_overdue_first(
     app, client, session, org, other_org, csm, other_csm
 ):

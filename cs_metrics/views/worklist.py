@@ -239,9 +239,16 @@ def _render_task(task_id: int, **forms: Any) -> Any:
     failed = next(
         (f for f in (done_form, cancel_form, ask_form) if f.errors or f.form_errors), done_form
     )
+    # Finished elsewhere meanwhile (another tab, a colleague): the forms are gone from the page,
+    # so say why and give back what was typed rather than dropping it.
+    unsaved = None
+    if detail.task.status != TaskStatus.OPEN and failed.form_errors:
+        typed = failed.outcome.data if hasattr(failed, "outcome") else failed.notes.data
+        unsaved = (typed or "").strip() or None
     return render_form(
         "cs/task.html",
         failed,
+        unsaved=unsaved,
         detail=detail,
         done_form=done_form,
         cancel_form=cancel_form,
