@@ -455,7 +455,7 @@ def test_preview_shows_the_metrics_and_whether_it_fires(client, session, admin):
         "name": "Big", "expression": "arr > 200000", "severity": "warning",
         "preview_account": str(org.id), "preview": "1"})  # fmt: skip
     assert page.status_code == 200
-    assert "The rule fires for this account." in page.text and "250000.0" in page.text
+    assert "The rule fires for this account." in page.text and "250,000" in page.text
     assert count(session, AlertRule) == 0  # nothing saved
     page = client.post("/cs/rules/new", data={
         "name": "Big", "expression": "arr > 300000", "severity": "warning",
@@ -477,7 +477,7 @@ def test_preview_needs_no_name_and_uses_the_last_recompute_day(client, session, 
         data={"expression": "health_score < 50", "preview_account": str(org.id), "preview": "1"},
     )
     assert page.status_code == 200 and "The rule fires for this account." in page.text
-    assert f"Value on {DAY.isoformat()}" in page.text and "42.0" in page.text
+    assert f"Value on {DAY.isoformat()}" in page.text and "<td>42</td>" in page.text
     page = client.post(
         "/cs/rules/new",
         data={"expression": "health_score < 50", "preview_account": "x", "preview": "1"},
@@ -574,3 +574,37 @@ def test_list_pages_run_a_constant_number_of_queries(client, session, connection
     for channel in ("legal", "vip", None, "legal"):
         _alert(session, account(session, csm=csm), channel=channel)
     assert [count_statements(client, connection, url) for url in pages] == before
+
+
+def test_rule_pages_show_action_labels_and_readable_metric_values(client, session, csm, admin):
+    rule = playbooks.create_rule(
+        session, admin, name="Slipping", expression="arr > 0",
+        actions=[{"type": "task", "due_days": 2}, {"type": "notify", "roles": ["csm"]},
+                 {"type": "tag", "tag": "at-risk"}],
+    )  # fmt: skip
+    account(session, csm=csm)
+    playbooks.evaluate_rules(session, DAY)
+    alert = session.scalar(select(HealthAlert).where(HealthAlert.rule_id == rule.id))
+    alert.details = {
+        "metrics": {
+            "band_changed": True,
+            "health_drop_30d": 16.45323502678032,
+            "usage_down_two_months": False,
+            "nps_last_score": None,
+        }
+    }
+    session.flush()
+    login(client, csm)
+    alerts = client.get("/cs/alerts", headers={"Accept-Language": "en"}).text
+    assert "<code>band_changed</code>=Yes" in alerts and "=No" in alerts
+    assert "<code>health_drop_30d</code>=16.45" in alerts and "16.453" not in alerts
+    assert "<code>nps_last_score</code>=—" in alerts and "True" not in alerts
+
+    history = client.get(f"/cs/rules/{rule.id}", headers={"Accept-Language": "en"}).text
+    assert "Task, Notify, Tag (at-risk)" in history
+    csm.locale = "zh_CN"
+    session.flush()
+    history = client.get(f"/cs/rules/{rule.id}").text
+    assert "任务, 通知, 标签 (at-risk)" in history and "task," not in history
+    assert "<code>arr</code>=120,000" in history  # what the firing saw, rounded
+    assert "<code>band_changed</code>=是" in client.get("/cs/alerts").text

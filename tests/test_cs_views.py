@@ -15,6 +15,7 @@ from sqlalchemy import select
 from cs_metrics import service
 from cs_metrics.models import (
     AlertRule,
+    Contact,
     CsTask,
     HealthAlert,
     HealthOverride,
@@ -706,3 +707,25 @@ def test_out_of_range_values_in_urls_are_4xx_or_clamped_never_500(client, sessio
         assert response.status_code == 422 and "csm" in response.get_json()["error"]["fields"]
     elif "csm=" in url and "/accounts" in url:
         assert response.status_code == 200 and "Acme" not in response.get_data(as_text=True)
+
+
+def test_account_page_shows_labels_not_codes_in_both_languages(client, session, csm):
+    org = account(session, "Label Co", csm=csm, scores=(80,))
+    session.add(ImprovementItem(organization_id=org.id, department="support",
+                                status="in_progress", title="Faster answers"))  # fmt: skip
+    session.add(Contact(external_id="C-1", organization_id=org.id, email="d@example.com",
+                        name="Dana", role="decision_maker"))  # fmt: skip
+    session.add(HealthAlert(organization_id=org.id, kind="score_drop", day=TODAY,
+                            severity="critical"))  # fmt: skip
+    session.flush()
+    login(client, csm)
+    page = client.get(f"/cs/accounts/{org.id}", headers={"Accept-Language": "en"}).text
+    assert ">Critical</span>" in page and ">Support</span>" in page and "In progress" in page
+    assert "· Decision maker" in page
+    for code in (">critical<", ">support<", "in_progress", "decision_maker"):
+        assert code not in page
+    csm.locale = "zh_CN"
+    session.flush()
+    page = client.get(f"/cs/accounts/{org.id}").text
+    assert ">关键</span>" in page and ">支持</span>" in page and "进行中" in page
+    assert "· 决策者" in page and "decision_maker" not in page

@@ -27,7 +27,7 @@ from cs_metrics.models import (
     HealthOverride,
     HealthSnapshot,
 )
-from cs_metrics.views import audit, bp, nav_item
+from cs_metrics.views import audit, bp, labels, nav_item
 from portal.core.db import db, utcnow
 from portal.core.i18n import current_locale
 from portal.core.identity import Organization
@@ -307,6 +307,7 @@ def _account_page(org_id: int, form: OverrideForm | None = None) -> tuple[str, i
         band_labels=BAND_LABELS,
         component_label=component_label,
         alert_label=alert_label,
+        labels=labels,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -28,6 +29,7 @@ from cs_metrics.access import require_cs
 from cs_metrics.export import csv_response
 from cs_metrics.models import AlertRule
 from cs_metrics.views import bp, nav_item
+from cs_metrics.views.labels import RULE_ACTIONS, SEVERITY_LABELS
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.pagination import clamp_page_args
@@ -38,9 +40,21 @@ from portal.core.web import Form, attach_error, perform, render_form, submit
 nav_item("cs.alerts", _l("Alerts"))
 nav_item("cs.rules", _l("Alert rules"))
 
-SEVERITY_LABELS = {"info": _l("Info"), "warning": _l("Warning"), "critical": _l("Critical")}
 ROLE_LABELS = {"csm": _l("The account's CSM"), "vendor_admins": _l("Vendor admins")}
 PER_PAGE = 50
+
+
+@bp.app_template_filter("cs_metric")
+def cs_metric(value: Any) -> str:
+    """A rule metric's value as people read it: yes/no, a number rounded to two decimals in the
+    reader's locale, text as it is; "—" for no data."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if isinstance(value, int | float):
+        return format_decimal(value, format="#,##0.##")
+    return str(value)
 
 
 def _choices(pairs: Any) -> list[SelectChoice]:
@@ -251,6 +265,7 @@ def rule(rule_id: int) -> str:
         page=page,
         pages=max(1, -(-total // PER_PAGE)),
         severities=SEVERITY_LABELS,
+        actions=RULE_ACTIONS,
         can_configure=_can(Action.CONFIGURE_CS),
     )
 

@@ -22,15 +22,14 @@ from cs_metrics import worklist
 from cs_metrics.access import require_cs
 from cs_metrics.export import csv_response
 from cs_metrics.models import (
-    Department,
     ImprovementItem,
-    ImprovementStatus,
     Referral,
     ReferralStatus,
     TaskKind,
     TaskStatus,
 )
 from cs_metrics.views import bp, nav_item
+from cs_metrics.views.labels import DEPARTMENTS, IMPROVEMENT_STATUSES
 from portal.core.db import db
 from portal.core.identity import Organization, Role
 from portal.core.pagination import clamp_page_args, paginate
@@ -67,20 +66,6 @@ REFERRAL_STATUSES = {
     ReferralStatus.RECEIVED: _l("Received"),
     ReferralStatus.CONVERTED: _l("Converted"),
     ReferralStatus.DECLINED: _l("Declined"),
-}
-IMPROVEMENT_STATUSES = {
-    ImprovementStatus.OPEN: _l("Open"),
-    ImprovementStatus.IN_PROGRESS: _l("In progress"),
-    ImprovementStatus.CLOSED: _l("Closed"),
-}
-DEPARTMENTS = {
-    Department.PRODUCT: _l("Product"),
-    Department.SUPPORT: _l("Support"),
-    Department.SALES: _l("Sales"),
-    Department.ENGINEERING: _l("Engineering"),
-    Department.MARKETING: _l("Marketing"),
-    Department.FINANCE: _l("Finance"),
-    Department.LEGAL: _l("Legal"),
 }
 
 
