@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from cs_metrics import health, importers, signals, worklist
+from cs_metrics import health, health_messages, importers, signals, worklist
 from cs_metrics.models import (
     AccountProfile,
     AlertStatus,
@@ -211,6 +211,12 @@ class _Lookups:
     """``orgs`` holds every account: an id not in it is unknown, no query needed."""
 
 
+def _json_params(params: Any) -> dict[str, Any]:
+    """A problem's parameters as JSON holds them, for the pages to word it in the reader's
+    language (``cs_metrics.views.imports.report_message``)."""
+    return json.loads(json.dumps(dict(params or {}), default=str))
+
+
 def _report_json(report: importers.ValidationReport) -> dict[str, Any]:
     out: dict[str, Any] = {
         "encoding": report.encoding,
@@ -225,11 +231,15 @@ def _report_json(report: importers.ValidationReport) -> dict[str, Any]:
                 "code": e.code,
                 "message": e.message,
                 "value": e.value,
+                "params": _json_params(e.params),
             }
             for e in report.errors[:REPORT_ERRORS]
         ],
         "errors_truncated": report.error_count > min(len(report.errors), REPORT_ERRORS),
-        "warnings": [{"code": w.code, "message": w.message} for w in report.warnings],
+        "warnings": [
+            {"code": w.code, "message": w.message, "params": _json_params(w.params)}
+            for w in report.warnings
+        ],
     }
     if report.file_error is not None:
         error = report.file_error
@@ -238,6 +248,7 @@ def _report_json(report: importers.ValidationReport) -> dict[str, Any]:
             "code": error.code,
             "message": error.message,
             "line": error.params.get("line"),
+            "params": _json_params(error.params),
         }
     return out
 
@@ -1018,16 +1029,7 @@ def save_health_model(
     try:
         model = model_from_config(version, config)
     except health.HealthModelError as error:
-        raise DomainError(
-            str(
-                _l(
-                    "The health model is not valid: %(field)s %(reason)s",
-                    field=error.field,
-                    reason=error.message,
-                )
-            ),
-            field=error.field,
-        ) from None
+        raise DomainError(health_messages.describe(error), field=error.field) from None
     session.execute(
         update(HealthModelVersion).where(HealthModelVersion.active.is_(True)).values(active=False)
     )

@@ -479,6 +479,26 @@ def test_import_with_errors_imports_nothing_and_offers_a_row_report(client, sess
     assert "Acme" in client.get("/cs/accounts").get_data(as_text=True)
 
 
+def test_import_report_is_worded_in_the_readers_language(client, session, csm):
+    csm.locale = "zh_CN"
+    session.flush()
+    login(client, csm)
+    rows = "external_id,name,arr,extra\nA-1,Acme,-5,x\nA-1,Beta,lots,y\n,Gamma,1,z\n"
+    page = client.get(upload(client, rows).headers["Location"]).get_data(as_text=True)
+    assert "不得为负数。" in page and "不是数字。" in page and "必填。" in page
+    assert "与第 2 行的编号相同。" in page and "已忽略的列：extra。" in page
+    for english in ("must not be negative", "not a number", "required", "same external_id"):
+        assert english not in page
+    page = client.get(upload(client, "arr\n1\n").headers["Location"]).get_data(as_text=True)
+    assert "缺少必需的列：external_id, name。" in page
+    assert "required columns missing" not in page
+    # a report stored before the parameters were: the stored words
+    job = session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
+    job.report = {"file_error": {"code": "missing_columns", "message": "old words"}}
+    session.flush()
+    assert "old words" in client.get(f"/cs/imports/{job.id}").get_data(as_text=True)
+
+
 def test_import_form_errors(client, session, csm):
     login(client, csm)
     response = client.post("/cs/imports", data={"kind": "accounts"},
@@ -548,7 +568,31 @@ def test_health_model_bands_must_be_ordered(client, session, admin):
     login(client, admin)
     rows = [{"name": "csat", "weight": "1", "scale": "linear", "at_0": "50", "at_100": "95"}]
     response = client.post("/cs/health-model", data=model_form(rows, green="60", yellow="70"))
-    assert response.status_code == 400 and "bands.yellow_min" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and "bands.yellow_min" not in page
+    assert "Yellow from: must not be above the green cut-off." in page
+
+
+@pytest.mark.parametrize(
+    ("rows", "english", "chinese"),
+    [
+        ([{"name": "csat", "weight": "1", "scale": "linear", "at_0": "50", "at_100": "95"},
+          {"name": "csat", "weight": "1", "scale": "linear", "at_0": "5", "at_100": "9"}],
+         "Component 2: names must be unique.", "组件 2：名称必须唯一。"),
+        ([{"name": "csat", "weight": "1", "scale": "thresholds", "steps": "0:150, 1:90"}],
+         "Component 1, step 1 score: must be from 0 to 100.",
+         "组件 1 第 1 步的分数：必须在 0 到 100 之间。"),
+    ],
+)  # fmt: skip
+def test_health_model_errors_are_worded_for_people(client, session, admin, rows, english, chinese):
+    login(client, admin)
+    page = client.post("/cs/health-model", data=model_form(rows),
+                       headers={"Accept-Language": "en"}).get_data(as_text=True)  # fmt: skip
+    assert english in page and "components[" not in page
+    admin.locale = "zh_CN"
+    session.flush()
+    page = client.post("/cs/health-model", data=model_form(rows)).get_data(as_text=True)
+    assert chinese in page and "components[" not in page
 
 
 def test_csm_reads_the_model_but_cannot_save(client, session, csm):

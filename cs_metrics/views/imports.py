@@ -6,6 +6,7 @@ does the same without JavaScript)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import jsonify, redirect, render_template, request, url_for
@@ -48,6 +49,118 @@ STATUS_LABELS = {
     JobStatus.FAILED: _l("Nothing imported"),
 }
 FINISHED = (JobStatus.DONE, JobStatus.FAILED)
+
+
+def _joined(names: Any) -> str:
+    return ", ".join(str(n) for n in names)
+
+
+def _out_of_range(p: Mapping[str, Any]) -> str:
+    if p.get("min") is not None and p.get("max") is not None:
+        return _("Must be between %(min)s and %(max)s.", min=p["min"], max=p["max"])
+    if p.get("max") is not None:
+        return _("Too large: at most %(max)s.", max=p["max"])
+    return _("Must be at least %(min)s.", min=p["min"])
+
+
+def _invalid_choice(p: Mapping[str, Any]) -> str:
+    if "urgent" in p["choices"]:
+        return _("Must be 1-4 (1 = urgent) or urgent, high, medium or low.")
+    return _("Must be one of: %(choices)s.", choices=_joined(p["choices"]))
+
+
+def _cells(p: Mapping[str, Any]) -> str:
+    return _(
+        "%(found)s cells; the header has %(expected)s.", found=p["found"], expected=p["expected"]
+    )
+
+
+def _dates_read_as(p: Mapping[str, Any]) -> str:
+    return str(_l("day/month/year") if p["day_first"] else _l("month/day/year"))
+
+
+# The row report is stored with each problem's code, its English message and (since this map
+# came in) its parameters; a page shows the words for the code in the reader's language. A code
+# not here, or one stored without the parameters its words need, shows the stored message.
+REPORT_MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    # cells
+    "required": lambda p: _("Required."),
+    "not_a_number": lambda p: (
+        _("Digit groups must be of three (1,234,567.89).") if "value" in p else _("Not a number.")
+    ),
+    "negative": lambda p: _("Must not be negative."),
+    "out_of_range": _out_of_range,
+    "not_an_integer": lambda p: _("Must be a whole number."),
+    "invalid_email": lambda p: _("Not an email address."),
+    "too_long": lambda p: _("Longer than %(max)s characters.", max=p["max_length"]),
+    "invalid_domain": lambda p: _("Not a domain name (example.com)."),
+    "invalid_choice": _invalid_choice,
+    "invalid_date": lambda p: _("Not a date (2026-03-01, 2026/3/1, 2026年3月1日)."),
+    "two_digit_year": lambda p: _("Write the year with four digits."),
+    "formula": lambda p: _("A spreadsheet formula, not a value."),
+    # rows
+    "too_few_cells": _cells,
+    "too_many_cells": _cells,
+    "duplicate_id": lambda p: _("The same id as line %(line)s.", line=p["first_line"]),
+    "before_contract_start": lambda p: _("The renewal date is before the contract start."),
+    "closed_before_opened": lambda p: _("Closed before it was opened."),
+    "due_before_order": lambda p: _("The due date is before the order date."),
+    "unknown_csm": lambda p: _("No vendor staff member has this email."),
+    "unknown_account": lambda p: _("No account has this id: import the accounts first."),
+    # the file
+    "empty_file": lambda p: _("The file is empty or has no header row."),
+    "not_csv": lambda p: _("This is an Excel workbook, not CSV: save it as CSV UTF-8."),
+    "too_large": lambda p: _("The file is larger than %(mb)s MB.", mb=p["max_mb"]),
+    "nul_byte": lambda p: _(
+        "The file contains NUL bytes: it is binary, or UTF-16 without a byte order mark."
+    ),
+    "undecodable": lambda p: _(
+        "Line %(line)s cannot be read as %(encoding)s (nor as GB18030): save the file as CSV "
+        "UTF-8.",
+        line=p["line"],
+        encoding=p["encoding"],
+    ),
+    "malformed_csv": lambda p: _("Line %(line)s: broken CSV quoting.", line=p["line"]),
+    "missing_columns": lambda p: _(
+        "Required columns are missing: %(columns)s.", columns=_joined(p["columns"])
+    ),
+    "duplicate_columns": lambda p: _(
+        "Several columns for one field: %(columns)s.",
+        columns="; ".join(f"{f} ({_joined(names)})" for f, names in p["columns"].items()),
+    ),
+    # warnings
+    "unknown_columns": lambda p: _("Columns ignored: %(columns)s.", columns=_joined(p["columns"])),
+    "unnamed_columns": lambda p: _("%(count)s columns without a name ignored.", count=p["count"]),
+    "no_data_rows": lambda p: _("The file has no data rows."),
+    "date_order_conflict": lambda p: _(
+        "Line %(line)s: %(value)s can only be read the other way round; other dates were read "
+        "as %(order)s.",
+        line=p["line"],
+        value=p["value"],
+        order=_dates_read_as(p),
+    ),
+    "ambiguous_dates": lambda p: _(
+        "%(count)s dates such as %(value)s (line %(line)s) were read as %(order)s.",
+        count=p["count"],
+        value=p["value"],
+        line=p["line"],
+        order=_dates_read_as(p),
+    ),
+    "formula_text": lambda p: _(
+        "Line %(line)s: cells starting with = were kept as text.", line=p["line"]
+    ),
+}
+
+
+def report_message(entry: Mapping[str, Any]) -> str:
+    """A stored row error, file error or warning in the reader's language."""
+    words = REPORT_MESSAGES.get(entry.get("code") or "")
+    if words is not None:
+        try:
+            return words(entry.get("params") or {})
+        except (KeyError, TypeError, AttributeError):
+            pass  # stored before its parameters were: the message as it was written
+    return str(entry.get("message") or "")
 
 
 class ImportForm(Form):
@@ -142,6 +255,7 @@ def import_job(job_id: int) -> str:
         progress=progress(job),
         kind_labels=KIND_LABELS,
         report=job.report or {},
+        message=report_message,
     )
 
 
