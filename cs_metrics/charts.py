@@ -11,6 +11,7 @@ summary) and the same data as a visually hidden table for assistive technology.
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import date
 
@@ -46,6 +47,14 @@ def _id(prefix: str) -> str:
 def _num(value: float) -> str:
     """A coordinate: short, locale-free, never ``nan``."""
     return f"{value:.1f}".rstrip("0").rstrip(".") if value == value else "0"
+
+
+def _text_width(text: str, font_size: float = 11) -> float:
+    """About how wide ``text`` renders in the sans-serif face: CJK characters are square,
+    Latin ones a little over half as wide. Enough to keep a label inside the chart."""
+    return sum(
+        font_size if unicodedata.east_asian_width(ch) in "WF" else font_size * 0.6 for ch in text
+    )
 
 
 def _fmt(value_format: str | Callable[[float], str], value: float | None) -> str:
@@ -94,8 +103,13 @@ def line_chart(
     at a date (a model version change, an override)."""
     if y_max <= y_min:
         y_max = y_min + 1
-    left, right, top, bottom = 36, 12, 16, 28
+    legend = len(series) > 1  # a legend only when there is something to tell apart
+    # Below the plot: the x-axis dates, then (its own row, never over the dates) the legend.
+    # Above the plot, marker labels get a row of their own, clear of the top y tick.
+    left, right = 36, 12
+    top, bottom = (30 if markers else 16), 28 + (18 if legend else 0)
     plot_w, plot_h = width - left - right, height - top - bottom
+    axis_y = top + plot_h + 16
     days = sorted({d for _, points in series for d, _ in points} | {d for d, _ in markers or ()})
     first, last = (days[0], days[-1]) if days else (date.today(), date.today())
     span = max(1, (last - first).days)
@@ -152,15 +166,23 @@ def line_chart(
         if first == last:
             anchor = "middle"
         parts.append(
-            f'<text class="cs-chart-tick" x="{_num(x(day))}" y="{height - 8}" '
+            f'<text class="cs-chart-tick" x="{_num(x(day))}" y="{axis_y}" '
             f'text-anchor="{anchor}" fill="{MUTED_FILL}">{escape(day.isoformat())}</text>'
         )
     for day, label in markers or ():
         xx = _num(x(day))
+        # Centred over its line unless that would cut it off at an edge of the chart.
+        half = _text_width(str(label)) / 2
+        if x(day) + half > width - 2:
+            anchor, text_x = "end", _num(min(x(day), width - 2))
+        elif x(day) - half < 2:
+            anchor, text_x = "start", _num(max(x(day), 2))
+        else:
+            anchor, text_x = "middle", xx
         parts.append(
             f'<g class="cs-chart-marker"><line x1="{xx}" x2="{xx}" y1="{top}" '
             f'y2="{top + plot_h}" stroke="{TEXT_FILL}" stroke-width="1" stroke-dasharray="4 3"/>'
-            f'<text x="{xx}" y="{top - 4}" text-anchor="middle" fill="{TEXT_FILL}">'
+            f'<text x="{text_x}" y="{top - 10}" text-anchor="{anchor}" fill="{TEXT_FILL}">'
             f"{escape(label)}</text><title>{escape(day.isoformat())}: {escape(label)}</title></g>"
         )
     for index, (label, points) in enumerate(series):
@@ -187,15 +209,16 @@ def line_chart(
                 )
         parts.extend(dots)
         parts.append("</g>")
-    if len(series) > 1:  # a legend only when there is something to tell apart
+    if legend:
+        lx = float(left)
         for index, (label, _points) in enumerate(series):
-            lx = left + index * 150
             stroke = SERIES_STROKES[index % len(SERIES_STROKES)]
             parts.append(
-                f'<g class="cs-chart-legend"><rect x="{lx}" y="{height - 20}" width="10" '
-                f'height="3" fill="{stroke}"/><text x="{lx + 14}" y="{height - 16}" '
+                f'<g class="cs-chart-legend"><rect x="{_num(lx)}" y="{height - 10}" width="10" '
+                f'height="3" fill="{stroke}"/><text x="{_num(lx + 14)}" y="{height - 6}" '
                 f'fill="{TEXT_FILL}">{escape(label)}</text></g>'
             )
+            lx += 14 + _text_width(str(label)) + 18
     parts.append("</svg>")
 
     header = [str(label) for label, _ in series]

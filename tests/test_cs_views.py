@@ -686,6 +686,41 @@ def test_line_chart_is_accessible_escaped_and_marks_gaps_bands_and_model_changes
     assert "style=" not in svg
 
 
+def test_line_chart_keeps_legend_off_the_dates_and_marker_labels_inside():
+    """With an override (two series: a legend) and a model change on the last day."""
+    from xml.etree import ElementTree
+
+    from cs_metrics.charts import line_chart
+
+    day = date(2026, 1, 1)
+    days = [day + timedelta(i) for i in range(90)]
+    svg = str(
+        line_chart(
+            [("Computed score", [(d, 60.0) for d in days]),
+             ("Effective score", [(d, 80.0) for d in days])],
+            markers=[(days[-1], "Model v2"), (days[45], "Model v3")],
+            title="Health trend",
+        )
+    )  # fmt: skip
+    drawn = svg[svg.index("<svg") : svg.index("</svg>") + len("</svg>")]
+    root = ElementTree.fromstring(drawn)  # noqa: S314 - the chart just drawn here
+    ns = "{http://www.w3.org/2000/svg}"
+    width, height = (float(v) for v in root.get("viewBox").split()[2:])
+    ticks = [t for t in root.iter(f"{ns}text") if t.text and t.text.startswith("2026-")]
+    legend = [t for g in root.iter(f"{ns}g") if g.get("class") == "cs-chart-legend"
+              for t in g.iter(f"{ns}text")]  # fmt: skip
+    assert len(ticks) == 2 and len(legend) == 2
+    lowest_date = max(float(t.get("y")) for t in ticks)
+    assert all(float(t.get("y")) - lowest_date >= 11 for t in legend)  # a row of its own
+    assert all(float(t.get("y")) <= height for t in [*ticks, *legend])
+    assert float(legend[1].get("x")) > float(legend[0].get("x")) + len("Computed score") * 6
+    markers = {t.text: t for g in root.iter(f"{ns}g") if g.get("class") == "cs-chart-marker"
+               for t in g.iter(f"{ns}text")}  # fmt: skip
+    last = markers["Model v2"]
+    assert last.get("text-anchor") == "end" and float(last.get("x")) <= width
+    assert markers["Model v3"].get("text-anchor") == "middle"  # room on both sides
+
+
 def test_bar_chart_draws_no_bar_for_negative_or_missing_values():
     from cs_metrics.charts import bar_chart
 
