@@ -30,7 +30,7 @@ from portal.core.identity import Organization, shown_name
 from portal.core.pagecache import cache_seconds
 from portal.core.pagination import clamp_page_args
 from portal.core.urls import is_safe_next
-from portal.core.web import perform
+from portal.core.web import id_arg, perform
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 
@@ -46,9 +46,13 @@ def _moderators_only() -> Any:
     return None
 
 
+# Older than this many hours is every item there is (ten years); a larger number in the URL
+# would overflow the date arithmetic.
+MAX_AGE_HOURS = 24 * 3660
+
+
 def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    return id_arg(request.args.get(name))
 
 
 def diff_html(before: str | None, after: str) -> Markup | None:
@@ -83,7 +87,7 @@ def queue() -> str:
         kind=request.args.get("kind") or None,
         organization_id=_int_arg("org"),
         reason=request.args.get("reason") or None,
-        older_than_hours=_int_arg("older_than"),
+        older_than_hours=min(MAX_AGE_HOURS, _int_arg("older_than") or 0) or None,
         newest_first=request.args.get("order") == "newest",
     )
     page, per_page = clamp_page_args(request.args.get("page", 1), request.args.get("per_page", 20))

@@ -32,3 +32,6 @@ def test_every_list_answers_a_page_number_out_of_range(client, session, page):
     for path in LISTS:
         response = client.get(f"{path}?page={page}")
         assert response.status_code == 200, path
+    huge = "99999999999999999999"
+    filtered = client.get(f"/moderation/queue?org={huge}&older_than={huge}&page={page}")
+    assert filtered.status_code == 200
