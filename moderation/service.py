@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Integer, String, Text, and_, bindparam, func, not_, select, update
+from sqlalchemy import Integer, String, Text, and_, bindparam, func, not_, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from moderation import rules, trust
@@ -29,7 +30,7 @@ from moderation.models import (
     TrustLock,
     WatchedWordEntry,
 )
-from moderation.registry import SUMMARY_CHARS, get_kind
+from moderation.registry import SUMMARY_CHARS, get_kind, kinds
 from portal.core.activity import Activity, record_activity, register_verbs
 from portal.core.db import utcnow
 from portal.core.errors import (
@@ -830,6 +831,58 @@ def flag(session: Session, user: User, item_id: int, reason: str, note: str = ""
             session.refresh(item)
             _apply_hidden(session, item, None, "flags")
     return entry
+
+
+def flag_content(
+    session: Session, user: User, kind_name: str, object_id: int, reason: str, note: str = ""
+) -> Flag:
+    """Flag a piece of content by what pages know of it: its kind and its own id. The
+    moderation item is found here; an unknown kind or content moderation never saw is
+    NotFound, like content the user cannot see."""
+    if kind_name not in kinds():
+        raise NotFound(str(_l("Not found.")))
+    found = item_id(session, kind_name, object_id)
+    if found is None:
+        raise NotFound(str(_l("Not found.")))
+    return flag(session, user, found, reason, note)
+
+
+FLAG_OPEN = "open"
+FLAG_SENT = "flagged"
+
+
+def flag_states(
+    session: Session, viewer: User | None, keys: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], str]:
+    """What a page may offer ``viewer`` for each (kind, object id) it shows, in one query:
+    ``FLAG_OPEN`` where they may flag it (published, and not their own), ``FLAG_SENT`` where
+    they already have; content that is neither is left out (no control at all). Nobody
+    signed in may flag anything."""
+    if viewer is None or not getattr(viewer, "is_authenticated", False):
+        return {}
+    wanted: dict[str, set[int]] = {}
+    for kind_name, object_id in keys:
+        wanted.setdefault(kind_name, set()).add(object_id)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(ModerationItem.kind, ModerationItem.object_id, Flag.id)
+        .outerjoin(Flag, and_(Flag.item_id == ModerationItem.id, Flag.user_id == viewer.id))
+        .where(
+            or_(
+                *(
+                    and_(ModerationItem.kind == name, ModerationItem.object_id.in_(sorted(ids)))
+                    for name, ids in wanted.items()
+                )
+            ),
+            ModerationItem.state == State.PUBLISHED,
+            or_(ModerationItem.author_id.is_(None), ModerationItem.author_id != viewer.id),
+        )
+    ).all()
+    return {
+        (kind_name, object_id): FLAG_SENT if flag_id is not None else FLAG_OPEN
+        for kind_name, object_id, flag_id in rows
+    }
 
 
 # --- the queue ----------------------------------------------------------------------------

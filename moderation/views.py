@@ -37,7 +37,7 @@ bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 
 @bp.before_request
 def _moderators_only() -> Any:
-    if request.endpoint == "moderation.flag":
+    if request.endpoint in FLAG_ENDPOINTS:
         return None
     if not current_user.is_authenticated:
         return redirect(url_for("accounts.sign_in", next=request.full_path))
@@ -305,22 +305,46 @@ def bulk() -> Response:
     return _back()
 
 
+# Open to every signed-in user, not only moderators.
+FLAG_ENDPOINTS = frozenset({"moderation.flag", "moderation.flag_content"})
+
+
+def _flagged(action: Any) -> Response:
+    """Run a flag, say how it went (received, or why not), and go back to the page."""
+    perform(action, _("Thank you. The moderators will look at it."), failure="warning")
+    target = request.form.get("next", "")
+    return redirect(target if is_safe_next(target) else url_for("main.home"))
+
+
 @bp.route("/items/<int:item_id>/flag", methods=["POST"])
 @login_required
 def flag(item_id: int) -> Response:
-    perform(
+    return _flagged(
         lambda: service.flag(
             db.session,
             current_user,
             item_id,
             request.form.get("reason", ""),
             request.form.get("note", ""),
-        ),
-        _("Thank you. The moderators will look at it."),
-        failure="warning",
+        )
     )
-    target = request.form.get("next", "")
-    return redirect(target if is_safe_next(target) else url_for("main.home"))
+
+
+@bp.route("/flags/<kind>/<int:object_id>", methods=["POST"])
+@login_required
+def flag_content(kind: str, object_id: int) -> Response:
+    """The "Flag" control of every post (``macros/flag.html``): pages know a post's kind and
+    id, not its moderation item; the service finds the item and checks who may flag it."""
+    return _flagged(
+        lambda: service.flag_content(
+            db.session,
+            current_user,
+            kind,
+            object_id,
+            request.form.get("reason", ""),
+            request.form.get("note", ""),
+        )
+    )
 
 
 @bp.route("/words", methods=["GET", "POST"])

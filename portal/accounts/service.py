@@ -288,8 +288,9 @@ def about_state(session: Session, user: User) -> str | None:
     return moderation.item_state(session, ABOUT_KIND, user.id)
 
 
-def about_item_id(session: Session, user: User) -> int | None:
-    return moderation.item_id(session, ABOUT_KIND, user.id)
+def about_flag_states(session: Session, viewer: User, person: User) -> dict[tuple[str, int], str]:
+    """Whether ``viewer`` may flag ``person``'s profile text, or already did."""
+    return moderation.flag_states(session, viewer, [(ABOUT_KIND, person.id)])
 
 
 def record_profile_view(session: Session, viewer: User, person: User) -> None:

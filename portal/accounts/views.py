@@ -272,7 +272,7 @@ def public_profile(user_id: int) -> Any:
         person=person,
         profile=service.profile_of(db.session, person),
         about_state=service.about_state(db.session, person),
-        item_id=service.about_item_id(db.session, person),
+        flags=service.about_flag_states(db.session, current_user, person),
         reputation=qa_service.reputation_of(db.session, person.id),
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -737,6 +737,8 @@ class TemplateView:
     product_version: str | None
     compatible: bool | None
     can_manage: bool
+    # The viewer's "Flag" control per (kind, id): open, or already flagged (see moderation).
+    flags: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 def template_view(session: Session, viewer: User | None, template_id: int) -> TemplateView:
@@ -771,6 +773,15 @@ def template_view(session: Session, viewer: User | None, template_id: int) -> Te
         product_version=product,
         compatible=compatible,
         can_manage=can_manage(viewer, template),
+        flags=moderation.flag_states(
+            session,
+            viewer,
+            [
+                (TEMPLATE_KIND, template.id),
+                *((VERSION_KIND, v.id) for v in versions if v.published),
+                *((REVIEW_KIND, r.id) for r in reviews),
+            ],
+        ),
     )
 
 

@@ -940,6 +940,8 @@ class QuestionView:
     my_helpful: set[int] = field(default_factory=set)
     helped: dict[int, Helped] = field(default_factory=dict)
     states: dict[tuple[str, int], str | None] = field(default_factory=dict)
+    # The viewer's "Flag" control per (kind, id): open, or already flagged (see moderation).
+    flags: dict[tuple[str, int], str] = field(default_factory=dict)
     following: bool = False
     duplicate_of: Question | None = None
 
@@ -1026,6 +1028,20 @@ def question_view(session: Session, viewer: User | None, question_id: int) -> Qu
                     view.states[(COMMENT_KIND, note.id)] = moderation.item_state(
                         session, COMMENT_KIND, note.id
                     )
+        view.flags = moderation.flag_states(
+            session,
+            viewer,
+            [
+                (QUESTION_KIND, question.id),
+                *((ANSWER_KIND, reply.id) for reply in answers if reply.published),
+                *(
+                    (COMMENT_KIND, note.id)
+                    for notes in view.comments.values()
+                    for note in notes
+                    if note.published
+                ),
+            ],
+        )
     view.duplicate_of = duplicate_target(session, viewer, question)
     return view
 

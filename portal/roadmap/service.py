@@ -980,6 +980,8 @@ class IdeaView:
     merged_into: Idea | None = None
     merged_here: list[Idea] = field(default_factory=list)
     on_behalf_votes: int = 0
+    # The viewer's "Flag" control per (kind, id): open, or already flagged (see moderation).
+    flags: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 def idea_view(session: Session, viewer: User | None, idea_id: int) -> IdeaView:
@@ -1013,6 +1015,14 @@ def idea_view(session: Session, viewer: User | None, idea_id: int) -> IdeaView:
     if me is not None:
         view.my_vote = my_vote(session, viewer, idea.id)
         view.subscribed = session.get(IdeaSubscription, (me, idea.id)) is not None
+        view.flags = moderation.flag_states(
+            session,
+            viewer,
+            [
+                (IDEA_KIND, idea.id),
+                *((COMMENT_KIND, note.id) for note in comments if note.published),
+            ],
+        )
     if idea.merged_into_id:
         view.merged_into = session.get(Idea, idea.merged_into_id)
     view.merged_here = list(

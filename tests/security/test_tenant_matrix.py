@@ -156,6 +156,7 @@ ACCESS: dict[str, str | tuple[str, str]] = {  # (GET rule, other methods' rule)
     "moderation.bulk": MODERATOR,
     "moderation.delete_word": MODERATOR,
     "moderation.flag": VIEW,
+    "moderation.flag_content": VIEW,
     "moderation.lock_trust": MODERATOR,
     "moderation.queue": MODERATOR,
     "moderation.reject": MODERATOR,
@@ -318,6 +319,9 @@ def url_values(endpoint: str, arguments: set[str], world: World, side: Side) -> 
     values = {
         "question_id": side.question_id,
         "answer_id": side.answer_id,
+        # The generic flag route: the kind and the id of side's private question.
+        "kind": "question",
+        "object_id": side.question_id,
         "idea_id": world.merged_idea_id if endpoint.endswith("unmerge") else side.idea_id,
         "template_id": side.template_id,
         "invitation_id": side.invitation_id,
@@ -351,7 +355,7 @@ KNOWN_ARGUMENTS = {
     "question_id", "answer_id", "idea_id", "template_id", "invitation_id", "token_id",
     "user_id", "org_id", "item_id", "article_id", "category_id", "slug", "entry_id", "rule_id",
     "task_id", "referral_id", "alert_id", "job_id", "tag", "channel", "token", "table",
-    "filename",
+    "filename", "kind", "object_id",
 }  # fmt: skip
 PLACEHOLDERS |= {"export_id"}  # no export in the world: its owner gets 404 too
 
