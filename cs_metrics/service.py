@@ -1126,7 +1126,7 @@ def set_override(
     session.add(override)
     session.flush()
     latest = _latest_snapshot(session, org_id)
-    if latest is not None:
+    if latest is not None and latest.day >= now.date():  # a past day keeps its history
         bands = active_model(session).bands
         latest.effective_score = override.score
         latest.effective_band = bands.band(override.score).value
@@ -1145,12 +1145,44 @@ def revoke_override(session: Session, actor: User | None, org_id: int) -> None:
     _customer_org(session, org_id)
     override = active_override(session, org_id)
     if override is not None:
-        override.revoked_at = utcnow()
+        override.revoked_at = now = utcnow()
         latest = _latest_snapshot(session, org_id)
-        if latest is not None and latest.override_id == override.id:
+        if (
+            latest is not None
+            and latest.override_id == override.id
+            and latest.day >= now.date()  # it was in force on the days before
+        ):
             latest.effective_score, latest.effective_band = latest.score, latest.band
             latest.override_id = None
         session.flush()
+
+
+def overrides_in_force(
+    session: Session, day: date, now: datetime | None = None
+) -> tuple[dict[int, HealthOverride], datetime]:
+    """The override that counts for each account on ``day`` (the newest when several do), and
+    the moment to judge them at.
+
+    For today (or a later day) that is the override active now, so a revoked or expired one no
+    longer counts. For a past day it is one that was in force on that day: created on or before
+    it, and neither expired nor revoked before it. An override set later never reaches back
+    into history (a recomputed past day, the trend, band-change alerts, KPIs).
+    """
+    now = now or utcnow()
+    if day >= now.date():
+        as_of = now
+        conditions = [HealthOverride.created_at <= now]
+    else:
+        as_of = datetime.combine(day, datetime.min.time(), UTC)
+        conditions = [HealthOverride.created_at < as_of + timedelta(days=1)]
+    conditions += [
+        HealthOverride.expires_at > as_of,
+        or_(HealthOverride.revoked_at.is_(None), HealthOverride.revoked_at > as_of),
+    ]
+    overrides: dict[int, HealthOverride] = {}
+    for o in session.scalars(select(HealthOverride).where(*conditions).order_by(HealthOverride.id)):
+        overrides[o.organization_id] = o  # the newest wins
+    return overrides, as_of
 
 
 def _latest_snapshot(session: Session, org_id: int) -> HealthSnapshot | None:
@@ -1236,7 +1268,8 @@ def recompute(
     Signals come from ``cs_metrics.signals`` (one grouped query each); scoring is pure Python
     (``health.score_account``); snapshots are upserted, so running twice a day replaces the
     day's figures (a snapshot whose figures did not change keeps its row and ``computed_at``);
-    all of them in one statement per 5,000 accounts. Active overrides give the effective score beside the computed one. Alerts
+    all of them in one statement per 5,000 accounts. The overrides in force on ``day`` (not
+    ones set later: ``overrides_in_force``) give the effective score beside the computed one. Alerts
     look at the computed scores of the last 31 days (an override must not hide a falling
     account) and open at most one alert per kind per account.
     """
@@ -1253,13 +1286,7 @@ def recompute(
     )
     result.accounts = len(org_ids)
     collected = signals.collect(session, day)
-    overrides: dict[int, HealthOverride] = {}
-    for o in session.scalars(
-        select(HealthOverride)
-        .where(HealthOverride.revoked_at.is_(None), HealthOverride.expires_at > now)
-        .order_by(HealthOverride.id)
-    ):
-        overrides[o.organization_id] = o  # the newest wins
+    overrides, as_of = overrides_in_force(session, day, now)
 
     rows: list[dict[str, Any]] = []
     fixed: dict[tuple[Any, ...], Any] = {}
@@ -1269,7 +1296,7 @@ def recompute(
         effective = health.effective_health(
             computed,
             health.Override(ov.score, ov.reason, ov.expires_at) if ov is not None else None,
-            now,
+            as_of,
         )
         if computed.score is None:
             result.no_data += 1
@@ -1409,6 +1436,7 @@ __all__ = [
     "is_cs_staff",
     "model_from_config",
     "model_to_config",
+    "overrides_in_force",
     "queue_import",
     "recompute",
     "revoke_override",

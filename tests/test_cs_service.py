@@ -394,17 +394,26 @@ def test_recompute_reads_the_activity_log_tickets_and_nps(session, csm):
     assert raw["nps"] == pytest.approx(100 * (2 - 1) / 3)
 
 
+def today_snapshot(session, org) -> HealthSnapshot:
+    session.expire_all()
+    return session.scalar(
+        select(HealthSnapshot).where(
+            HealthSnapshot.organization_id == org.id, HealthSnapshot.day == utcnow().date()
+        )
+    )
+
+
 def test_override_survives_recompute_and_expires(session, csm):
     org = account(session)
-    usage(org, 100, 100)
-    service.recompute(session, DAY)
-    computed = snapshot(session, org).score
+    UsageFactory(organization_id=org.id, day=utcnow().date() - timedelta(days=3), value=100)
+    service.recompute(session)
+    computed = today_snapshot(session, org).score
     expiry = utcnow() + timedelta(days=30)
     service.set_override(session, csm, org.id, 95, "Renewal signed yesterday", expiry)
-    assert snapshot(session, org).effective_score == 95  # shown at once
+    assert today_snapshot(session, org).effective_score == 95  # shown at once
 
-    service.recompute(session, DAY)
-    snap = snapshot(session, org)
+    service.recompute(session)
+    snap = today_snapshot(session, org)
     assert (snap.score, snap.effective_score, snap.effective_band) == (computed, 95.0, "green")
     explained = service.explain(session, org.id)
     assert explained["override"]["reason"] == "Renewal signed yesterday"
@@ -413,9 +422,50 @@ def test_override_survives_recompute_and_expires(session, csm):
     override = service.active_override(session, org.id)
     override.expires_at = utcnow() - timedelta(minutes=1)
     session.flush()
-    service.recompute(session, DAY)
-    snap = snapshot(session, org)
+    service.recompute(session)
+    snap = today_snapshot(session, org)
     assert snap.effective_score == computed and snap.override_id is None
+
+
+def test_a_past_day_counts_only_the_override_in_force_on_that_day(session, csm):
+    org = account(session)
+    today = utcnow().date()
+    past = today - timedelta(days=14)
+    UsageFactory(organization_id=org.id, day=past - timedelta(days=40), value=100)
+    UsageFactory(organization_id=org.id, day=past - timedelta(days=3), value=100)
+    service.recompute(session, past)
+    computed = session.scalar(select(HealthSnapshot.score).where(HealthSnapshot.day == past))
+    assert computed is not None and computed != 95
+    # Set today: not in force two weeks ago, neither when set nor when that day is recomputed.
+    service.set_override(session, csm, org.id, 95, "Renewal signed", utcnow() + timedelta(days=18))
+    service.recompute(session, past)
+    session.expire_all()
+    snap = session.scalar(select(HealthSnapshot).where(HealthSnapshot.day == past))
+    assert (snap.effective_score, snap.override_id) == (computed, None)
+    assert not service.explain(session, org.id)["history"][0]["overridden"]
+
+    # Created before the day and revoked after it: it counted then.
+    override = service.active_override(session, org.id)
+    override.created_at = utcnow() - timedelta(days=20)
+    session.flush()
+    service.revoke_override(session, csm, org.id)
+    service.recompute(session, past)
+    session.expire_all()
+    snap = session.scalar(select(HealthSnapshot).where(HealthSnapshot.day == past))
+    assert (snap.effective_score, snap.override_id) == (95.0, override.id)
+    service.recompute(session)  # revoked: today is the computed score
+    assert today_snapshot(session, org).override_id is None
+
+    # Revoked or expired before the day: it no longer counts.
+    for end in ("revoked_at", "expires_at"):
+        override.revoked_at = None
+        override.expires_at = utcnow() + timedelta(days=10)
+        setattr(override, end, datetime.combine(past, datetime.min.time(), UTC))
+        session.flush()
+        service.recompute(session, past)
+        session.expire_all()
+        snap = session.scalar(select(HealthSnapshot).where(HealthSnapshot.day == past))
+        assert (snap.effective_score, snap.override_id) == (computed, None), end
 
 
 def test_override_rules_and_permissions(session, csm):
