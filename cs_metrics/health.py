@@ -355,6 +355,20 @@ PAYMENT_DAYS_OVERDUE = "payment_days_overdue"
 PURCHASE_FREQUENCY = "purchase_frequency"
 """Purchases (new orders, renewals, add-ons) in the last 12 months."""
 
+COMPONENT_NAMES: tuple[str, ...] = (
+    USAGE_TREND,
+    ACTIVE_SEATS,
+    SEVERE_TICKETS,
+    CSAT,
+    NPS,
+    COMMUNITY_ENGAGEMENT,
+    SELF_SERVICE_RATE,
+    PAYMENT_DAYS_OVERDUE,
+    PURCHASE_FREQUENCY,
+)
+"""The inputs the service feeds: a model component must be one of them, else no account would
+ever have a value for it (every score marked incomplete)."""
+
 DEFAULT_MODEL = HealthModel(
     version="default-1",
     components=(

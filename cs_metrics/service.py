@@ -945,8 +945,14 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
-def model_from_config(version: str, config: Mapping[str, Any]) -> health.HealthModel:
-    """Build (and so validate) a model; ``HealthModelError`` names the offending field."""
+def model_from_config(
+    version: str, config: Mapping[str, Any], *, known_names: bool = True
+) -> health.HealthModel:
+    """Build (and so validate) a model; ``HealthModelError`` names the offending field.
+
+    A component must be one of ``health.COMPONENT_NAMES`` (the signals there are); a stored
+    version is read with ``known_names=False`` so that one saved before that check still loads.
+    """
     if not isinstance(config, Mapping):
         raise health.HealthModelError("config", "not_an_object", "must be an object")
     raw_components = config.get("components")
@@ -987,10 +993,16 @@ def model_from_config(version: str, config: Mapping[str, Any]) -> health.HealthM
             raise health.HealthModelError(
                 f"{where}.scale.type", "unknown_scale", "must be linear or thresholds"
             )
-        components.append(
-            health.Component(
-                str(raw.get("name", "")), _number(raw.get("weight"), f"{where}.weight"), scale
+        name = str(raw.get("name", "")).strip()
+        if known_names and name and name not in health.COMPONENT_NAMES:
+            raise health.HealthModelError(
+                f"{where}.name",
+                "unknown_component",
+                f"unknown component {name!r}: use one of {', '.join(health.COMPONENT_NAMES)}",
+                {"name": name},
             )
+        components.append(
+            health.Component(name, _number(raw.get("weight"), f"{where}.weight"), scale)
         )
     bands_raw = config.get("bands") or {}
     if not isinstance(bands_raw, Mapping):
@@ -1011,7 +1023,7 @@ def active_model(session: Session) -> health.HealthModel:
     ).first()
     if row is None:
         return health.DEFAULT_MODEL
-    return model_from_config(row.version, row.config)
+    return model_from_config(row.version, row.config, known_names=False)
 
 
 def save_health_model(
@@ -1029,6 +1041,17 @@ def save_health_model(
     try:
         model = model_from_config(version, config)
     except health.HealthModelError as error:
+        if error.code == "unknown_component":
+            raise DomainError(
+                str(
+                    _l(
+                        "Unknown component “%(name)s”: use one of %(names)s.",
+                        name=error.params["name"],
+                        names=", ".join(health.COMPONENT_NAMES),
+                    )
+                ),
+                field=error.field,
+            ) from None
         raise DomainError(health_messages.describe(error), field=error.field) from None
     session.execute(
         update(HealthModelVersion).where(HealthModelVersion.active.is_(True)).values(active=False)

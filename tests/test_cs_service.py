@@ -540,6 +540,12 @@ def test_health_model_versions(session, csm):
         service.save_health_model(session, admin, bad_scale)
     assert raised.value.field == "components[0].scale.type"
 
+    unknown = {"components": [{**config["components"][0], "name": "foo_metric"}]}
+    with pytest.raises(DomainError) as raised:
+        service.save_health_model(session, admin, unknown)
+    assert raised.value.field == "components[0].name"
+    assert "foo_metric" in raised.value.message and "usage_trend" in raised.value.message
+
     saved = service.save_health_model(session, admin, config)
     assert saved.version == "v1" and saved.active
     assert service.model_to_config(service.active_model(session)) == service.model_to_config(

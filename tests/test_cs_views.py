@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cs_metrics import service
 from cs_metrics.models import (
@@ -18,6 +18,7 @@ from cs_metrics.models import (
     Contact,
     CsTask,
     HealthAlert,
+    HealthModelVersion,
     HealthOverride,
     HealthSnapshot,
     ImportJob,
@@ -562,6 +563,22 @@ def test_health_model_errors_are_shown_in_the_form(client, session, admin, rows,
     assert 400 <= response.status_code < 500
     assert message in response.get_data(as_text=True)
     assert service.active_model(session).version == "default-1"
+
+
+def test_health_model_refuses_an_unknown_component_naming_its_row(client, session, admin):
+    login(client, admin)
+    rows = [
+        {"name": "csat", "weight": "1", "scale": "linear", "at_0": "50", "at_100": "95"},
+        {"name": ""},
+        {"name": "foo_metric", "weight": "1", "scale": "linear", "at_0": "0", "at_100": "1"},
+    ]
+    response = client.post("/cs/health-model", data=model_form(rows))
+    page = response.get_data(as_text=True)
+    assert 400 <= response.status_code < 500
+    assert "Row 3: Unknown component “foo_metric”: use one of usage_trend," in page
+    assert 'value="foo_metric"' in page  # the table is kept to correct
+    assert service.active_model(session).version == "default-1"
+    assert session.scalar(select(func.count()).select_from(HealthModelVersion)) == 0
 
 
 def test_health_model_bands_must_be_ordered(client, session, admin):

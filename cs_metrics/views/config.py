@@ -7,6 +7,7 @@ computed with and the trend chart can mark the change."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from flask import flash, redirect, request, url_for
@@ -147,6 +148,15 @@ def config_from_rows(rows: list[dict[str, str]], green: float, yellow: float) ->
     return {"components": components, "bands": {"green_min": green, "yellow_min": yellow}}
 
 
+def _error_row(rows: list[dict[str, str]], field: str | None) -> int | None:
+    """The table row of a ``components[n]...`` error (rows without a name are left out)."""
+    found = re.match(r"components\[(\d+)\]", field or "")
+    named = [i for i, row in enumerate(rows) if row["name"]]
+    if found is None or int(found.group(1)) >= len(named):
+        return None
+    return named[int(found.group(1))]
+
+
 @bp.route("/health-model", methods=["GET", "POST"])
 @login_required
 def health_model() -> Any:
@@ -172,7 +182,15 @@ def health_model() -> Any:
                 attach_error(form, error)
             except DomainError as error:
                 db.session.rollback()
-                attach_error(form, error)
+                row = _error_row(rows, error.field)
+                if row is None:
+                    attach_error(form, error)
+                else:  # beside the row, and named above the table
+                    form.error_status = error.status_code
+                    row_errors[row] = [error.message]
+                    form.form_errors.append(
+                        _("Row %(row)s: %(message)s", row=row + 1, message=error.message)
+                    )
             else:
                 flash(_("Health model %(version)s saved; it applies from the next recompute.",
                         version=saved.version), "success")  # fmt: skip
