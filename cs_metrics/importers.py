@@ -81,7 +81,10 @@ Reading rules
         (US ``m/d/Y``) unless ``day_first=True``. A cell that can only be read the other way
         (``13/03/2026`` month-first) is accepted and reported once (warning
         ``date_order_conflict``); ambiguous cells are counted (warning ``ambiguous_dates``).
-        Each cell is parsed on its own, so mixed formats in one file are fine. Optional time
+        Each cell is parsed on its own, so mixed formats in one file are fine. Event dates
+        (usage ``day``, ``opened_at``, ``closed_at``, ``order_date``, ``paid_date``,
+        ``responded_at``) after now plus ``FUTURE_TOLERANCE`` (one day, for time zones) are
+        ``in_future``; due, renewal and contract dates may lie ahead. Optional time
         ``HH:MM[:SS[.ffffff]]`` with optional AM/PM. Two-digit years are refused
         (``two_digit_year``); years outside 1900..2199 are ``out_of_range``. Date columns keep
         the calendar date as written (a time, even with an offset, is dropped). Datetime columns
@@ -99,7 +102,7 @@ import io
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from typing import IO, Any, Literal, NamedTuple
@@ -141,6 +144,8 @@ MAX_VALUE_CHARS = 200
 MAX_MONEY = Decimal(10) ** 15
 MAX_NUMBER = Decimal(10) ** 18
 MIN_YEAR, MAX_YEAR = 1900, 2199
+FUTURE_TOLERANCE = timedelta(days=1)
+"""How far ahead of now an event date may be (time zones ahead of UTC, clocks)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,6 +315,9 @@ class FieldSpec:
     """For id/text columns: longer values are ``too_long``."""
     min_value: int | None = None
     max_value: int | None = None
+    past: bool = False
+    """For date/datetime columns: an event that has happened, so not in the future
+    (``in_future``, beyond ``FUTURE_TOLERANCE``). Due, renewal and contract dates may be."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +386,7 @@ KINDS: dict[str, KindSpec] = {
     )),
     "usage_events": KindSpec("usage_events", UsageEventRow, (
         _f("account_external_id", "id", True, *_ACCOUNT_REF),
-        _f("day", "date", True, "date", "日期", "天"),
+        _f("day", "date", True, "date", "日期", "天", past=True),
         _f("metric", "text", True, "metric_name", "指标", "指标名称", max_length=100),
         _f("value", "number", True, "count", "值", "数值"),
     ), unique=None),
@@ -387,8 +395,9 @@ KINDS: dict[str, KindSpec] = {
            "工单id"),
         _f("account_external_id", "id", True, *_ACCOUNT_REF),
         _f("opened_at", "datetime", True, "created_at", "opened", "created", "创建时间",
-           "开单时间", "提交时间"),
-        _f("closed_at", "datetime", False, "closed", "resolved_at", "关闭时间", "解决时间"),
+           "开单时间", "提交时间", past=True),
+        _f("closed_at", "datetime", False, "closed", "resolved_at", "关闭时间", "解决时间",
+           past=True),
         _f("severity", "severity", False, "priority", "严重程度", "优先级", "严重性"),
         _f("csat", "int", False, "satisfaction", "满意度", "客户满意度", min_value=1,
            max_value=5),
@@ -399,9 +408,10 @@ KINDS: dict[str, KindSpec] = {
         _f("account_external_id", "id", True, *_ACCOUNT_REF),
         _f("amount", "money", True, "total", "金额", "发票金额"),
         _f("order_date", "date", True, "invoice_date", "date", "订单日期", "开票日期",
-           "下单日期"),
+           "下单日期", past=True),
         _f("due_date", "date", False, "到期日", "付款到期日", "应付日期"),
-        _f("paid_date", "date", False, "paid_at", "payment_date", "付款日期", "支付日期"),
+        _f("paid_date", "date", False, "paid_at", "payment_date", "付款日期", "支付日期",
+           past=True),
     )),
     "nps_responses": KindSpec("nps_responses", NpsResponseRow, (
         _f("external_id", "id", True, "id", "response_id", "外部编号", "回复编号",
@@ -411,7 +421,7 @@ KINDS: dict[str, KindSpec] = {
         _f("score", "int", True, "nps", "nps_score", "评分", "分数", "推荐值", min_value=0,
            max_value=10),
         _f("responded_at", "datetime", True, "submitted_at", "date", "回复时间", "提交时间",
-           "日期"),
+           "日期", past=True),
         _f("comment", "text", False, "comments", "feedback", "评论", "备注", "反馈",
            max_length=5000),
     )),
@@ -989,6 +999,21 @@ def _datetime_parser(ctx: _DateContext, assume_tz: tzinfo) -> Callable[[str], da
     return parse
 
 
+def _not_future(parse: Callable[[str], Any], latest: datetime) -> Callable[[str], Any]:
+    """``parse``, refusing a value after ``latest`` (a date: after its calendar day)."""
+    latest_day = latest.date()
+
+    def check(text: str) -> Any:
+        value = parse(text)
+        if value > (latest if isinstance(value, datetime) else latest_day):
+            raise _CellError(
+                "in_future", "date is in the future", {"latest": latest_day.isoformat()}
+            )
+        return value
+
+    return check
+
+
 _TEXT_LITERAL = re.compile(r'="((?:[^"]|"")*)"\Z', re.DOTALL)
 
 
@@ -1108,6 +1133,7 @@ class ValidationStream:
         assume_tz: tzinfo = UTC,
         max_errors: int = DEFAULT_MAX_ERRORS,
         max_bytes: int | None = DEFAULT_MAX_BYTES,
+        now: datetime | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ImportFileError(
@@ -1126,6 +1152,7 @@ class ValidationStream:
         self._ctx = _DateContext(day_first)
         self._positions = positions
         self._assume_tz = assume_tz
+        self._latest = (now or datetime.now(UTC)) + FUTURE_TOLERANCE
         self._formula_line: int | None = None
 
     # -- errors --------------------------------------------------------------------------------
@@ -1216,6 +1243,8 @@ class ValidationStream:
                 plan.append(None)
                 continue
             parse = _integer(fspec) if fspec.type == "int" else parsers[fspec.type]
+            if fspec.past and parse is not None:
+                parse = _not_future(parse, self._latest)
             plan.append(_Column(index, header[index], fspec, parse))
         columns = [c for c in plan if c is not None]
         fill = [None] * (len(plan) + 1)
@@ -1317,6 +1346,7 @@ def validate_stream(
     assume_tz: tzinfo = UTC,
     max_errors: int = DEFAULT_MAX_ERRORS,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    now: datetime | None = None,
 ) -> ValidationStream:
     """Open ``binary_file`` as a ``kind`` import; iterate the result for valid records.
 
@@ -1331,6 +1361,7 @@ def validate_stream(
         assume_tz=assume_tz,
         max_errors=max_errors,
         max_bytes=max_bytes,
+        now=now,
     )
 
 
@@ -1354,6 +1385,7 @@ def validate_all(
     assume_tz: tzinfo = UTC,
     max_errors: int = DEFAULT_MAX_ERRORS,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    now: datetime | None = None,
 ) -> ValidationResult:
     """Validate the whole file first, then return the records to import and the report.
 
@@ -1370,6 +1402,7 @@ def validate_all(
             assume_tz=assume_tz,
             max_errors=max_errors,
             max_bytes=max_bytes,
+            now=now,
         )
     except ImportFileError as error:
         return ValidationResult([], ValidationReport(kind=kind, file_error=error, complete=True))

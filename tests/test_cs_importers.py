@@ -357,11 +357,51 @@ def test_ambiguous_dates_follow_day_first_and_are_reported() -> None:
 
 
 def test_a_date_that_contradicts_day_first_is_accepted_and_warned() -> None:
-    text = "account_external_id,day,metric,value\nA,12/25/2026,m,1\nA,13/01/2026,m,1\n"
+    text = "account_external_id,day,metric,value\nA,12/25/2025,m,1\nA,13/01/2026,m,1\n"
     result = validate_all("usage_events", csv_bytes(text))
-    assert [r.day for r in result.records] == [date(2026, 12, 25), date(2026, 1, 13)]
+    assert [r.day for r in result.records] == [date(2025, 12, 25), date(2026, 1, 13)]
     conflict = result.report.warnings[0]
     assert (conflict.code, conflict.params["line"]) == ("date_order_conflict", 3)
+
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "field"),
+    [
+        ("usage_events", "account_external_id,day,metric,value\nA,2099-01-01,m,1\n", "day"),
+        ("tickets", "external_id,account_external_id,opened_at\nT1,A,2099-01-01\n",
+         "opened_at"),
+        ("tickets", "external_id,account_external_id,opened_at,closed_at\n"
+         "T1,A,2026-03-01,2026-03-12 10:00\n", "closed_at"),
+        ("nps_responses", "external_id,account_external_id,score,responded_at\n"
+         "N1,A,3,2099-01-01\n", "responded_at"),
+        ("invoices", "external_id,account_external_id,amount,order_date\nI1,A,10,12/03/2026\n",
+         "order_date"),
+        ("invoices", "external_id,account_external_id,amount,order_date,paid_date\n"
+         "I1,A,10,2026-03-01,2026-03-12\n", "paid_date"),
+    ],
+)  # fmt: skip
+def test_event_dates_in_the_future_are_row_errors(kind: str, text: str, field: str) -> None:
+    result = validate_all(kind, csv_bytes(text), now=NOW)
+    assert codes(result.report) == [(2, field, "in_future")]
+    assert result.report.errors[0].message == "date is in the future"
+    assert result.report.errors[0].column == field and not result.records
+
+
+def test_future_tolerance_and_dates_that_may_lie_ahead() -> None:
+    tomorrow = "account_external_id,day,metric,value\nA,2026-03-11,m,1\n"  # a time zone ahead
+    assert validate_all("usage_events", csv_bytes(tomorrow), now=NOW).report.ok
+    opened = "external_id,account_external_id,opened_at\nT1,A,2026-03-11T11:59:00Z\n"
+    assert validate_all("tickets", csv_bytes(opened), now=NOW).report.ok
+    ahead = (
+        "external_id,account_external_id,amount,order_date,due_date\nI1,A,10,2026-03-01,"
+        "2099-01-01\n"
+    )
+    assert validate_all("invoices", csv_bytes(ahead), now=NOW).report.ok
+    renewal = "external_id,name,contract_start,renewal_date\nA1,a,2027-01-01,2099-01-01\n"
+    assert validate_all("accounts", csv_bytes(renewal), now=NOW).report.ok
 
 
 @pytest.mark.parametrize(

@@ -561,6 +561,23 @@ def test_health_model_versions(session, csm):
     assert service.active_model(session).version == "v2"
 
 
+def test_an_nps_response_dated_in_the_future_is_refused_and_opens_no_task(app, session, csm):
+    do_import(app, session, "accounts", ACCOUNTS_CSV)
+    text = (
+        "external_id,account_external_id,score,responded_at\n"
+        f"N1,ACME-1,2,{utcnow().date().isoformat()}\n"
+        "N2,ACME-1,1,2099-01-01\n"
+    )
+    job = do_import(app, session, "nps_responses", text)
+    assert (job.status, job.error_count) == ("failed", 1)
+    [error] = job.report["errors"]
+    assert (error["line"], error["column"], error["code"]) == (3, "responded_at", "in_future")
+    assert count(session, NpsResponse) == 0 and count(session, CsTask) == 0
+    job = do_import(app, session, "nps_responses", text, skip_invalid=True)
+    assert job.rows_done == 1 and count(session, NpsResponse) == 1
+    assert session.scalar(select(func.max(CsTask.due_on))) < utcnow().date() + timedelta(days=30)
+
+
 # --- CLI ----------------------------------------------------------------------------------
 
 
