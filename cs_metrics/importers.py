@@ -16,7 +16,10 @@ Public API
         ``vs.report`` accumulates; the report is final (``report.complete``) once the iteration
         is exhausted. Raises ``ImportFileError`` at open (headers, encoding, size) and from the
         iteration for problems met later in the file (undecodable bytes, NUL byte, size guard,
-        broken quoting); the consumer then rolls back.
+        broken quoting); the consumer then rolls back. After the iteration,
+        ``vs.rerun_orders()`` is non-empty when a date column's order showed only after some of
+        its ambiguous dates: validate again with ``date_orders=`` that (``validate_all`` does,
+        when the file can seek; one that cannot is refused, ``date_order_changed``).
     ``validate_all(kind, binary_file, *, on_errors="reject_file", ...) -> ValidationResult``
         Validates everything first and returns ``records`` and ``report``. With
         ``on_errors="reject_file"`` (default) ``records`` is empty when there is any error; with
@@ -76,11 +79,15 @@ Reading rules
         written (``Decimal``, not rounded).
     Dates (``_parse_temporal``)
         ISO 8601 (``2026-03-01``, ``2026-03-01T10:00:00Z``, offsets, fractions); year first with
-        ``-`` ``/`` or ``.`` (``2026/3/1``, ``2026.03.01``); Chinese ``2026年3月1日``; day and
-        month before a 4-digit year (``01/03/2026``, ``1.3.2026``): read month first
-        (US ``m/d/Y``) unless ``day_first=True``. A cell that can only be read the other way
-        (``13/03/2026`` month-first) is accepted and reported once (warning
-        ``date_order_conflict``); ambiguous cells are counted (warning ``ambiguous_dates``).
+        ``-`` ``/`` or ``.`` (``2026/3/1``, ``2026.03.01``); Chinese ``2026年3月1日``; dotted
+        day and month before a 4-digit year (``1.3.2026``) is day first, the convention of
+        those who write it. Slashes or dashes (``01/03/2026``) are decided per column over the
+        whole file: a cell that can only be one way (``13/03/2026`` day first, ``03/13/2026``
+        month first) decides the column's ambiguous cells too (warning
+        ``date_order_from_file``; the file is validated again when the proof came after them:
+        ``ValidationStream.rerun_orders``); a column with proof of both orders makes its
+        ambiguous cells row errors (``ambiguous_date``); with no proof they are read month
+        first (US ``m/d/Y``) unless ``day_first=True`` and counted (``ambiguous_dates``).
         Each cell is parsed on its own, so mixed formats in one file are fine. Event dates
         (usage ``day``, ``opened_at``, ``closed_at``, ``order_date``, ``paid_date``,
         ``responded_at``) after now plus ``FUTURE_TOLERANCE`` (one day, for time zones) are
@@ -114,7 +121,9 @@ __all__ = [
     "DEFAULT_MAX_ERRORS",
     "KINDS",
     "AccountRow",
+    "ColumnOrder",
     "ContactRow",
+    "DateOrder",
     "FieldSpec",
     "ImportFileError",
     "InvoiceRow",
@@ -129,6 +138,7 @@ __all__ = [
     "ValidationReport",
     "ValidationResult",
     "ValidationStream",
+    "date_order_error",
     "errors_csv",
     "open_rows",
     "validate_all",
@@ -903,23 +913,83 @@ _XDY = re.compile(r"(?P<a>\d{1,2})([-/.])(?P<b>\d{1,2})\2(?P<y>\d{4})" + _TIME +
 _SHORT_YEAR = re.compile(r"\d{1,2}([-/.])\d{1,2}\1\d{2}(?:\s|\Z)", re.ASCII)
 
 
-class _DateContext:
-    """Per-validation settings and the observations the date parser reports back."""
+DateOrder = Literal["dmy", "mdy", "conflict"]
 
-    def __init__(self, day_first: bool) -> None:
-        self.day_first = day_first
-        self.line = 0
-        self.conflict: tuple[int, str] | None = None
+
+class ColumnOrder(NamedTuple):
+    """How to read a date column's ``a/b/yyyy`` cells, as a whole pass over the file proved
+    it: ``order`` and the first cell proving each order (``{"dmy": (line, text)}``)."""
+
+    order: DateOrder
+    proof: Mapping[str, tuple[int, str]]
+
+
+class _ColumnDates:
+    """What one date column's ``a/b/yyyy`` cells showed: the order they are read in, the
+    first cell that proves each order (``13/01/2026`` day first, ``01/13/2026`` month first)
+    and the ambiguous ones (``06/11/2027``)."""
+
+    __slots__ = ("ambiguous", "first_ambiguous", "order", "proof")
+
+    def __init__(self, order: DateOrder) -> None:
+        self.order: DateOrder = order
+        self.proof: dict[str, tuple[int, str]] = {}
         self.ambiguous = 0
         self.first_ambiguous: tuple[int, str] | None = None
+
+    def decided(self) -> DateOrder | None:
+        """The order the whole column proves (``conflict``: both), or None (no proof)."""
+        if len(self.proof) == 2:
+            return "conflict"
+        return next(iter(self.proof), None)  # type: ignore[return-value]
+
+
+class _DateContext:
+    """Per-validation settings and the observations the date parser reports back.
+
+    ``orders`` fixes a column's order (what a first pass over the whole file proved)."""
+
+    def __init__(self, day_first: bool, orders: Mapping[str, ColumnOrder] | None = None) -> None:
+        self.day_first = day_first
+        self.orders = dict(orders or {})
+        self.line = 0
+        self.columns: dict[str, _ColumnDates] = {}
+
+    def column(self, name: str) -> _ColumnDates:
+        found = self.columns.get(name)
+        if found is None:
+            known = self.orders.get(name)
+            if known is None:
+                found = _ColumnDates("dmy" if self.day_first else "mdy")
+            else:
+                found = _ColumnDates(known.order)
+                found.proof.update(known.proof)
+            self.columns[name] = found
+        return found
+
+    def rerun_orders(self) -> dict[str, ColumnOrder]:
+        """Orders for a second pass: the columns whose ambiguous cells were read in an order
+        the rest of the file contradicts. Empty when the pass read every date right."""
+        return {
+            name: ColumnOrder(decided, dict(col.proof))
+            for name, col in self.columns.items()
+            if col.ambiguous and (decided := col.decided()) is not None and decided != col.order
+        }
 
 
 def _invalid_date() -> _CellError:
     return _CellError("invalid_date", "not a date (2026-03-01, 2026/3/1, 2026年3月1日)")
 
 
-def _parse_temporal(text: str, ctx: _DateContext) -> date | datetime:
-    """A date (no time written) or a datetime (naive unless an offset was written)."""
+def _parse_temporal(
+    text: str, ctx: _DateContext, col: _ColumnDates | None = None
+) -> date | datetime:
+    """A date (no time written) or a datetime (naive unless an offset was written).
+
+    ``a.b.yyyy`` is day first (the dotted convention); ``a/b/yyyy`` and ``a-b-yyyy`` follow
+    the column's order, and a cell that proves an order is noted in ``col``."""
+    if col is None:
+        col = ctx.column("")
     if len(text) >= 10 and text[4] == "-" and text[7] == "-":
         try:
             value: date = (
@@ -941,15 +1011,29 @@ def _parse_temporal(text: str, ctx: _DateContext) -> date | datetime:
                 raise _CellError("two_digit_year", "write the year with four digits")
             raise _invalid_date()
         first, second, year = int(match["a"]), int(match["b"]), int(match["y"])
-        month, day = (second, first) if ctx.day_first else (first, second)
-        if month > 12 and day <= 12:
-            month, day = day, month
-            if ctx.conflict is None:
-                ctx.conflict = (ctx.line, text)
+        if match[2] == ".":
+            day, month = first, second
+        elif first > 12 and second <= 12:
+            day, month = first, second
+            col.proof.setdefault("dmy", (ctx.line, text))
+        elif second > 12 and first <= 12:
+            month, day = first, second
+            col.proof.setdefault("mdy", (ctx.line, text))
         elif first != second and first <= 12 and second <= 12:
-            ctx.ambiguous += 1
-            if ctx.first_ambiguous is None:
-                ctx.first_ambiguous = (ctx.line, text)
+            if col.order == "conflict":
+                dmy, mdy = col.proof.get("dmy", (0, "")), col.proof.get("mdy", (0, ""))
+                raise _CellError(
+                    "ambiguous_date",
+                    f"ambiguous date: this column has day-first ({dmy[1]}, line {dmy[0]}) and "
+                    f"month-first ({mdy[1]}, line {mdy[0]}) dates; write YYYY-MM-DD",
+                    {"day_first_line": dmy[0], "month_first_line": mdy[0]},
+                )
+            col.ambiguous += 1
+            if col.first_ambiguous is None:
+                col.first_ambiguous = (ctx.line, text)
+            day, month = (first, second) if col.order == "dmy" else (second, first)
+        else:
+            month, day = first, second
     if not MIN_YEAR <= year <= MAX_YEAR:
         raise _CellError("out_of_range", "year out of range", {"min": MIN_YEAR, "max": MAX_YEAR})
     try:
@@ -969,7 +1053,7 @@ def _parse_temporal(text: str, ctx: _DateContext) -> date | datetime:
         raise _invalid_date() from None
 
 
-def _date_parser(ctx: _DateContext) -> Callable[[str], date]:
+def _date_parser(ctx: _DateContext, col: _ColumnDates | None = None) -> Callable[[str], date]:
     fromiso = date.fromisoformat
 
     def parse(text: str) -> date:
@@ -981,15 +1065,17 @@ def _date_parser(ctx: _DateContext) -> Callable[[str], date]:
             else:
                 if MIN_YEAR <= value.year <= MAX_YEAR:
                     return value
-        value = _parse_temporal(text, ctx)
+        value = _parse_temporal(text, ctx, col)
         return value.date() if isinstance(value, datetime) else value
 
     return parse
 
 
-def _datetime_parser(ctx: _DateContext, assume_tz: tzinfo) -> Callable[[str], datetime]:
+def _datetime_parser(
+    ctx: _DateContext, assume_tz: tzinfo, col: _ColumnDates | None = None
+) -> Callable[[str], datetime]:
     def parse(text: str) -> datetime:
-        value = _parse_temporal(text, ctx)
+        value = _parse_temporal(text, ctx, col)
         if not isinstance(value, datetime):
             value = datetime.combine(value, time())
         if value.tzinfo is None:
@@ -1134,6 +1220,7 @@ class ValidationStream:
         max_errors: int = DEFAULT_MAX_ERRORS,
         max_bytes: int | None = DEFAULT_MAX_BYTES,
         now: datetime | None = None,
+        date_orders: Mapping[str, ColumnOrder] | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ImportFileError(
@@ -1149,7 +1236,7 @@ class ValidationStream:
         self.report.warnings.extend(warnings)
         self.columns = tuple(f.name for f in self.spec.fields if f.name in positions)
         self.report.columns = self.columns
-        self._ctx = _DateContext(day_first)
+        self._ctx = _DateContext(day_first, date_orders)
         self._positions = positions
         self._assume_tz = assume_tz
         self._latest = (now or datetime.now(UTC)) + FUTURE_TOLERANCE
@@ -1176,6 +1263,13 @@ class ValidationStream:
                 )
             )
 
+    def rerun_orders(self) -> dict[str, ColumnOrder]:
+        """After the iteration: the date orders to validate the file again with, when a column
+        proved day first (``13/01/2026``) or month first after ambiguous cells (``06/11/2027``)
+        were read the other way, or holds both (its ambiguous cells then are row errors). Empty
+        when every date was read consistently with its column."""
+        return self._ctx.rerun_orders()
+
     # -- iteration -----------------------------------------------------------------------------
 
     def batches(self, size: int = 1000) -> Iterator[list[Record]]:
@@ -1198,30 +1292,32 @@ class ValidationStream:
         ctx, report = self._ctx, self.report
         if report.rows_total == 0:
             report.warnings.append(ReportWarning("no_data_rows", "the file has no data rows"))
-        order = "day/month/year" if ctx.day_first else "month/day/year"
-        if ctx.conflict is not None:
-            line, value = ctx.conflict
-            report.warnings.append(
-                ReportWarning(
-                    "date_order_conflict",
-                    f"line {line}: {value} can only be read the other way round; "
-                    f"other dates were read as {order}",
-                    {"line": line, "value": value, "day_first": ctx.day_first},
+        names = {"dmy": "day/month/year", "mdy": "month/day/year"}
+        ambiguous = [c for c in ctx.columns.values() if c.ambiguous and c.order != "conflict"]
+        default = "dmy" if ctx.day_first else "mdy"
+        for name, col in ctx.columns.items():
+            proved = col.decided()
+            if col.ambiguous and proved in names and proved == col.order != default:
+                line, value = col.proof[proved]
+                report.warnings.append(
+                    ReportWarning(
+                        "date_order_from_file",
+                        f"{name}: dates such as {col.first_ambiguous[1]} were read as "
+                        f"{names[proved]}, as line {line} ({value}) shows",
+                        {"field": name, "line": line, "value": value, "day_first": proved == "dmy"},
+                    )  # fmt: skip
                 )
-            )
-        if ctx.ambiguous and ctx.first_ambiguous is not None:
-            line, value = ctx.first_ambiguous
+        unproved = [c for c in ambiguous if c.decided() is None]
+        if unproved:
+            count = sum(c.ambiguous for c in unproved)
+            line, value = min(c.first_ambiguous for c in unproved if c.first_ambiguous)
+            order = names["dmy" if ctx.day_first else "mdy"]
             report.warnings.append(
                 ReportWarning(
                     "ambiguous_dates",
-                    f"{ctx.ambiguous} dates such as {value} (line {line}) were read as {order}",
-                    {
-                        "count": ctx.ambiguous,
-                        "line": line,
-                        "value": value,
-                        "day_first": ctx.day_first,
-                    },
-                )  # fmt: skip
+                    f"{count} dates such as {value} (line {line}) were read as {order}",
+                    {"count": count, "line": line, "value": value, "day_first": ctx.day_first},
+                )
             )
         if self._formula_line is not None:
             report.warnings.append(
@@ -1243,6 +1339,10 @@ class ValidationStream:
                 plan.append(None)
                 continue
             parse = _integer(fspec) if fspec.type == "int" else parsers[fspec.type]
+            if fspec.type == "date":
+                parse = _date_parser(ctx, ctx.column(fspec.name))
+            elif fspec.type == "datetime":
+                parse = _datetime_parser(ctx, self._assume_tz, ctx.column(fspec.name))
             if fspec.past and parse is not None:
                 parse = _not_future(parse, self._latest)
             plan.append(_Column(index, header[index], fspec, parse))
@@ -1347,6 +1447,7 @@ def validate_stream(
     max_errors: int = DEFAULT_MAX_ERRORS,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     now: datetime | None = None,
+    date_orders: Mapping[str, ColumnOrder] | None = None,
 ) -> ValidationStream:
     """Open ``binary_file`` as a ``kind`` import; iterate the result for valid records.
 
@@ -1362,6 +1463,7 @@ def validate_stream(
         max_errors=max_errors,
         max_bytes=max_bytes,
         now=now,
+        date_orders=date_orders,
     )
 
 
@@ -1374,6 +1476,18 @@ class ValidationResult:
     def importable(self) -> bool:
         """There is something to import under the chosen policy."""
         return bool(self.records)
+
+
+def date_order_error(orders: Mapping[str, ColumnOrder]) -> ImportFileError:
+    """The file error when a column's date order became clear only after its ambiguous dates
+    were read, and the file cannot be read again."""
+    names = ", ".join(sorted(orders))
+    return ImportFileError(
+        "file", "date_order_changed",
+        f"the date order of {names} is clear only from later lines; import again with that "
+        "order chosen or with YYYY-MM-DD dates",
+        {"fields": sorted(orders)},
+    )  # fmt: skip
 
 
 def validate_all(
@@ -1394,23 +1508,37 @@ def validate_all(
     """
     if on_errors not in ("reject_file", "skip_rows"):
         raise ValueError(f"on_errors must be 'reject_file' or 'skip_rows', not {on_errors!r}")
-    try:
-        stream = validate_stream(
-            kind,
-            binary_file,
-            day_first=day_first,
-            assume_tz=assume_tz,
-            max_errors=max_errors,
-            max_bytes=max_bytes,
-            now=now,
-        )
-    except ImportFileError as error:
-        return ValidationResult([], ValidationReport(kind=kind, file_error=error, complete=True))
-    try:
-        records = list(stream)
-    except ImportFileError:
-        stream.report.complete = True
-        return ValidationResult([], stream.report)
+    start = binary_file.tell() if binary_file.seekable() else None
+    orders: dict[str, ColumnOrder] = {}
+    while True:
+        try:
+            stream = validate_stream(
+                kind,
+                binary_file,
+                day_first=day_first,
+                assume_tz=assume_tz,
+                max_errors=max_errors,
+                max_bytes=max_bytes,
+                now=now,
+                date_orders=orders,
+            )
+        except ImportFileError as error:
+            return ValidationResult(
+                [], ValidationReport(kind=kind, file_error=error, complete=True)
+            )
+        try:
+            records = list(stream)
+        except ImportFileError:
+            stream.report.complete = True
+            return ValidationResult([], stream.report)
+        rerun = stream.rerun_orders()
+        if not rerun:
+            break
+        if start is None:  # cannot read it again: refuse rather than keep wrong dates
+            stream.report.file_error = date_order_error(rerun)
+            return ValidationResult([], stream.report)
+        orders.update(rerun)
+        binary_file.seek(start)
     if stream.report.error_count and on_errors == "reject_file":
         records = []
     return ValidationResult(records, stream.report)

@@ -833,21 +833,31 @@ def _run_import(
     # -- pass 1: validate everything, spooling the valid rows ready to write -----------------
     report = importers.ValidationReport(kind=kind)
     spool_path = path.with_suffix(".spool")
+    # A date column whose order (day or month first) shows only after some of its ambiguous
+    # dates were read is validated again with that order: rare, and memory stays bounded.
+    date_orders: dict[str, importers.ColumnOrder] = {}
     try:
-        with _open(path) as f, session_factory() as s, open(spool_path, "wb") as spool:
-            vs = importers.validate_stream(kind, f, day_first=day_first, max_bytes=None)
-            report = vs.report
-            _prefetch_orgs(s, lookups)
-            for batch in vs.batches(BATCH_SIZE):
-                _check_references(s, kind, batch, report, lookups, bad_lines)
-                if bad_lines:
-                    batch = [r for r in batch if r.line not in bad_lines]
-                    bad_lines.clear()
-                if batch and not (report.error_count and reject):
-                    payload = _spool_payload(kind, batch, lookups, dialect == "postgresql")
-                    pickle.dump((len(batch), payload), spool, protocol=pickle.HIGHEST_PROTOCOL)
-                publish(rows_total=report.rows_total)
-            s.rollback()
+        while True:
+            with _open(path) as f, session_factory() as s, open(spool_path, "wb") as spool:
+                vs = importers.validate_stream(
+                    kind, f, day_first=day_first, max_bytes=None, date_orders=date_orders
+                )
+                report = vs.report
+                _prefetch_orgs(s, lookups)
+                for batch in vs.batches(BATCH_SIZE):
+                    _check_references(s, kind, batch, report, lookups, bad_lines)
+                    if bad_lines:
+                        batch = [r for r in batch if r.line not in bad_lines]
+                        bad_lines.clear()
+                    if batch and not (report.error_count and reject):
+                        payload = _spool_payload(kind, batch, lookups, dialect == "postgresql")
+                        pickle.dump((len(batch), payload), spool, protocol=pickle.HIGHEST_PROTOCOL)
+                    publish(rows_total=report.rows_total)
+                s.rollback()
+            rerun = vs.rerun_orders()
+            if not rerun:
+                break
+            date_orders.update(rerun)
     except importers.ImportFileError as error:
         spool_path.unlink(missing_ok=True)
         report.file_error = error

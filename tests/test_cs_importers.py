@@ -356,12 +356,60 @@ def test_ambiguous_dates_follow_day_first_and_are_reported() -> None:
     assert [r.day for r in eu.records] == [date(2026, 3, 1), date(2026, 3, 2)]
 
 
-def test_a_date_that_contradicts_day_first_is_accepted_and_warned() -> None:
+def test_unambiguous_dates_are_read_the_only_way_they_can_be() -> None:
     text = "account_external_id,day,metric,value\nA,12/25/2025,m,1\nA,13/01/2026,m,1\n"
     result = validate_all("usage_events", csv_bytes(text))
     assert [r.day for r in result.records] == [date(2025, 12, 25), date(2026, 1, 13)]
-    conflict = result.report.warnings[0]
-    assert (conflict.code, conflict.params["line"]) == ("date_order_conflict", 3)
+    assert result.report.ok and warning_codes(result.report) == []
+
+
+def test_dotted_dates_are_day_first() -> None:
+    text = "account_external_id,day,metric,value\nA,11.08.2024,m,1\nA,1.3.2025,m,1\n"
+    result = validate_all("usage_events", csv_bytes(text))
+    assert [r.day for r in result.records] == [date(2024, 8, 11), date(2025, 3, 1)]
+    assert warning_codes(result.report) == []
+
+
+def test_a_column_proven_day_first_reads_its_ambiguous_dates_day_first() -> None:
+    # 06/11/2025 comes first; line 4 (13/01/2024) shows the column is day first.
+    text = (
+        "account_external_id,day,metric,value\n"
+        "A,06/11/2025,m,1\nA,02/03/2024,m,1\nA,13/01/2024,m,1\n"
+    )
+    for source in (csv_bytes(text), ChunkedRaw(iter([text.encode()]))):
+        result = validate_all("usage_events", source)
+        if isinstance(source, ChunkedRaw):  # cannot read twice: refused, not wrong
+            assert result.report.file_error.code == "date_order_changed"
+            assert not result.records
+            continue
+        assert [r.day for r in result.records] == [
+            date(2025, 11, 6), date(2024, 3, 2), date(2024, 1, 13)
+        ]  # fmt: skip
+        [warning] = result.report.warnings
+        assert (warning.code, warning.params["line"]) == ("date_order_from_file", 4)
+    # Each column on its own: renewal_date proves month first, contract_start day first.
+    text = (
+        "external_id,name,contract_start,renewal_date\n"
+        "A1,a,06/11/2024,06/11/2027\nA2,b,13/01/2024,01/13/2027\n"
+    )
+    result = validate_all("accounts", csv_bytes(text))
+    assert [(r.contract_start, r.renewal_date) for r in result.records] == [
+        (date(2024, 11, 6), date(2027, 6, 11)), (date(2024, 1, 13), date(2027, 1, 13))
+    ]  # fmt: skip
+
+
+def test_a_column_with_both_orders_makes_its_ambiguous_dates_row_errors() -> None:
+    text = (
+        "account_external_id,day,metric,value\n"
+        "A,13/01/2024,m,1\nA,06/11/2024,m,1\nA,01/13/2024,m,1\nA,2024-05-05,m,1\n"
+    )
+    result = validate_all("usage_events", csv_bytes(text), on_errors="skip_rows")
+    assert codes(result.report) == [(3, "day", "ambiguous_date")]
+    assert "line 2" in result.report.errors[0].message
+    assert "line 4" in result.report.errors[0].message
+    assert [r.day for r in result.records] == [
+        date(2024, 1, 13), date(2024, 1, 13), date(2024, 5, 5)
+    ]  # fmt: skip
 
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -578,6 +578,19 @@ def test_an_nps_response_dated_in_the_future_is_refused_and_opens_no_task(app, s
     assert session.scalar(select(func.max(CsTask.due_on))) < utcnow().date() + timedelta(days=30)
 
 
+def test_an_import_reads_ambiguous_dates_in_the_order_the_column_proves(app, session, csm):
+    do_import(app, session, "accounts", ACCOUNTS_CSV)
+    text = (
+        "account_external_id,day,metric,value\n"
+        "ACME-1,06/11/2025,logins,1\nACME-1,11.08.2024,logins,2\nACME-1,13/01/2024,logins,3\n"
+    )
+    job = do_import(app, session, "usage_events", text)
+    assert (job.status, job.rows_done, job.error_count) == ("done", 3, 0)
+    days = session.execute(select(UsageEvent.value, UsageEvent.day).order_by(UsageEvent.value))
+    assert [d for _v, d in days] == [date(2025, 11, 6), date(2024, 8, 11), date(2024, 1, 13)]
+    assert [w["code"] for w in job.report["warnings"]] == ["date_order_from_file"]
+
+
 # --- CLI ----------------------------------------------------------------------------------
 
 
