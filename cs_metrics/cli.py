@@ -49,14 +49,18 @@ def import_command(
             seen = done
 
         job = service.run_import(new_session, job.id, progress_callback=progress)
-    click.echo(
-        f"{job.status}: {job.rows_total} rows read, {job.rows_valid} valid, "
-        f"{job.rows_done} imported, {job.error_count} errors."
-    )
     report = job.report or {}
     file_error = report.get("file_error")
     if file_error:
-        click.echo(f"File: {file_error['message']}", err=True)
+        line = f" (line {file_error['line']})" if file_error.get("line") else ""
+        click.echo(f"refused: {file_error['message']}{line}; nothing imported.")
+    elif not job.rows_total and not job.error_count:
+        click.echo("done: the file has no data rows; nothing imported.")
+    else:
+        click.echo(
+            f"{job.status}: {job.rows_total} rows read, {job.rows_valid} valid, "
+            f"{job.rows_done} imported, {job.error_count} errors."
+        )
     for error in report.get("errors", [])[:SHOWN_ERRORS]:
         click.echo(
             f"line {error['line']}, {error['column'] or '-'}: {error['message']} "

@@ -591,6 +591,19 @@ def test_an_import_reads_ambiguous_dates_in_the_order_the_column_proves(app, ses
     assert [w["code"] for w in job.report["warnings"]] == ["date_order_from_file"]
 
 
+def test_cli_import_summary_of_a_refused_file_and_of_one_without_rows(app, session, tmp_path):
+    runner = app.test_cli_runner()
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("colour,size\nred,1\n")
+    result = runner.invoke(metrics_group, ["import", "accounts", str(wrong)])
+    assert result.exit_code != 0 and "refused: " in result.output
+    assert "rows read" not in result.output
+    empty = tmp_path / "empty.csv"
+    empty.write_text("external_id,name\n")
+    result = runner.invoke(metrics_group, ["import", "accounts", str(empty)])
+    assert "done: the file has no data rows; nothing imported." in result.output
+
+
 # --- CLI ----------------------------------------------------------------------------------
 
 

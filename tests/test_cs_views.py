@@ -500,6 +500,20 @@ def test_import_report_is_worded_in_the_readers_language(client, session, csm):
     assert "old words" in client.get(f"/cs/imports/{job.id}").get_data(as_text=True)
 
 
+def test_import_summary_says_when_the_file_was_refused_or_had_no_rows(client, session, csm):
+    login(client, csm)
+    page = client.get(upload(client, "colour,size\nred,1\n").headers["Location"])
+    text = page.get_data(as_text=True)
+    assert "File refused" in text and "The file was refused and nothing was imported:" in text
+    assert "rows read" not in text and "0 errors" not in text
+    page = client.get(upload(client, "external_id,name\n").headers["Location"])
+    text = page.get_data(as_text=True)
+    assert "No data rows: nothing imported" in text
+    assert "no data rows: nothing was imported" in text
+    assert "All rows were imported" not in text and "Done" not in text
+    assert "the file has no data rows" not in text  # said once, not as a warning beside it
+
+
 def test_import_form_errors(client, session, csm):
     login(client, csm)
     response = client.post("/cs/imports", data={"kind": "accounts"},

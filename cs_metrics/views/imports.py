@@ -184,9 +184,32 @@ def _job(job_id: int) -> ImportJob:
     return job
 
 
+OUTCOME_LABELS = {
+    "file_refused": _l("File refused"),
+    "no_data": _l("No data rows: nothing imported"),
+}
+
+
+def outcome(job: ImportJob) -> str | None:
+    """How a finished job ended, for a summary that does not contradict itself:
+    ``file_refused`` (the file itself was refused, no row was judged), ``no_data`` (a header
+    and no rows), ``rows_refused``, ``partial`` or ``complete``; None while running."""
+    if job.status not in FINISHED:
+        return None
+    report = job.report or {}
+    if report.get("file_error"):
+        return "file_refused"
+    if not job.rows_total and not job.error_count:
+        return "no_data"
+    if job.status == JobStatus.FAILED:
+        return "rows_refused"
+    return "partial" if job.error_count else "complete"
+
+
 def progress(job: ImportJob) -> dict[str, Any]:
     """What the job page and its JSON status show; ``percent`` is None while unknown."""
     finished = job.status in FINISHED
+    ended = outcome(job)
     percent: int | None = None
     if finished:
         percent = 100
@@ -197,8 +220,11 @@ def progress(job: ImportJob) -> dict[str, Any]:
     return {
         "id": job.id,
         "status": job.status,
-        "status_label": str(STATUS_LABELS.get(job.status, job.status)),
+        "status_label": str(
+            OUTCOME_LABELS.get(ended or "") or STATUS_LABELS.get(job.status, job.status)
+        ),
         "finished": finished,
+        "outcome": ended,
         "percent": percent,
         "rows_total": job.rows_total,
         "rows_valid": job.rows_valid,
