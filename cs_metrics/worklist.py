@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext
 from sqlalchemy import Select, and_, case, exists, func, or_, select
@@ -473,6 +474,24 @@ def _clean(value: str | None, limit: int, field_name: str, *, required: bool = F
     return text or None
 
 
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def _email(value: str | None, field_name: str) -> str | None:
+    """A valid address (syntax, no deliverability lookup), lower-cased; None when blank. One
+    a spreadsheet would run as a formula (``=evil@x.y``) is refused too: it ends up in CSVs."""
+    text = _clean(value, 254, field_name)
+    if text is None:
+        return None
+    try:
+        if text.startswith(FORMULA_START):
+            raise EmailNotValidError(text)
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        raise DomainError(str(_l("Enter a valid email address.")), field=field_name) from None
+    return result.normalized.lower()
+
+
 def finish_task(
     session: Session, actor: User | None, task_id: int, status: str, outcome: str
 ) -> CsTask:
@@ -517,7 +536,7 @@ def ask_referral(
     """
     require_account(session, actor, org_id, Action.MANAGE_CS)
     assert actor is not None
-    email = _clean(referrer_email, 254, "referrer_email")
+    email = _email(referrer_email, "referrer_email")
     text = _clean(notes, MAX_TEXT, "notes")
     response_id = None
     task = None

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cs_metrics import kpis, worklist
 from cs_metrics.models import (
@@ -347,6 +347,21 @@ def test_promoter_referral_lifecycle_and_counts_per_csm(app, client, session, or
     }
     listing = client.get("/cs/referrals?status=converted").get_data(as_text=True)
     assert "Initech" in listing
+
+
+@pytest.mark.parametrize("email", ["notanemail", "=evil@x.y", "a b@example.com", "@x.example"])
+def test_a_referral_with_an_invalid_referrer_email_is_a_form_error(client, session, org, csm,
+                                                                  email):  # fmt: skip
+    login(client, csm)
+    response = client.post("/cs/referrals", data={"org_id": str(org.id), "referrer_email": email})
+    assert response.status_code == 400
+    assert "Enter a valid email address." in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(Referral)) == 0
+    ok = client.post(
+        "/cs/referrals", data={"org_id": str(org.id), "referrer_email": "Li@Acme.example"}
+    )
+    assert ok.status_code == 302
+    assert session.scalar(select(Referral.referrer_email)) == "li@acme.example"
 
 
 # --- improvement items --------------------------------------------------------------------------
