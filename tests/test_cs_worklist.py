@@ -367,6 +367,24 @@ def test_a_referral_with_an_invalid_referrer_email_is_a_form_error(client, sessi
 # --- improvement items --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [("/cs/improvements/new", {"department": "product", "title": "Bulk export for Acme"}),
+     ("/cs/referrals", {"notes": "At the user group"})],
+)  # fmt: skip
+def test_no_account_chosen_is_a_form_error_and_the_form_is_kept(client, session, org, csm, url,
+                                                                data):  # fmt: skip
+    login(client, csm)
+    for posted in (data, {**data, "org_id": ""}):
+        response = client.post(url, data=posted)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422, page
+        assert "Choose an account." in page and "No such account" not in page
+        assert ("Bulk export for Acme" in page) or ("At the user group" in page)
+    assert session.scalar(select(func.count()).select_from(ImprovementItem)) == 0
+    assert session.scalar(select(func.count()).select_from(Referral)) == 0
+
+
 def test_improvement_items_lifecycle_and_collaboration_counts(app, client, session, org, csm):
     login(client, csm)
     created = client.post(

@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, StopValidation
 
 from cs_metrics import worklist
 from cs_metrics.access import require_cs
@@ -90,6 +90,12 @@ def _int_or_none(value: Any) -> int | None:
         return -1  # no such account: the service answers "not found"
 
 
+def _account_chosen(form: Form, field: Any) -> None:
+    """No account chosen is the form's error, not "no such account" (404)."""
+    if field.data is None:
+        raise StopValidation(_("Choose an account."))
+
+
 class OutcomeForm(Form):
     outcome = TextAreaField(_l("Outcome"), validators=[_required(), _max(worklist.MAX_OUTCOME)])
 
@@ -102,7 +108,9 @@ class ReferralAskForm(Form):
 
 
 class ReferralNewForm(ReferralAskForm):
-    org_id = SelectField(_l("Account"), coerce=_int_or_none, validate_choice=False)
+    org_id = SelectField(
+        _l("Account"), coerce=_int_or_none, validate_choice=False, validators=[_account_chosen]
+    )
 
 
 class ReferralStatusForm(Form):
@@ -121,6 +129,12 @@ class ImprovementForm(Form):
     )
     owner_name = StringField(
         _l("Owner in that department (optional)"), validators=[Optional(), _max(worklist.MAX_NAME)]
+    )
+
+
+class ImprovementNewForm(ImprovementForm):
+    org_id = SelectField(
+        _l("Account"), coerce=_int_or_none, validate_choice=False, validators=[_account_chosen]
     )
 
 
@@ -519,7 +533,7 @@ def _improvement_values(form: ImprovementForm) -> dict[str, Any]:
 @login_required
 def improvement_new() -> Any:
     require_cs(current_user, Action.MANAGE_CS)
-    form = ImprovementForm()
+    form = ImprovementNewForm()
     if request.method == "GET":
         form.org_id.data = _arg_int("org_id")
     _account_choices(form)
