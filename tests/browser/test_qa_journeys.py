@@ -97,7 +97,7 @@ def test_ask_review_answer_accept_vote_and_helpful(
     page.reload()
     answer = page.get_by_test_id("answer").first
     answer.get_by_role("button", name="Accept this answer").click()
-    expect(page.locator(".flash-messages")).to_contain_text("The accepted answer was changed.")
+    expect(page.locator(".flash-messages")).to_contain_text("You accepted this answer.")
     answer = page.get_by_test_id("answer").first
     expect(answer.get_by_test_id("accepted")).to_have_text("Accepted answer")
     answer.get_by_role("button", name="This helped me").click()
