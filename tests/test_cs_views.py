@@ -493,6 +493,9 @@ def test_import_report_is_worded_in_the_readers_language(client, session, csm):
     page = client.get(upload(client, "arr\n1\n").headers["Location"]).get_data(as_text=True)
     assert "缺少必需的列：external_id, name。" in page
     assert "required columns missing" not in page
+    usage = "account_external_id,day,metric,value\nA-1,2099-01-01,logins,3\n"
+    page = client.get(upload(client, usage, kind="usage_events").headers["Location"])
+    assert "日期在未来。" in page.get_data(as_text=True)
     # a report stored before the parameters were: the stored words
     job = session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
     job.report = {"file_error": {"code": "missing_columns", "message": "old words"}}

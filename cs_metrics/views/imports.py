@@ -98,6 +98,13 @@ REPORT_MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "invalid_date": lambda p: _("Not a date (2026-03-01, 2026/3/1, 2026年3月1日)."),
     "two_digit_year": lambda p: _("Write the year with four digits."),
     "formula": lambda p: _("A spreadsheet formula, not a value."),
+    "in_future": lambda p: _("The date is in the future."),
+    "ambiguous_date": lambda p: _(
+        "Ambiguous date: this column has day-first dates (line %(dmy)s) and month-first dates "
+        "(line %(mdy)s); write YYYY-MM-DD.",
+        dmy=p["day_first_line"],
+        mdy=p["month_first_line"],
+    ),
     # rows
     "too_few_cells": _cells,
     "too_many_cells": _cells,
@@ -121,6 +128,11 @@ REPORT_MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         encoding=p["encoding"],
     ),
     "malformed_csv": lambda p: _("Line %(line)s: broken CSV quoting.", line=p["line"]),
+    "date_order_changed": lambda p: _(
+        "The date order of %(columns)s is clear only from later lines: import again with that "
+        "order chosen, or with YYYY-MM-DD dates.",
+        columns=_joined(p["fields"]),
+    ),
     "missing_columns": lambda p: _(
         "Required columns are missing: %(columns)s.", columns=_joined(p["columns"])
     ),
@@ -138,6 +150,13 @@ REPORT_MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         line=p["line"],
         value=p["value"],
         order=_dates_read_as(p),
+    ),
+    "date_order_from_file": lambda p: _(
+        "%(column)s: dates were read as %(order)s, as line %(line)s (%(value)s) shows.",
+        column=p["field"],
+        order=_dates_read_as(p),
+        line=p["line"],
+        value=p["value"],
     ),
     "ambiguous_dates": lambda p: _(
         "%(count)s dates such as %(value)s (line %(line)s) were read as %(order)s.",
