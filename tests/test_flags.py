@@ -308,3 +308,36 @@ def test_the_control_reads_in_chinese(app, client, session):
     assert "为什么需要审核员查看？" in html and "垃圾信息" in html and "你已举报" not in html
     flagged = flag(client, post).get_data(as_text=True)
     assert "谢谢，审核员会查看此内容。" in flagged and "你已举报" in flagged
+
+
+def test_the_api_flags_by_kind_and_id_with_the_same_rules(app, client, session):
+    from portal.accounts.service import create_api_token
+
+    qa = QA(app, session)
+    shared = qa.question()
+    private = qa.question(private=True)
+    colleague = UserFactory(organization=shared.author.organization)
+    outsider = UserFactory()
+
+    def token(user):
+        with app.app_context():
+            _token, raw = create_api_token(session, user, "script", "write")
+            session.flush()
+        return {"Authorization": f"Bearer {raw}"}
+
+    mine, theirs, stranger = token(colleague), token(shared.author), token(outsider)
+    body = {"kind": "question", "object_id": shared.id, "reason": "spam"}
+    first = client.post("/api/v1/flags", json=body, headers=mine)
+    assert first.status_code == 200 and first.get_json()["reason"] == "spam"
+    assert client.post("/api/v1/flags", json=body, headers=mine).status_code == 409
+    assert client.post("/api/v1/flags", json=body, headers=theirs).status_code in (400, 403)
+    hidden = {"kind": "question", "object_id": private.id, "reason": "spam"}
+    assert client.post("/api/v1/flags", json=hidden, headers=stranger).status_code == 404
+    unknown = {"kind": "no_such_kind", "object_id": 1, "reason": "spam"}
+    assert client.post("/api/v1/flags", json=unknown, headers=mine).status_code == 404
+    bad = client.post("/api/v1/flags", json={"kind": "question", "object_id": 2**40}, headers=mine)
+    assert bad.status_code == 422
+    assert {"object_id", "reason"} <= set(bad.get_json()["error"]["fields"])
+    assert count_flags(session) == 1
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert "post" in spec["paths"]["/flags"]

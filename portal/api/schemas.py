@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from portal.core.api import PageIn, PageMeta, StrictSchema
+from portal.core.api import Id, PageIn, PageMeta, StrictSchema
 
 
 def _role_names(user: object) -> list[str]:
@@ -96,6 +96,15 @@ class FlagIn(StrictSchema):
         required=True, validate=validate.OneOf(["spam", "offensive", "off_topic", "other"])
     )
     note = fields.Str(validate=validate.Length(max=500), load_default="")
+
+
+class FlagContentIn(FlagIn):
+    """A flag by what pages and clients know of the content: its kind (``question``,
+    ``answer``, ``qa_comment``, ``idea``, ``idea_comment``, ``template``, ``template_version``,
+    ``template_review``, ``profile_about``) and its own id."""
+
+    kind = fields.Str(required=True, validate=validate.Length(min=1, max=40))
+    object_id = Id(required=True)
 
 
 class FlagOut(Schema):

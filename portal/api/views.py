@@ -176,3 +176,22 @@ def flag_item(item_id: int) -> Response:
     entry = moderation.flag(db.session, api_user(), item_id, data["reason"], data["note"])
     db.session.commit()
     return jsonify(schemas.FlagOut().dump(entry))
+
+
+@bp.route("/flags", methods=["POST"])
+@endpoint(
+    "/flags",
+    "post",
+    "Flag published content by its kind and id (once per item)",
+    schemas.FlagOut,
+    body=schemas.FlagContentIn,
+    scope="write",
+    errors=(400, 401, 403, 404, 409),
+)
+def flag_content() -> Response:
+    data = load(schemas.FlagContentIn, json_body())
+    entry = moderation.flag_content(
+        db.session, api_user(), data["kind"], data["object_id"], data["reason"], data["note"]
+    )
+    db.session.commit()
+    return jsonify(schemas.FlagOut().dump(entry))
