@@ -202,21 +202,15 @@ def approve(item_id: int) -> Any:
     text = request.form.get("text")
     if text is None:
         return _decide(lambda: service.approve(db.session, current_user, item_id), _("Approved."))
-    try:
-        service.approve(db.session, current_user, item_id, new_text=text)
-        db.session.commit()
+    try:  # a refused edit shows the text again beside why; other refusals go through _decide
+        service.checked_edit(db.session, item_id, text)
     except DomainError as error:
-        db.session.rollback()
-        if error.status_code == 404:
-            abort(404)
-        if request.accept_mimetypes.best == "application/json":
-            abort(error.status_code)
-        if error.field is None:  # not about the text: already decided, say so in the queue
-            flash(error.message, "warning" if error.status_code == 409 else "danger")
-            return _back()
-        return _edit_refused(item_id, text, error)
-    flash(_("Edited and approved."), "success")
-    return _back()
+        if error.field is not None:
+            return _edit_refused(item_id, text, error)
+    return _decide(
+        lambda: service.approve(db.session, current_user, item_id, new_text=text),
+        _("Edited and approved."),
+    )
 
 
 # What the feature calls the field a refused edit broke: the queue shows one text box for
