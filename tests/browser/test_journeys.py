@@ -235,6 +235,9 @@ def test_navigation_fits_from_phone_to_wide_screen_in_both_languages(
         page.set_viewport_size({"width": 1280, "height": 800})
         page.locator(".locale-switcher").get_by_role("button", name=language).click()
         expect(page.locator("html")).to_have_attribute("lang", lang)
+        # Measure the laid-out page: its stylesheets and fonts, not the HTML as it arrives.
+        page.wait_for_load_state("load")
+        page.evaluate("document.fonts.ready.then(() => true)")
         for width in (1920, 1440, 1200, 1024, 360):  # widest first: the toggler opens once
             page.set_viewport_size({"width": width, "height": 800})
             page_width, window_width = page.evaluate(
