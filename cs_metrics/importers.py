@@ -26,9 +26,11 @@ Public API
         ``"skip_rows"`` it holds the valid rows. A file-level problem is returned in
         ``report.file_error`` rather than raised. Holds all records in memory: for very large
         files validate once with ``validate_stream`` (discarding records), then stream again.
-    ``errors_csv(report) -> bytes``
+    ``errors_csv(report, wording=ReportWording()) -> bytes``
         The error list as CSV (UTF-8 with BOM, for Excel): line, column, code, message, value.
         Cells that start with ``= + - @`` tab or CR are prefixed with ``'`` (formula injection).
+        ``wording`` gives the header and messages in the reader's language (English by
+        default: the CLI and the API; the pages pass their translations).
 
 Errors
     File-level problems raise ``ImportFileError`` (a ``CalculatorInputError``: ``field``,
@@ -131,6 +133,8 @@ __all__ = [
     "NpsResponseRow",
     "Record",
     "ReportWarning",
+    "ReportWording",
+    "ENGLISH_REPORT",
     "RowError",
     "RowStream",
     "TicketRow",
@@ -1556,26 +1560,48 @@ def _safe_cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def errors_csv(report: ValidationReport) -> bytes:
+def _stored_message(code: str, message: str, params: Mapping[str, Any]) -> str:
+    return message
+
+
+def _more_errors(count: int) -> str:
+    return f"{count} more errors not listed"
+
+
+@dataclass(frozen=True)
+class ReportWording:
+    """How ``errors_csv`` words its header and messages; a code is never translated."""
+
+    header: tuple[str, str, str, str, str] = ("line", "column", "code", "message", "value")
+    message: Callable[[str, str, Mapping[str, Any]], str] = _stored_message
+    more_errors: Callable[[int], str] = _more_errors
+
+
+ENGLISH_REPORT = ReportWording()
+
+
+def errors_csv(report: ValidationReport, wording: ReportWording = ENGLISH_REPORT) -> bytes:
     """The report's errors as CSV bytes (UTF-8 with BOM): line, column, code, message, value.
 
     A file-level error comes first; when errors were capped a last row says how many more.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["line", "column", "code", "message", "value"])
+    writer.writerow([_safe_cell(h) for h in wording.header])
     if report.file_error is not None:
         error = report.file_error
+        message = wording.message(error.code, error.message, error.params)
         writer.writerow(
             [_safe_cell(error.params.get("line", "")), _safe_cell(error.field),
-             _safe_cell(error.code), _safe_cell(error.message), ""]
+             _safe_cell(error.code), _safe_cell(message), ""]
         )  # fmt: skip
     for row_error in report.errors:
+        message = wording.message(row_error.code, row_error.message, row_error.params)
         writer.writerow(
             [row_error.line, _safe_cell(row_error.column), _safe_cell(row_error.code),
-             _safe_cell(row_error.message), _safe_cell(row_error.value)]
+             _safe_cell(message), _safe_cell(row_error.value)]
         )  # fmt: skip
     if report.errors_truncated:
         more = report.error_count - len(report.errors)
-        writer.writerow(["", "", "errors_truncated", f"{more} more errors not listed", ""])
+        writer.writerow(["", "", "errors_truncated", _safe_cell(wording.more_errors(more)), ""])
     return codecs.BOM_UTF8 + out.getvalue().encode("utf-8")

@@ -174,26 +174,38 @@ def start_import(
     return job
 
 
-def import_errors_csv(job: ImportJob) -> bytes:
-    """The job's row report as CSV (``importers.errors_csv``: formula-safe, UTF-8 with BOM)."""
+def import_errors_csv(
+    job: ImportJob, wording: importers.ReportWording = importers.ENGLISH_REPORT
+) -> bytes:
+    """The job's row report as CSV (``importers.errors_csv``: formula-safe, UTF-8 with BOM),
+    each problem worded by ``wording`` from its stored code and parameters."""
     report = importers.ValidationReport(kind=job.kind, complete=True)
     stored = job.report or {}
     file_error = stored.get("file_error")
     if file_error:
+        params = dict(file_error.get("params") or {})
+        if file_error.get("line"):
+            params.setdefault("line", file_error["line"])
         report.file_error = importers.ImportFileError(
             file_error.get("field", "file"),
             file_error.get("code", ""),
             file_error.get("message", ""),
-            {"line": file_error["line"]} if file_error.get("line") else None,
+            params,
         )
     for e in stored.get("errors", []):
         report.errors.append(
             importers.RowError(
-                e["line"], e["column"], e.get("field"), e["code"], e["message"], e["value"]
+                e["line"],
+                e["column"],
+                e.get("field"),
+                e["code"],
+                e["message"],
+                e["value"],
+                e.get("params") or {},
             )
         )
     report.error_count = job.error_count
-    return importers.errors_csv(report)
+    return importers.errors_csv(report, wording)
 
 
 # --------------------------------------------------------------------------------------------

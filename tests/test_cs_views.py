@@ -490,8 +490,18 @@ def test_import_report_is_worded_in_the_readers_language(client, session, csm):
     assert "与第 2 行的编号相同。" in page and "已忽略的列：extra。" in page
     for english in ("must not be negative", "not a number", "required", "same external_id"):
         assert english not in page
-    page = client.get(upload(client, "arr\n1\n").headers["Location"]).get_data(as_text=True)
+    job_url = upload(client, rows).headers["Location"]
+    report = rows_of(client.get(job_url + "/errors.csv"))
+    assert report[0] == ["行", "列", "代码", "原因", "数值"]
+    assert ["3", "arr", "not_a_number", "不是数字。", "lots"] in report
+    assert not any("not a number" in cell for row in report for cell in row)
+    job_url = upload(client, "arr\n1\n").headers["Location"]
+    page = client.get(job_url).get_data(as_text=True)
     assert "缺少必需的列：external_id, name。" in page
+    assert rows_of(client.get(job_url + "/errors.csv"))[1][2:4] == [
+        "missing_columns",
+        "缺少必需的列：external_id, name。",
+    ]
     assert "required columns missing" not in page
     usage = "account_external_id,day,metric,value\nA-1,2099-01-01,logins,3\n"
     page = client.get(upload(client, usage, kind="usage_events").headers["Location"])

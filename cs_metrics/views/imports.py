@@ -12,6 +12,7 @@ from typing import Any
 from flask import jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import select
@@ -182,6 +183,19 @@ def report_message(entry: Mapping[str, Any]) -> str:
     return str(entry.get("message") or "")
 
 
+def _report_wording() -> importers.ReportWording:
+    """The downloadable row report in the reader's language, as the job page words it."""
+    return importers.ReportWording(
+        header=(_("Line"), _("Column"), _("Code"), _("Reason"), _("Value")),
+        message=lambda code, message, params: report_message(
+            {"code": code, "message": message, "params": params}
+        ),
+        more_errors=lambda count: ngettext(
+            "%(num)d more error not listed.", "%(num)d more errors not listed.", count
+        ),
+    )
+
+
 class ImportForm(Form):
     kind = SelectField(
         _l("What the file holds"),
@@ -319,7 +333,7 @@ def import_errors(job_id: int) -> Response:
     require_cs(_user())
     job = _job(job_id)
     return Response(
-        service.import_errors_csv(job),
+        service.import_errors_csv(job, _report_wording()),
         mimetype="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="import-{job.id}-errors.csv"',
