@@ -308,6 +308,7 @@ class QuestionRef:
     id: int
     title: str | None
     asked_at: datetime
+    awaiting_review: bool = False
 
 
 @dataclass(frozen=True)
@@ -329,6 +330,45 @@ class CustomerContext:
 def _title(data: Any) -> str | None:
     value = data.get("title") if isinstance(data, dict) else None
     return str(value)[:300] if value else None
+
+
+_SHOWN, _PENDING, _GONE = "shown", "pending", "gone"
+# What each moderation event leaves a question as (the question kind's visibility hooks):
+# submitted holds a new question for review but leaves a published one showing while its
+# edit waits; hidden ones are out of a CSM's reach until a moderator restores them.
+_REVIEW_EVENTS = {
+    "content.submitted": None,
+    "content.published": _SHOWN,
+    "content.restored": _SHOWN,
+    "content.rejected": _GONE,
+    "content.hidden": _GONE,
+    "content.removed": _GONE,
+    "content.withdrawn": _GONE,
+}
+QUESTION_KIND = "question"
+
+
+def _review_states(session: Session, org_id: int, question_ids: Sequence[int]) -> dict[int, str]:
+    """Each question's moderation state from the ``content.*`` activity (which names the
+    question by ``object_id``): shown, pending review, or gone (rejected, hidden, removed)."""
+    object_id = Activity.data["object_id"].as_integer()
+    states: dict[int, str] = {}
+    for question_id, verb in session.execute(
+        select(object_id, Activity.verb)
+        .where(
+            Activity.organization_id == org_id,
+            Activity.verb.in_(_REVIEW_EVENTS),
+            Activity.data["kind"].as_string() == QUESTION_KIND,
+            object_id.in_(question_ids),
+        )
+        .order_by(Activity.occurred_at, Activity.id)
+    ):
+        after = _REVIEW_EVENTS[verb]
+        if after is None:
+            states[question_id] = _SHOWN if states.get(question_id) == _SHOWN else _PENDING
+        else:
+            states[question_id] = after
+    return states
 
 
 def customer_context(
@@ -371,13 +411,17 @@ def customer_context(
         ):
             latest[subject_id] = verb
         settled.update(i for i, verb in latest.items() if verb != "question.reopened")
+    review = _review_states(session, org_id, ids) if ids else {}
     questions: list[QuestionRef] = []
     seen: set[int] = set()
     for subject_id, occurred_at, data in asked:
-        if subject_id in settled or subject_id in seen:
+        state = review.get(subject_id, _SHOWN)  # asked before moderation named the question
+        if subject_id in settled or subject_id in seen or state == _GONE:
             continue
         seen.add(subject_id)
-        questions.append(QuestionRef(subject_id, _title(data), occurred_at))
+        questions.append(
+            QuestionRef(subject_id, _title(data), occurred_at, awaiting_review=state == _PENDING)
+        )
     # The newest event of each (idea, person) says whether that vote still stands.
     latest_vote: dict[tuple[int, int], tuple[str, datetime, Any]] = {}
     for subject_id, verb, occurred_at, data, actor_id in session.execute(

@@ -321,6 +321,13 @@ class SubmitResult:
     text: str
 
 
+def _item_data(item: ModerationItem) -> dict[str, Any]:
+    """What every ``content.*`` activity carries: the kind and the feature's own id of the
+    item, so CS can tell which of an organization's questions are visible without reading
+    moderation's tables."""
+    return {"kind": item.kind, "object_id": item.object_id}
+
+
 def submit(
     session: Session,
     kind_name: str,
@@ -380,11 +387,11 @@ def submit(
     session.flush()
     _audit(session, item, author, "submitted", from_state, item.state, None, before, decision.text)
     record_activity(
-        session, author, author.organization, "content.submitted", item, {"kind": kind_name}
+        session, author, author.organization, "content.submitted", item, _item_data(item)
     )
     if published:
         record_activity(
-            session, author, author.organization, "content.published", item, {"kind": kind_name}
+            session, author, author.organization, "content.published", item, _item_data(item)
         )
         kind.on_publish(session, obj)
     return SubmitResult(item=item, published=published, text=decision.text)
@@ -420,7 +427,7 @@ def hold(
     session.add(item)
     session.flush()
     _audit(session, item, None, "submitted", None, State.PENDING, None, None, text)
-    record_activity(session, None, org, "content.submitted", item, {"kind": kind_name})
+    record_activity(session, None, org, "content.submitted", item, _item_data(item))
     return item
 
 
@@ -596,7 +603,7 @@ def approve(
             new_text,
         )
         record_activity(
-            session, moderator, item.organization, "content.edited", item, {"kind": item.kind}
+            session, moderator, item.organization, "content.edited", item, _item_data(item)
         )
         item.source = new_text
         item.preview_html = kind.render(obj)
@@ -650,7 +657,7 @@ def _decision_data(item: ModerationItem, moderator: User) -> dict[str, Any]:
     """What CS aggregates about a decision: the kind, who decided, and how long it waited."""
     waited = (item.decided_at or utcnow()) - item.submitted_at
     return {
-        "kind": item.kind,
+        **_item_data(item),
         "moderator_id": moderator.id,
         "minutes_waited": round(waited.total_seconds() / 60, 2),
     }
@@ -702,7 +709,7 @@ def _apply_hidden(session: Session, item: ModerationItem, actor: User | None, re
     if obj is not None:
         kind.on_hide(session, obj)
     _audit(session, item, actor, "hidden", State.PUBLISHED, State.HIDDEN, reason)
-    record_activity(session, actor, item.organization, "content.hidden", item, {"kind": item.kind})
+    record_activity(session, actor, item.organization, "content.hidden", item, _item_data(item))
 
 
 def restore(session: Session, moderator: User, item_id: int) -> ModerationItem:
@@ -716,7 +723,7 @@ def restore(session: Session, moderator: User, item_id: int) -> ModerationItem:
     _resolve_flags(session, item, upheld=False)
     _audit(session, item, moderator, "restored", State.HIDDEN, State.PUBLISHED)
     record_activity(
-        session, moderator, item.organization, "content.restored", item, {"kind": item.kind}
+        session, moderator, item.organization, "content.restored", item, _item_data(item)
     )
     return item
 
@@ -732,7 +739,7 @@ def remove(session: Session, moderator: User, item_id: int, reason: str = "") ->
     _resolve_flags(session, item, upheld=True)
     _audit(session, item, moderator, "removed", None, State.REMOVED, reason or None)
     record_activity(
-        session, moderator, item.organization, "content.removed", item, {"kind": item.kind}
+        session, moderator, item.organization, "content.removed", item, _item_data(item)
     )
     return item
 
@@ -760,7 +767,7 @@ def withdraw(session: Session, kind_name: str, object_id: int, author: User) -> 
     )
     _audit(session, item, author, "withdrawn", from_state, State.REMOVED, None, item.source, "")
     record_activity(
-        session, author, author.organization, "content.withdrawn", item, {"kind": item.kind}
+        session, author, author.organization, "content.withdrawn", item, _item_data(item)
     )
     return True
 

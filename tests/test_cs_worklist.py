@@ -619,3 +619,46 @@ def test_the_task_names_the_customers_questions_and_ideas(app, client, session, 
     page = client.get(f"/cs/tasks/{task.id}").get_data(as_text=True)
     assert f'<a href="/questions/{question.id}">How do we rotate the SSO certificate?</a>' in page
     assert f'<a href="/roadmap/ideas/{idea.id}">Scheduled exports to SharePoint</a>' in page
+
+
+def test_questions_waiting_for_review_are_marked_and_rejected_ones_left_out(
+    app, client, session, org, csm
+):
+    """A CSM cannot open a question a moderator has not approved: it is named as awaiting
+    review without a link, a rejected one is not listed, and an approved one is linked."""
+    from moderation import service as moderation
+    from moderation.models import ModerationItem
+    from tests.qa_factories import QA
+    from tests.qa_factories import member as qa_member
+
+    qa = QA(app, session)
+    held = qa.question(  # a new member's first posts are held
+        qa_member(organization=org, trust_level=0), title="Where is the audit log export?"
+    )
+    refused = qa.question(
+        qa_member(organization=org, trust_level=0), title="Buy cheap watches here please"
+    )
+    shown = qa.question(qa_member(organization=org), title="How do we rotate the SSO key?")
+    moderator = staff(Role.MODERATOR)
+
+    def item(question):
+        return session.scalar(
+            select(ModerationItem).filter_by(kind="question", object_id=question.id)
+        )
+
+    qa(moderation.reject, moderator, item(refused).id, "Spam")
+    task = detractor_task(app, session, org)
+    login(client, csm)
+    page = client.get(f"/cs/tasks/{task.id}").get_data(as_text=True)
+    assert f'<a href="/questions/{shown.id}">How do we rotate the SSO key?</a>' in page
+    assert "Where is the audit log export? <span" in page and "awaiting review" in page
+    assert f'href="/questions/{held.id}"' not in page
+    assert "Buy cheap watches" not in page
+    assert client.get(f"/questions/{held.id}").status_code == 404  # what a link would give
+
+    qa(moderation.approve, moderator, item(held).id)
+    page = client.get(f"/cs/tasks/{task.id}").get_data(as_text=True)
+    assert f'<a href="/questions/{held.id}">Where is the audit log export?</a>' in page
+    assert "awaiting review" not in page
+    context = call(app, worklist.customer_context, session, org.id)
+    assert [q.id for q in context.open_questions] == [shown.id, held.id]

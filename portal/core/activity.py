@@ -16,8 +16,10 @@ Verbs (``<area>.<event>``) and the ``data`` each carries:
 ``org.member_deactivated`` / ``org.member_reactivated``  an org admin changed a member
 ``org.role_changed``     an org admin changed a member's role; data: ``{"role": ...}``
 ``api.token_created``    a personal access token was created; data: ``{"scope": ...}``
-``content.submitted``    content entered moderation; data: ``{"kind": ...}`` (registered by moderation)
-``content.published``    content became visible; actor is the author; data: ``{"kind"}`` and, when a
+``content.submitted``    content entered moderation; data: ``{"kind", "object_id"}`` (the feature's id of
+                         the item; every ``content.*`` verb but flagged carries both; registered by
+                         moderation)
+``content.published``    content became visible; actor is the author; data: kind and object_id and, when a
                          moderator decided, ``"moderator_id"`` and ``"minutes_waited"``
 ``content.rejected``     a moderator refused it; actor is the author; data as for published
 ``content.edited``       a moderator edited before approving; actor is the moderator
