@@ -72,7 +72,6 @@ ORDER_DAYS = 90
 IDEAS_DAYS = 90
 HEALTH_WINDOW_DAYS = 30
 QUESTION_ASKED = "question.asked"
-ANSWER_ACCEPTED = "answer.accepted"
 IDEA_VOTED = "idea.voted"
 
 SEVERITIES = ("info", "warning", "critical")
@@ -133,7 +132,7 @@ CATALOG: tuple[MetricInfo, ...] = (
     MetricInfo("nps_category", "text", "",
                _l('Category of the latest NPS answer: "promoter", "passive" or "detractor".')),
     MetricInfo("open_questions", "number", _COUNT,
-               _l("Questions asked by the account's members without an accepted answer.")),
+               _l("Open questions of the account's members: not answered, closed or refused.")),
     MetricInfo("ideas_voted", "number", _COUNT,
                _l("Idea votes by the account's members in the last 90 days.")),
     MetricInfo("arr", "number", _MONEY, _l("Annual recurring revenue.")),
@@ -410,13 +409,10 @@ def _community_metrics(
 ) -> None:
     """From the activity log, counting the account's own members (not staff acting on it).
 
-    A question is open while no ``answer.accepted`` names it; un-accepting an answer records
-    no activity, so such a question stays counted as answered."""
+    A question is open until ``signals.settled_questions`` counts it settled (answered, closed,
+    refused by moderation); un-accepting an answer records no activity, so such a question
+    stays counted as answered."""
     end = signals.day_end(day)
-    accepted_id = Activity.data["question_id"].as_integer()
-    accepted = select(accepted_id).where(
-        Activity.verb == ANSWER_ACCEPTED, Activity.occurred_at < end, accepted_id.is_not(None)
-    )
     members = and_(
         User.organization_id == Activity.organization_id,
         _orgs_where(Activity.organization_id, ids),
@@ -429,7 +425,7 @@ def _community_metrics(
             Activity.verb == QUESTION_ASKED,
             Activity.occurred_at < end,
             Activity.subject_id.is_not(None),
-            Activity.subject_id.not_in(accepted),
+            Activity.subject_id.not_in(signals.settled_questions(end)),
         )
         .group_by(Activity.organization_id)
     ):

@@ -29,9 +29,10 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import case, distinct, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import CompoundSelect, and_, case, distinct, exists, func, or_, select, true
+from sqlalchemy.orm import Session, aliased
 
 from cs_metrics import health, kpis
 from cs_metrics.models import Invoice, NpsResponse, Ticket, UsageEvent
@@ -58,6 +59,73 @@ HELPFUL_VERBS = ("answer.helpful", "article.helpful")
 ASKED_VERB = "question.asked"
 
 Values = dict[int, float]
+
+# A question's life in the activity log: what settles it, what undoes that, and what
+# moderation did to it (``content.*`` events name the question by ``object_id``).
+QUESTION_KIND = "question"
+ANSWER_ACCEPTED = "answer.accepted"
+QUESTION_CLOSED = ("question.closed", "question.duplicate")
+QUESTION_REOPENED = "question.reopened"
+CONTENT_SUBMITTED = "content.submitted"
+CONTENT_SHOWN = ("content.published", "content.restored")
+CONTENT_GONE = ("content.rejected", "content.hidden", "content.removed", "content.withdrawn")
+
+
+def settled_questions(
+    end: datetime | None = None, among: Collection[int] | None = None
+) -> CompoundSelect:
+    """Ids of the questions that no longer wait for an answer (at ``end``, default now): one
+    with an accepted answer, one closed (or closed as a duplicate) and not reopened since, and
+    one moderation rejected, hid or removed and did not restore since. ``among`` limits it to
+    those ids. The alert metric ``open_questions`` and a CSM task's list of open questions both
+    use it, so an alert never counts questions the task does not show."""
+    later = aliased(Activity)
+
+    def before_end(table: Any) -> Any:
+        return table.occurred_at < end if end is not None else true()
+
+    def after(event: Any) -> Any:
+        return or_(
+            later.occurred_at > event.occurred_at,
+            and_(later.occurred_at == event.occurred_at, later.id > event.id),
+        )
+
+    question_id = Activity.data["question_id"].as_integer()
+    object_id = Activity.data["object_id"].as_integer()
+    accepted = select(question_id.label("id")).where(
+        Activity.verb == ANSWER_ACCEPTED, before_end(Activity), question_id.is_not(None)
+    )
+    closed = select(Activity.subject_id.label("id")).where(
+        Activity.verb.in_(QUESTION_CLOSED),
+        Activity.subject_type == "questions",
+        before_end(Activity),
+        ~exists().where(
+            later.verb == QUESTION_REOPENED,
+            later.subject_type == "questions",
+            later.subject_id == Activity.subject_id,
+            before_end(later),
+            after(Activity),
+        ),
+    )
+    gone = select(object_id.label("id")).where(
+        Activity.verb.in_(CONTENT_GONE),
+        Activity.data["kind"].as_string() == QUESTION_KIND,
+        before_end(Activity),
+        ~exists().where(  # moderation logs an item under its organization: that index range
+            later.organization_id == Activity.organization_id,
+            later.verb.in_(CONTENT_SHOWN),
+            later.data["kind"].as_string() == QUESTION_KIND,
+            later.data["object_id"].as_integer() == object_id,
+            before_end(later),
+            after(Activity),
+        ),
+    )
+    if among is not None:
+        ids = list(among)
+        accepted = accepted.where(question_id.in_(ids))
+        closed = closed.where(Activity.subject_id.in_(ids))
+        gone = gone.where(object_id.in_(ids))
+    return accepted.union(closed, gone)
 
 
 def day_end(day: date) -> datetime:

@@ -9,7 +9,7 @@ already has a task, open or finished, gets none, and the partial unique index on
 
 What a CSM should know before calling a customer back comes from the activity log only (the
 contract between the portal and CS): the questions that organization asked that are still
-without an accepted answer or a close, and the ideas its people voted for.
+open (``signals.settled_questions``), and the ideas its people voted for.
 
 Every change needs ``MANAGE_CS`` on the account (``access.require_account``, so own-book
 scoping answers "not found" outside the book); reading needs ``VIEW_CS``.
@@ -31,7 +31,7 @@ from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from cs_metrics import kpis, nps
+from cs_metrics import kpis, nps, signals
 from cs_metrics.access import book_filter, require_account, require_cs
 from cs_metrics.models import (
     AccountProfile,
@@ -332,43 +332,21 @@ def _title(data: Any) -> str | None:
     return str(value)[:300] if value else None
 
 
-_SHOWN, _PENDING, _GONE = "shown", "pending", "gone"
-# What each moderation event leaves a question as (the question kind's visibility hooks):
-# submitted holds a new question for review but leaves a published one showing while its
-# edit waits; hidden ones are out of a CSM's reach until a moderator restores them.
-_REVIEW_EVENTS = {
-    "content.submitted": None,
-    "content.published": _SHOWN,
-    "content.restored": _SHOWN,
-    "content.rejected": _GONE,
-    "content.hidden": _GONE,
-    "content.removed": _GONE,
-    "content.withdrawn": _GONE,
-}
-QUESTION_KIND = "question"
-
-
-def _review_states(session: Session, org_id: int, question_ids: Sequence[int]) -> dict[int, str]:
-    """Each question's moderation state from the ``content.*`` activity (which names the
-    question by ``object_id``): shown, pending review, or gone (rejected, hidden, removed)."""
+def _awaiting_review(session: Session, org_id: int, question_ids: Sequence[int]) -> set[int]:
+    """The questions moderation holds and has never shown: submitted, not yet published."""
     object_id = Activity.data["object_id"].as_integer()
-    states: dict[int, str] = {}
-    for question_id, verb in session.execute(
-        select(object_id, Activity.verb)
+    events = (
+        select(object_id)
         .where(
             Activity.organization_id == org_id,
-            Activity.verb.in_(_REVIEW_EVENTS),
-            Activity.data["kind"].as_string() == QUESTION_KIND,
+            Activity.data["kind"].as_string() == signals.QUESTION_KIND,
             object_id.in_(question_ids),
         )
-        .order_by(Activity.occurred_at, Activity.id)
-    ):
-        after = _REVIEW_EVENTS[verb]
-        if after is None:
-            states[question_id] = _SHOWN if states.get(question_id) == _SHOWN else _PENDING
-        else:
-            states[question_id] = after
-    return states
+        .group_by(object_id)
+    )
+    shown = func.count().filter(Activity.verb.in_(signals.CONTENT_SHOWN))
+    held = func.count().filter(Activity.verb == signals.CONTENT_SUBMITTED)
+    return set(session.scalars(events.having(held > 0, shown == 0)))
 
 
 def customer_context(
@@ -376,8 +354,8 @@ def customer_context(
 ) -> CustomerContext:
     """The organization's open questions and the ideas its people voted for, newest first.
 
-    A question is open when it has no ``answer.accepted`` and its latest close event
-    (``question.closed`` / ``question.duplicate`` / ``question.reopened``) is not a close."""
+    A question is open unless ``signals.settled_questions`` says otherwise (answered, closed,
+    or refused by moderation); one moderation still holds is marked ``awaiting_review``."""
     asked = session.execute(
         select(Activity.subject_id, Activity.occurred_at, Activity.data)
         .where(
@@ -389,38 +367,16 @@ def customer_context(
         .limit(limit * 5)
     ).all()
     ids = [row.subject_id for row in asked]
-    settled: set[int] = set()
-    if ids:
-        settled.update(
-            session.scalars(
-                select(Activity.data["question_id"].as_integer()).where(
-                    Activity.verb == "answer.accepted",
-                    Activity.data["question_id"].as_integer().in_(ids),
-                )
-            )
-        )
-        latest: dict[int, str] = {}
-        for subject_id, verb in session.execute(
-            select(Activity.subject_id, Activity.verb)
-            .where(
-                Activity.verb.in_(("question.closed", "question.duplicate", "question.reopened")),
-                Activity.subject_type == "questions",
-                Activity.subject_id.in_(ids),
-            )
-            .order_by(Activity.occurred_at, Activity.id)
-        ):
-            latest[subject_id] = verb
-        settled.update(i for i, verb in latest.items() if verb != "question.reopened")
-    review = _review_states(session, org_id, ids) if ids else {}
+    settled = set(session.scalars(signals.settled_questions(among=ids))) if ids else set()
+    held = _awaiting_review(session, org_id, ids) if ids else set()
     questions: list[QuestionRef] = []
     seen: set[int] = set()
     for subject_id, occurred_at, data in asked:
-        state = review.get(subject_id, _SHOWN)  # asked before moderation named the question
-        if subject_id in settled or subject_id in seen or state == _GONE:
+        if subject_id in settled or subject_id in seen:
             continue
         seen.add(subject_id)
         questions.append(
-            QuestionRef(subject_id, _title(data), occurred_at, awaiting_review=state == _PENDING)
+            QuestionRef(subject_id, _title(data), occurred_at, awaiting_review=subject_id in held)
         )
     # The newest event of each (idea, person) says whether that vote still stands.
     latest_vote: dict[tuple[int, int], tuple[str, datetime, Any]] = {}

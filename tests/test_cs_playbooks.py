@@ -137,6 +137,35 @@ def test_account_metrics_from_every_source(session):
     assert (m["arr"], m["days_to_renewal"]) == (120000.0, 45.0)
 
 
+def test_open_questions_leave_out_closed_and_refused_ones_until_reopened_or_restored(session):
+    """The alert metric counts what a CSM's task lists (signals.settled_questions)."""
+    org = account(session)
+    member = UserFactory(organization=org)
+    moderator = staff(Role.MODERATOR)
+    earlier = DAY - timedelta(days=1)
+    for question in range(1, 7):
+        activity(session, member, org, "question.asked", subject_id=question, day=earlier)
+
+    def moderated(verb, question, day=earlier):
+        activity(session, moderator, org, verb, data={"kind": "question", "object_id": question},
+                 day=day)  # fmt: skip
+
+    activity(session, moderator, org, "question.closed", subject_id=1, day=earlier)
+    activity(session, moderator, org, "question.duplicate", subject_id=2, day=earlier)
+    activity(session, member, org, "question.reopened", subject_id=2)
+    moderated("content.rejected", 3)
+    moderated("content.hidden", 4)
+    moderated("content.restored", 4)
+    moderated("content.removed", 5)
+    moderated("content.rejected", 99)  # no such question of this account
+    activity(session, member, org, "question.reopened", subject_id=1, day=DAY + timedelta(days=2))
+    # open: 2 (reopened), 4 (restored), 6; closed 1 is reopened only after the day
+    assert playbooks.account_metrics(session, DAY)[org.id]["open_questions"] == 3.0
+    assert playbooks.account_metrics(session, DAY + timedelta(days=2))[org.id][
+        "open_questions"
+    ] == 4.0
+
+
 def test_an_account_without_data_has_unknown_metrics(session):
     org = account(session)
     m = playbooks.account_metrics(session, DAY)[org.id]
