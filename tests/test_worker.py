@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -30,6 +31,18 @@ def start_worker(env: dict[str, str], *options: str) -> subprocess.Popen:
         cwd=ROOT,
         env=env,
     )
+
+
+def wait_until_listening(app: Any, worker: subprocess.Popen, seconds: float = 60) -> None:
+    """A "within N s" clock starts when the worker answers, not when its process starts:
+    importing the app takes seconds on a loaded machine, and a task sent meanwhile waits."""
+    control = app.extensions["celery"].control
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, "the worker died"
+        if control.ping(timeout=0.5):
+            return
+    raise AssertionError(f"the worker did not answer a ping within {seconds:.0f} s")
 
 
 def worker_env(database: str, broker: str, instance: Path, **settings: str) -> dict[str, str]:
@@ -115,7 +128,7 @@ def test_search_worker_indexes_within_five_seconds_and_rebuilds_a_lost_index(tmp
             factories.bind(db.session())
             writer = factories.staff(Role.VENDOR_ADMIN)
             db.session.commit()
-            time.sleep(2)  # let the worker connect before the clock starts
+            wait_until_listening(app, worker)
             article = kb.create_article(
                 db.session,
                 writer,
