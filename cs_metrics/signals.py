@@ -95,9 +95,11 @@ def settled_questions(
     accepted = select(question_id.label("id")).where(
         Activity.verb == ANSWER_ACCEPTED, before_end(Activity), question_id.is_not(None)
     )
+    # No NULL ids in any branch: one would make every ``NOT IN`` over this union unknown.
     closed = select(Activity.subject_id.label("id")).where(
         Activity.verb.in_(QUESTION_CLOSED),
         Activity.subject_type == "questions",
+        Activity.subject_id.is_not(None),
         before_end(Activity),
         ~exists().where(
             later.verb == QUESTION_REOPENED,
@@ -110,6 +112,7 @@ def settled_questions(
     gone = select(object_id.label("id")).where(
         Activity.verb.in_(CONTENT_GONE),
         Activity.data["kind"].as_string() == QUESTION_KIND,
+        object_id.is_not(None),  # logged before content.* events named their object
         before_end(Activity),
         ~exists().where(  # moderation logs an item under its organization: that index range
             later.organization_id == Activity.organization_id,
