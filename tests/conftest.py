@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,9 +227,12 @@ def client(app: Flask, session: Session) -> FlaskClient:
 
 def login(client: FlaskClient, user: Any) -> FlaskClient:
     """Sign ``user`` in on ``client`` without a password round trip."""
+    from portal.core.sessions import SEEN_AT, SIGNED_IN_AT
+
     with client.session_transaction() as flask_session:
         flask_session["_user_id"] = str(user.id)
         flask_session["_fresh"] = True
+        flask_session[SIGNED_IN_AT] = flask_session[SEEN_AT] = time.time()  # as a sign-in sets
     return client
 
 

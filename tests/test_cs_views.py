@@ -30,6 +30,7 @@ from portal.accounts.service import create_api_token
 from portal.core.activity import Activity
 from portal.core.db import utcnow
 from portal.core.identity import Role
+from portal.core.sessions import SEEN_AT
 from tests import cs_factories
 from tests.conftest import count_statements, login
 from tests.cs_factories import AccountFactory, NpsFactory, SnapshotFactory
@@ -456,7 +457,11 @@ def test_import_runs_and_the_job_page_reports_progress(client, session, csm):
     response = upload(client, ACCOUNTS)
     assert response.status_code == 302
     job_url = response.headers["Location"]
-    status = client.get(job_url + "/status.json").get_json()
+    with client.session_transaction() as flask_session:  # a page would refresh last-seen
+        flask_session[SEEN_AT] -= 120
+    polled = client.get(job_url + "/status.json")
+    assert "Set-Cookie" not in polled.headers  # a poll beside a form post must not undo it
+    status = polled.get_json()
     assert status["status"] == "done" and status["finished"] and status["percent"] == 100
     assert status["rows_done"] == 2
     page = client.get(job_url).get_data(as_text=True)

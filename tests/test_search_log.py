@@ -253,25 +253,30 @@ def test_searches_are_logged_outside_a_test_transaction(tmp_root, store):
     app.extensions["cocreate_engine"].dispose()
 
 
-def test_as_you_type_requests_do_not_rewrite_the_session_cookie_each_time(
+def test_background_requests_never_rewrite_the_session_cookie(
     client, session, indexed, monkeypatch
 ):
     """A suggestion answered after a form was posted must not send back the session as it was
-    before the post (its flashed "awaiting review" message was lost): within a minute, only
-    the first request of a search session writes the cookie."""
+    before the post (its flashed "awaiting review" message was lost): as-you-type requests and
+    result clicks never write the cookie, however much time passes, and the search session
+    they log is the one the search page then stores."""
     from portal.search import views
 
     login(client, UserFactory())
     clock = [utcnow().timestamp()]
     monkeypatch.setattr(views, "utcnow", lambda: datetime.fromtimestamp(clock[0], tz=UTC))
-    first = client.get("/search/suggest?q=ren")
-    assert "session=" in first.headers.get("Set-Cookie", "")  # the visit's key is new
-    for typed in ("rene", "renew", "renewal"):
+    for typed in ("ren", "rene", "renew", "renewal"):
         clock[0] += 5
         answer = client.get(f"/search/suggest?q={typed}")
         assert answer.status_code == 200 and "Set-Cookie" not in answer.headers
-    clock[0] += 61
-    assert "session=" in client.get("/search/suggest?q=renewal c").headers.get("Set-Cookie", "")
+    clock[0] += 3 * 3600  # past the visit's idle time and the last-seen resolution
+    answer = client.get("/search/suggest?q=renewal c")
+    assert "Set-Cookie" not in answer.headers
+    click = client.post("/search/click", json={"log_id": answer.get_json()["log_id"],
+                                               "kind": KIND, "id": 1})  # fmt: skip
+    assert click.status_code == 204 and "Set-Cookie" not in click.headers
+    page = client.get("/search?q=renewal")
+    assert "session=" in page.headers.get("Set-Cookie", "")  # a page stores the visit's key
     keys = {e.session_key for e in entries(session)}
     assert len(keys) == 1 and "" not in keys  # one search session throughout
 

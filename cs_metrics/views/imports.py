@@ -29,6 +29,7 @@ from portal.core.db import db
 from portal.core.errors import NotFound
 from portal.core.identity import User
 from portal.core.permissions import Action, can
+from portal.core.sessions import background
 from portal.core.web import Form, render_form, submit
 
 nav_item("cs.imports", _l("Imports"), Action.MANAGE_CS)
@@ -320,6 +321,7 @@ def import_job(job_id: int) -> str:
 
 @bp.route("/imports/<int:job_id>/status.json")
 @login_required
+@background
 def import_status(job_id: int) -> Response:
     require_cs(_user())
     response = jsonify(progress(_job(job_id)))

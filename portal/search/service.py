@@ -9,6 +9,7 @@ import functools
 import hashlib
 import hmac
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -160,14 +161,21 @@ def _same_burst(before: str, after: str) -> bool:
 
 
 def record_click(
-    session: Session, user: User | None, session_key: str, log_id: int, kind: str, object_id: int
+    session: Session,
+    user: User | None,
+    session_keys: Collection[str],
+    log_id: int,
+    kind: str,
+    object_id: int,
 ) -> SearchLogEntry:
-    """Remember which result a search led to (the first click of an entry counts)."""
+    """Remember which result a search led to (the first click of an entry counts). Only a
+    search of the clicker's own visit counts: one logged under one of ``session_keys``."""
     if kind not in sources():
         raise DomainError(_("Unknown kind."), field="kind")
     entry = session.get(SearchLogEntry, log_id)
-    if entry is None or not session_key or entry.session_key != session_key:
+    if entry is None or not entry.session_key or entry.session_key not in session_keys:
         raise NotFound(_("No such search."))
+    session_key = entry.session_key
     actor = _actor(user)
     if entry.clicked_at is None:
         entry.clicked_kind, entry.clicked_id, entry.clicked_at = kind, object_id, utcnow()

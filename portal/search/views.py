@@ -16,7 +16,7 @@ from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args
 from portal.core.permissions import Action, permission_required
-from portal.core.sessions import SEEN_RESOLUTION, SIGNED_IN_AT
+from portal.core.sessions import SEEN_RESOLUTION, SIGNED_IN_AT, background
 from portal.core.web import best_effort
 from portal.search import index, query, service
 from portal.search.registry import sources
@@ -33,7 +33,9 @@ _KEY, _KEY_AT = "search_session", "search_session_at"
 
 def search_session_key() -> str:
     """The visit's search-session key, kept in the Flask session for signed-in users (anonymous
-    pages stay cookie-free, so their searches are logged without one)."""
+    pages stay cookie-free, so their searches are logged without one). Background requests
+    (suggestions, clicks) derive it without storing it (``sessions.background``): derived from
+    what the cookie holds, it is the same for each of them and for the page that stores it."""
     if not current_user.is_authenticated:
         return ""
     now = utcnow().timestamp()
@@ -46,9 +48,7 @@ def search_session_key() -> str:
         session[_KEY] = key
         session[_KEY_AT] = now
     elif now - last >= SEEN_RESOLUTION:
-        # At most once a minute, as the sign-in's last-seen time: a session written by every
-        # as-you-type request sent a cookie with each, and a late one undid what the form
-        # posted meanwhile had put there (its "awaiting review" message was lost).
+        # At most once a minute, as the sign-in's last-seen time: fewer cookies to send.
         session[_KEY_AT] = now
     return key
 
@@ -115,6 +115,7 @@ def _results_section(text: str, found: query.SearchResults, picked: query.Filter
 
 
 @bp.route("/search/suggest")
+@background
 def suggest() -> Response:
     text = request.args.get("q", "")[:200]
     source = "ask" if request.args.get("source") == "ask" else "suggest"
@@ -147,6 +148,7 @@ def suggest() -> Response:
 
 
 @bp.route("/search/click", methods=["POST"])
+@background
 def click() -> Response:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
@@ -160,10 +162,13 @@ def click() -> Response:
     kind = data.get("kind")
     if not isinstance(kind, str):
         raise DomainError(_("Send a kind."), field="kind")
+    # The visit's key as suggestions derive it (they never store it), or the one a search
+    # page stored: a click on either's results counts.
+    keys = (search_session_key(), session.get(_KEY, "")) if current_user.is_authenticated else ()
     service.record_click(
         db.session,
         _viewer(),
-        session.get(_KEY, "") if current_user.is_authenticated else "",
+        keys,
         numbers["log_id"],
         kind,
         numbers["id"],
