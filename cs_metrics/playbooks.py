@@ -744,6 +744,15 @@ def display_name(rule: AlertRule) -> str:
     return rule.name
 
 
+def display_label(name: str) -> str:
+    """A rule name as stored earlier (in a task's title) in the reader's language when it is a
+    shipped rule's English name; any other name as it is."""
+    for default in DEFAULT_RULES:
+        if name == _english(default.name):
+            return str(default.name)
+    return name
+
+
 def ensure_default_rules(session: Session) -> int:
     """Add the shipped rules that are missing (by ``key``); never changes edited ones."""
     have = set(session.scalars(select(AlertRule.key).where(AlertRule.key.is_not(None))))

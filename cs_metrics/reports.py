@@ -20,7 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, asc, desc, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from cs_metrics import clv, nps, service
+from cs_metrics import clv, nps, playbooks, service
 from cs_metrics.access import book_filter, require_account
 from cs_metrics.health import Band
 from cs_metrics.models import (
@@ -501,11 +501,10 @@ def account_overview(
     )
     rule_ids = {a.rule_id for a in alerts if a.rule_id is not None}
     rules = (
-        dict(
-            session.execute(
-                select(AlertRule.id, AlertRule.name).where(AlertRule.id.in_(rule_ids))
-            ).all()
-        )
+        {
+            rule.id: playbooks.display_name(rule)
+            for rule in session.scalars(select(AlertRule).where(AlertRule.id.in_(rule_ids)))
+        }
         if rule_ids
         else {}
     )

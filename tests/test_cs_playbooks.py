@@ -638,3 +638,23 @@ def test_rule_pages_show_action_labels_and_readable_metric_values(client, sessio
     assert "任务, 通知, 标签 (at-risk)" in history and "task," not in history
     assert "<code>arr</code>=120,000" in history  # what the firing saw, rounded
     assert "<code>band_changed</code>=是" in client.get("/cs/alerts").text
+
+
+def test_account_page_names_a_shipped_rule_and_its_task_in_the_readers_language(
+    client, session, csm
+):
+    default_rule(session, "health_change")
+    org = account(session, csm=csm)
+    _health(session, org, True)
+    playbooks.evaluate_rules(session, DAY)
+    login(client, csm)
+    page = client.get(f"/cs/accounts/{org.id}", headers={"Accept-Language": "en"}).text
+    assert f"Health band change or a 15-point drop: {org.name}</a>" in page
+    csm.locale = "zh_CN"
+    session.flush()
+    page = client.get(f"/cs/accounts/{org.id}").text
+    alerts = page.split('id="alerts"')[1].split("</section>")[0]
+    tasks = page.split('id="tasks"')[1].split("</section>")[0]
+    assert "健康等级变化或下降 15 分" in alerts and "Health band" not in alerts
+    assert f"健康等级变化或下降 15 分：{org.name}</a>" in tasks and "Health band" not in tasks
+    assert f"健康等级变化或下降 15 分：{org.name}" in client.get("/cs/tasks?scope=book").text

@@ -307,6 +307,7 @@ def _account_page(org_id: int, form: OverrideForm | None = None) -> tuple[str, i
         band_labels=BAND_LABELS,
         component_label=component_label,
         alert_label=alert_label,
+        task_label=labels.task_label,
         labels=labels,
     )
 

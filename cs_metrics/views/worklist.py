@@ -29,7 +29,7 @@ from cs_metrics.models import (
     TaskStatus,
 )
 from cs_metrics.views import bp, nav_item
-from cs_metrics.views.labels import DEPARTMENTS, IMPROVEMENT_STATUSES
+from cs_metrics.views.labels import DEPARTMENTS, IMPROVEMENT_STATUSES, task_label
 from portal.core.db import db
 from portal.core.identity import Organization, Role
 from portal.core.pagination import clamp_page_args, paginate
@@ -157,16 +157,6 @@ def _arg_int(name: str) -> int | None:
 def _choice(name: str, allowed: Any, default: str | None) -> str | None:
     value = request.args.get(name) or default
     return value if value in allowed else default
-
-
-def task_label(kind: str, organization: str, details: dict[str, Any] | None, title: str) -> str:
-    """What a task is about, in the reader's language (the stored title is for exports)."""
-    score = (details or {}).get("score")
-    if kind == TaskKind.CLOSE_THE_LOOP:
-        return _("Call back %(org)s: NPS %(score)s", org=organization, score=score)
-    if kind == TaskKind.REFERRAL_ASK:
-        return _("Ask %(org)s for a referral: NPS %(score)s", org=organization, score=score)
-    return title
 
 
 # --------------------------------------------------------------------------------------------
