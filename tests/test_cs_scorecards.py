@@ -610,3 +610,17 @@ def test_the_significance_of_an_nps_change_is_said_in_words(client, session, csm
     assert "Not significant (p = 1.000): the change could be chance." in same
     empty = client.get("/cs/nps?kind=month&month=2025-03").get_data(as_text=True)
     assert "Not enough responses in one of the periods to tell." in empty
+
+
+def test_scorecard_counts_one_promoter_in_the_singular(client, session, csm):
+    org = account(csm)
+    responses(org, date(2026, 3, 5), promoters=1, detractors=2)
+    login(client, csm)
+    html = client.get(
+        "/cs/scorecard?kind=month&month=2026-03", headers={"Accept-Language": "en"}
+    ).get_data(as_text=True)
+    assert "1 promoter in the period" in html and "1 promoters" not in html
+    csm.locale = "zh_CN"
+    session.flush()
+    html = client.get("/cs/scorecard?kind=month&month=2026-03").get_data(as_text=True)
+    assert "本期推荐者 1 名" in html

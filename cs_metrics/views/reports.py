@@ -9,6 +9,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 from wtforms import SelectField, StringField
@@ -137,7 +138,11 @@ def _kpi_rows(card: scorecards.CsmCard) -> list[dict[str, Any]]:
                 words=significance_words(kpi.actual, d["p_value"]),  # type: ignore[arg-type]
             )
         else:
-            note = _("%(promoters)s promoters in the period", promoters=d["promoters"])
+            note = ngettext(
+                "%(num)d promoter in the period",
+                "%(num)d promoters in the period",
+                d["promoters"],
+            )
         rows.append(
             {
                 "code": kpi.code,
