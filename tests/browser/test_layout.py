@@ -7,13 +7,15 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
 
+from portal.accounts import service
 from portal.core.db import db
-from portal.core.identity import Organization, OrgKind, Role
-from tests.browser.helpers import make_user, sign_in
+from portal.core.identity import Organization, OrgKind, Role, User
+from tests.browser.helpers import make_org, make_user, sign_in
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1366, "height": 900}
 
 
 def _vendor(app: Flask) -> int:
@@ -37,3 +39,31 @@ def test_charts_keep_readable_labels_on_a_phone(live_app: Flask, page: Page) -> 
     # the chart scrolls inside its figure; the page itself does not scroll sideways
     assert chart.evaluate("f => f.scrollWidth > f.clientWidth")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_reject_button_sits_beside_its_reason_in_the_review_queue(
+    live_app: Flask, page: Page
+) -> None:
+    org_id = make_org(live_app, "Acme Analytics", "acme")
+    author_id = make_user(live_app, org_id, "nora@acme.example", "Nora New")
+    make_user(live_app, _vendor(live_app), "mona@cocreate.example", "Mona M", Role.MODERATOR)
+    with live_app.app_context():
+        author = db.session.get(User, author_id)
+        assert author is not None
+        saved = service.update_about(db.session, author, "I build sales dashboards.")
+        assert saved == service.AboutSaved.AWAITING_REVIEW
+        db.session.commit()
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        if viewport is DESKTOP:
+            sign_in(page, "mona@cocreate.example")
+        page.goto("/moderation/queue")
+        form = page.locator("article.mod-item form.mod-reject")
+        expect(form.get_by_role("button", name="Reject")).to_be_visible()
+        # one row: the button's top is the field's, not below it
+        reason_top, button_top = form.evaluate(
+            "f => [f.querySelector('.mod-reason'), f.querySelector('button')]"
+            ".map(e => e.getBoundingClientRect().top)"
+        )
+        assert abs(reason_top - button_top) < 2
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
