@@ -67,3 +67,16 @@ def test_reject_button_sits_beside_its_reason_in_the_review_queue(
         )
         assert abs(reason_top - button_top) < 2
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+
+
+def test_profile_labels_are_not_broken_mid_word_on_a_phone(live_app: Flask, page: Page) -> None:
+    make_user(live_app, make_org(live_app, "Acme Analytics", "acme"), "nora@acme.example", "Nora")
+    page.set_viewport_size(PHONE)
+    sign_in(page, "nora@acme.example")
+    page.goto("/profile")
+    heights = page.locator("main dl dt").evaluate_all(
+        "ts => ts.map(t => [t.textContent, t.getBoundingClientRect().height])"
+    )
+    one_line = min(height for _label, height in heights)
+    assert ["Organization", one_line] in [[label, height] for label, height in heights]
+    assert all(height == one_line for _label, height in heights), heights
