@@ -3,10 +3,13 @@ desktop's (1366 px), in a real Chromium against the live server."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
 
+from cs_metrics.models import AccountProfile, CsTask, TaskKind
 from portal.accounts import service
 from portal.core.db import db
 from portal.core.identity import Organization, OrgKind, Role, User
@@ -80,3 +83,38 @@ def test_profile_labels_are_not_broken_mid_word_on_a_phone(live_app: Flask, page
     one_line = min(height for _label, height in heights)
     assert ["Organization", one_line] in [[label, height] for label, height in heights]
     assert all(height == one_line for _label, height in heights), heights
+
+
+def test_task_list_words_do_not_break_letter_by_letter_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    csm_id = make_user(
+        live_app, _vendor(live_app), "casey@cocreate.example", "Casey", Role.CSM, locale="zh_CN"
+    )
+    org_id = make_org(live_app, "Globex Retail", "globex")
+    with live_app.app_context():
+        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
+        db.session.add(
+            CsTask(organization_id=org_id, assignee_id=csm_id, kind=TaskKind.CLOSE_THE_LOOP,
+                   title="Close the loop: NPS 3", details={"score": 3},
+                   due_on=date.today() - timedelta(days=3))
+        )  # fmt: skip
+        db.session.commit()
+    page.set_viewport_size(PHONE)
+    sign_in(page, "casey@cocreate.example")
+    page.goto("/cs/tasks")
+    table = page.get_by_test_id("tasks")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    lines = table.evaluate(
+        """t => {
+          const line = parseFloat(getComputedStyle(t.querySelector('td')).lineHeight);
+          const cells = [...t.querySelectorAll('thead th'), t.querySelector('tbody td:nth-child(2)'),
+                         t.querySelector('tbody td:nth-child(6)'),
+                         t.querySelector('tbody td:nth-child(5) span')];
+          const height = c => { const r = document.createRange(); r.selectNodeContents(c);
+                                return r.getBoundingClientRect().height; };
+          return cells.map(c => [c.textContent, Math.round(height(c) / line)]);
+        }"""
+    )
+    assert [label for label, n in lines if n > 1] == [], lines  # "状态", "闭环回访", the due day
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
