@@ -857,3 +857,12 @@ def test_account_page_shows_labels_not_codes_in_both_languages(client, session, 
     page = client.get(f"/cs/accounts/{org.id}").text
     assert ">关键</span>" in page and ">支持</span>" in page and "进行中" in page
     assert "· 决策者" in page and "decision_maker" not in page
+
+
+def test_health_model_weight_share_column_is_a_proportion_in_chinese(client, session, admin):
+    admin.locale = "zh_CN"
+    session.flush()
+    login(client, admin)
+    page = client.get("/cs/health-model").get_data(as_text=True)
+    header = page.split("<thead>")[1].split("</thead>")[0]
+    assert ">占比</th>" in header and "分享" not in header  # "Share" as in 20%, not "to share"
