@@ -8,8 +8,10 @@ from datetime import date, timedelta
 import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
-from cs_metrics.models import AccountProfile, CsTask, TaskKind
+from cs_metrics import playbooks
+from cs_metrics.models import AccountProfile, AlertRule, CsTask, HealthAlert, TaskKind
 from portal.accounts import service
 from portal.core.db import db
 from portal.core.identity import Organization, OrgKind, Role, User
@@ -117,4 +119,33 @@ def test_task_list_words_do_not_break_letter_by_letter_on_a_phone(
         }"""
     )
     assert [label for label, n in lines if n > 1] == [], lines  # "状态", "闭环回访", the due day
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_alert_rule_names_keep_a_readable_width_on_a_phone(live_app: Flask, page: Page) -> None:
+    csm_id = make_user(
+        live_app, _vendor(live_app), "casey@cocreate.example", "Casey", Role.CSM, locale="zh_CN"
+    )
+    org_id = make_org(live_app, "Initech Finance", "initech")
+    with live_app.app_context():
+        playbooks.ensure_default_rules(db.session)
+        rule = db.session.scalar(
+            select(AlertRule).where(AlertRule.key == "usage_or_purchases_down")
+        )
+        assert rule is not None
+        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
+        metrics = {"purchases_down_two_months": False, "usage_down_two_months": True}
+        db.session.add(
+            HealthAlert(organization_id=org_id, kind=playbooks.rule_kind(rule.id),
+                        rule_id=rule.id, day=date.today(), severity="warning",
+                        details={"metrics": metrics})
+        )  # fmt: skip
+        db.session.commit()
+    page.set_viewport_size(PHONE)
+    sign_in(page, "casey@cocreate.example")
+    page.goto("/cs/alerts")
+    link = page.locator("tr.cs-alert td a").first
+    expect(link).to_have_text("使用量或购买连续两个月下降")
+    box = link.bounding_box()
+    assert box is not None and box["width"] >= 120  # a few words a line, not one character
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
