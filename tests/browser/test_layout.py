@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from cs_metrics import playbooks
-from cs_metrics.models import AccountProfile, AlertRule, CsTask, HealthAlert, TaskKind
+from cs_metrics.models import AccountProfile, AlertRule, CsTask, HealthAlert, ImportJob, TaskKind
 from portal.accounts import service
 from portal.core.db import db
 from portal.core.identity import Organization, OrgKind, Role, User
@@ -148,4 +148,34 @@ def test_alert_rule_names_keep_a_readable_width_on_a_phone(live_app: Flask, page
     expect(link).to_have_text("使用量或购买连续两个月下降")
     box = link.bounding_box()
     assert box is not None and box["width"] >= 120  # a few words a line, not one character
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_import_list_words_do_not_break_letter_by_letter_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    csm_id = make_user(
+        live_app, _vendor(live_app), "casey@cocreate.example", "Casey", Role.CSM, locale="zh_CN"
+    )
+    with live_app.app_context():
+        db.session.add(
+            ImportJob(kind="usage", filename="usage.csv", status="done", rows_total=520,
+                      rows_valid=520, rows_done=520, created_by_id=csm_id)
+        )  # fmt: skip
+        db.session.commit()
+    page.set_viewport_size(PHONE)
+    sign_in(page, "casey@cocreate.example")
+    page.goto("/cs/imports")
+    table = page.locator("#jobs")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    lines = table.evaluate(
+        """t => {
+          const line = parseFloat(getComputedStyle(t.querySelector('td')).lineHeight);
+          const height = c => { const r = document.createRange(); r.selectNodeContents(c);
+                                return r.getBoundingClientRect().height; };
+          return [...t.querySelectorAll('thead th, tbody td')]
+            .map(c => [c.textContent.trim(), Math.round(height(c) / line)]);
+        }"""
+    )
+    assert [label for label, n in lines if n > 1] == [], lines  # "使用事件", "已完成", "行数"
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
