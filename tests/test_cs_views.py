@@ -279,6 +279,16 @@ def test_account_page_explains_the_score_and_shows_everything_about_the_account(
     assert page.count("<svg") >= 1  # the trend chart
     components_csv = rows_of(client.get(f"/cs/accounts/{org.id}/components.csv"))
     assert components_csv[1][:5] == ["usage_trend", "-38.0", "20.0", "40.0", "10.0"]
+    # the timeline says what people did in words, the CSV keeps the code beside them
+    assert '<span title="idea.voted">Voted for an idea</span>' in page
+    timeline = rows_of(client.get(f"/cs/accounts/{org.id}/timeline.csv"))
+    assert timeline[0][2:] == ["Activity", "Code"]
+    assert ["Cora Customer", "Downloaded a template", "template.downloaded"] in [
+        row[1:] for row in timeline
+    ]
+    csm.locale = "zh_CN"
+    session.flush()
+    assert ">为想法投票</span>" in client.get(f"/cs/accounts/{org.id}").get_data(as_text=True)
 
 
 def test_trend_chart_marks_model_changes(client, session, csm):

@@ -395,8 +395,11 @@ def account_export(org_id: int, table: str) -> Response:
         rows = [(r.responded_at, r.score, r.contact_email, r.comment, r.source)
                 for r in o.nps_responses]  # fmt: skip
     elif table == "timeline":
-        header = [_("When"), _("Who"), _("Activity")]
-        rows = [(a.occurred_at, u.display_name if u else "", a.verb) for a, u in o.timeline]
+        header = [_("When"), _("Who"), _("Activity"), _("Code")]
+        rows = [
+            (a.occurred_at, u.display_name if u else "", labels.activity_label(a.verb), a.verb)
+            for a, u in o.timeline
+        ]
     elif table == "alerts":
         header = [_("Day"), _("Alert"), _("Severity")]
         rows = [(a.day, alert_label(a, o.alert_rules), a.severity) for a in o.alerts]
