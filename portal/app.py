@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -297,7 +298,7 @@ def _register_response_hooks(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from flask_babel import format_datetime
+    from flask_babel import format_datetime, format_timedelta
     from flask_wtf.csrf import generate_csrf
 
     from moderation.service import is_moderator, queue_counts
@@ -351,4 +352,10 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["unread_badge"] = unread_badge
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (
         format_datetime(value, fmt) if value else ""
+    )
+    # A span of minutes in the reader's words ("2 hours", "3 天"), rounded as people say it.
+    app.jinja_env.filters["minutes"] = lambda value: (
+        format_timedelta(timedelta(minutes=value), granularity="minute")
+        if value is not None
+        else "–"
     )

@@ -665,12 +665,19 @@ def test_statistics_show_queue_decisions_and_flags(client, session, moderator):
     for author in held:
         post_about(client, author, f"text of {author.display_name}")
     ids = [item_for(session, a).id for a in held]
+    for item_id in ids[:2]:  # both waited three days
+        session.get(ModerationItem, item_id).submitted_at -= timedelta(days=3)
+    session.flush()
     login(client, moderator)
     client.post(f"/moderation/items/{ids[0]}/approve")
     client.post(f"/moderation/items/{ids[1]}/reject", data={"reason": "spam"})
     html = client.get("/moderation/stats").get_data(as_text=True)
     assert re.search(r'data-testid="stat-queue">1<', html)
     assert "50%" in html and "Mona Moderator" in html
+    assert re.search(r'title="43\d\d[.\d]*">3 days<', html)  # in words, exact on hover
+    moderator.locale = "zh_CN"
+    session.flush()
+    assert ">3天<" in client.get("/moderation/stats").get_data(as_text=True)
     customer = UserFactory()
     login(client, customer)
     assert client.get("/moderation/stats").status_code == 403
