@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from portal.accounts import service
 from portal.core.db import db
-from portal.core.identity import Organization, OrganizationDomain, Role, User
+from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role, User
 
 PASSWORD = "violet-harbor-lantern-58"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # gitignored
@@ -22,6 +22,15 @@ def make_org(app: Flask, name: str, slug: str, domain: str | None = None) -> int
         org = Organization(name=name, slug=slug)
         if domain:
             org.domains.append(OrganizationDomain(domain=domain, verified=True))
+        db.session.add(org)
+        db.session.commit()
+        return org.id
+
+
+def make_vendor_org(app: Flask) -> int:
+    """The vendor's own organization, where staff (moderators, CSMs, admins) belong."""
+    with app.app_context():
+        org = Organization(name="Cocreate Staff", slug="cocreate-staff", kind=OrgKind.VENDOR)
         db.session.add(org)
         db.session.commit()
         return org.id

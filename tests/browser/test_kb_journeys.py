@@ -10,21 +10,12 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from portal.core.db import db
-from portal.core.identity import Organization, OrgKind, Role
-from tests.browser.helpers import make_org, make_user, sign_in
+from portal.core.identity import Role
+from tests.browser.helpers import make_org, make_user, make_vendor_org, sign_in
 
 pytestmark = pytest.mark.browser
 
 NewContext = Callable[[], BrowserContext]
-
-
-def make_vendor_org(app) -> int:  # noqa: ANN001
-    with app.app_context():
-        org = Organization(name="Cocreate Staff", slug="cocreate-staff", kind=OrgKind.VENDOR)
-        db.session.add(org)
-        db.session.commit()
-        return org.id
 
 
 def signed_in(new_context: NewContext, email: str) -> Page:

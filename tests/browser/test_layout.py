@@ -14,8 +14,8 @@ from cs_metrics import playbooks
 from cs_metrics.models import AccountProfile, AlertRule, CsTask, HealthAlert, ImportJob, TaskKind
 from portal.accounts import service
 from portal.core.db import db
-from portal.core.identity import Organization, OrgKind, Role, User
-from tests.browser.helpers import make_org, make_user, sign_in
+from portal.core.identity import Role, User
+from tests.browser.helpers import make_org, make_user, make_vendor_org, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -23,16 +23,8 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 
 
-def _vendor(app: Flask) -> int:
-    with app.app_context():
-        org = Organization(name="Cocreate Staff", slug="staff", kind=OrgKind.VENDOR)
-        db.session.add(org)
-        db.session.commit()
-        return org.id
-
-
 def test_charts_keep_readable_labels_on_a_phone(live_app: Flask, page: Page) -> None:
-    make_user(live_app, _vendor(live_app), "casey@cocreate.example", "Casey CSM", Role.CSM)
+    make_user(live_app, make_vendor_org(live_app), "casey@cocreate.example", "Casey CSM", Role.CSM)
     page.set_viewport_size(PHONE)
     sign_in(page, "casey@cocreate.example")
     page.goto("/cs/")
@@ -51,7 +43,9 @@ def test_reject_button_sits_beside_its_reason_in_the_review_queue(
 ) -> None:
     org_id = make_org(live_app, "Acme Analytics", "acme")
     author_id = make_user(live_app, org_id, "nora@acme.example", "Nora New")
-    make_user(live_app, _vendor(live_app), "mona@cocreate.example", "Mona M", Role.MODERATOR)
+    make_user(
+        live_app, make_vendor_org(live_app), "mona@cocreate.example", "Mona M", Role.MODERATOR
+    )
     with live_app.app_context():
         author = db.session.get(User, author_id)
         assert author is not None
@@ -91,7 +85,12 @@ def test_task_list_words_do_not_break_letter_by_letter_on_a_phone(
     live_app: Flask, page: Page
 ) -> None:
     csm_id = make_user(
-        live_app, _vendor(live_app), "casey@cocreate.example", "Casey", Role.CSM, locale="zh_CN"
+        live_app,
+        make_vendor_org(live_app),
+        "casey@cocreate.example",
+        "Casey",
+        Role.CSM,
+        locale="zh_CN",
     )
     org_id = make_org(live_app, "Globex Retail", "globex")
     with live_app.app_context():
@@ -124,7 +123,12 @@ def test_task_list_words_do_not_break_letter_by_letter_on_a_phone(
 
 def test_alert_rule_names_keep_a_readable_width_on_a_phone(live_app: Flask, page: Page) -> None:
     csm_id = make_user(
-        live_app, _vendor(live_app), "casey@cocreate.example", "Casey", Role.CSM, locale="zh_CN"
+        live_app,
+        make_vendor_org(live_app),
+        "casey@cocreate.example",
+        "Casey",
+        Role.CSM,
+        locale="zh_CN",
     )
     org_id = make_org(live_app, "Initech Finance", "initech")
     with live_app.app_context():
@@ -155,7 +159,12 @@ def test_import_list_words_do_not_break_letter_by_letter_on_a_phone(
     live_app: Flask, page: Page
 ) -> None:
     csm_id = make_user(
-        live_app, _vendor(live_app), "casey@cocreate.example", "Casey", Role.CSM, locale="zh_CN"
+        live_app,
+        make_vendor_org(live_app),
+        "casey@cocreate.example",
+        "Casey",
+        Role.CSM,
+        locale="zh_CN",
     )
     with live_app.app_context():
         db.session.add(

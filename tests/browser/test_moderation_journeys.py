@@ -18,22 +18,14 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from moderation.models import ModerationSetting
 from portal.core.db import db
-from portal.core.identity import Organization, OrgKind, Role, User
-from tests.browser.helpers import load_user, make_org, make_user, sign_in
+from portal.core.identity import Role, User
+from tests.browser.helpers import load_user, make_org, make_user, make_vendor_org, sign_in
 
 pytestmark = pytest.mark.browser
 
 NewContext = Callable[[], BrowserContext]
 
 # --- test data ----------------------------------------------------------------------------
-
-
-def make_vendor_org(app: Flask) -> int:
-    with app.app_context():
-        org = Organization(name="Cocreate Staff", slug="cocreate-staff", kind=OrgKind.VENDOR)
-        db.session.add(org)
-        db.session.commit()
-        return org.id
 
 
 def make_moderator(app: Flask) -> int:
