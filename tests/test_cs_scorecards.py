@@ -198,6 +198,21 @@ def test_a_large_but_insignificant_nps_change_is_not_met(session, csm):
     assert not nps_kpi.details["significant"] and not nps_kpi.met
 
 
+def test_the_scorecard_says_why_a_change_above_target_is_not_met(client, session, csm):
+    org = account(csm)
+    responses(org, date(2026, 2, 10), promoters=1, passives=1, detractors=1)  # NPS 0
+    responses(org, date(2026, 3, 10), promoters=2, passives=1, detractors=1)  # NPS 25
+    login(client, csm)
+    html = client.get(
+        "/cs/scorecard?kind=month&month=2026-03", headers={"Accept-Language": "en"}
+    ).get_data(as_text=True)
+    assert html.count('data-testid="not-significant"') == 1  # the NPS change, not referrals
+    assert "Not met: not significant" in html
+    responses(org, date(2026, 3, 12), promoters=0, detractors=3)  # now below target: plain
+    html = client.get("/cs/scorecard?kind=month&month=2026-03").get_data(as_text=True)
+    assert 'data-testid="not-significant"' not in html and "Not met" in html
+
+
 def test_targets_per_csm_override_the_default_row_and_the_built_in_default(
     session, csm, admin, vendor
 ):

@@ -153,6 +153,13 @@ def _kpi_rows(card: scorecards.CsmCard) -> list[dict[str, Any]]:
                 "attainment": _pct(kpi.attainment),
                 "attainment_value": kpi.attainment,
                 "met": kpi.met,
+                # above its target but not significant: "not met" alone reads as a contradiction
+                "not_significant": (
+                    not kpi.met
+                    and kpi.details.get("significant") is False
+                    and kpi.actual is not None
+                    and kpi.actual >= kpi.target
+                ),
                 "note": note,
                 "source": SOURCE_LABELS[card.target_sources[kpi.code]],
             }
