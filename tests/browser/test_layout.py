@@ -4,10 +4,11 @@ desktop's (1366 px), in a real Chromium against the live server."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 
 from cs_metrics import playbooks
@@ -21,6 +22,27 @@ pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
+
+
+def chinese_csm(app: Flask) -> int:
+    """Casey, a CSM of the vendor who reads the portal in Chinese."""
+    return make_user(
+        app, make_vendor_org(app), "casey@cocreate.example", "Casey", Role.CSM, locale="zh_CN"
+    )
+
+
+def lines_per_cell(table: Locator, cells: str) -> list[list[Any]]:
+    """Each matching cell's text and how many lines of the table's text it takes."""
+    return table.evaluate(
+        """(t, cells) => {
+          const line = parseFloat(getComputedStyle(t.querySelector('td')).lineHeight);
+          const height = c => { const r = document.createRange(); r.selectNodeContents(c);
+                                return r.getBoundingClientRect().height; };
+          return [...t.querySelectorAll(cells)]
+            .map(c => [c.textContent.trim(), Math.round(height(c) / line)]);
+        }""",
+        cells,
+    )
 
 
 def test_charts_keep_readable_labels_on_a_phone(live_app: Flask, page: Page) -> None:
@@ -84,14 +106,7 @@ def test_profile_labels_are_not_broken_mid_word_on_a_phone(live_app: Flask, page
 def test_task_list_words_do_not_break_letter_by_letter_on_a_phone(
     live_app: Flask, page: Page
 ) -> None:
-    csm_id = make_user(
-        live_app,
-        make_vendor_org(live_app),
-        "casey@cocreate.example",
-        "Casey",
-        Role.CSM,
-        locale="zh_CN",
-    )
+    csm_id = chinese_csm(live_app)
     org_id = make_org(live_app, "Globex Retail", "globex")
     with live_app.app_context():
         db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
@@ -106,30 +121,16 @@ def test_task_list_words_do_not_break_letter_by_letter_on_a_phone(
     page.goto("/cs/tasks")
     table = page.get_by_test_id("tasks")
     expect(table.locator("tbody tr")).to_have_count(1)
-    lines = table.evaluate(
-        """t => {
-          const line = parseFloat(getComputedStyle(t.querySelector('td')).lineHeight);
-          const cells = [...t.querySelectorAll('thead th'), t.querySelector('tbody td:nth-child(2)'),
-                         t.querySelector('tbody td:nth-child(6)'),
-                         t.querySelector('tbody td:nth-child(5) span')];
-          const height = c => { const r = document.createRange(); r.selectNodeContents(c);
-                                return r.getBoundingClientRect().height; };
-          return cells.map(c => [c.textContent, Math.round(height(c) / line)]);
-        }"""
+    lines = lines_per_cell(
+        table,
+        "thead th, tbody td:nth-child(2), tbody td:nth-child(6), tbody td:nth-child(5) span",
     )
     assert [label for label, n in lines if n > 1] == [], lines  # "状态", "闭环回访", the due day
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
 def test_alert_rule_names_keep_a_readable_width_on_a_phone(live_app: Flask, page: Page) -> None:
-    csm_id = make_user(
-        live_app,
-        make_vendor_org(live_app),
-        "casey@cocreate.example",
-        "Casey",
-        Role.CSM,
-        locale="zh_CN",
-    )
+    csm_id = chinese_csm(live_app)
     org_id = make_org(live_app, "Initech Finance", "initech")
     with live_app.app_context():
         playbooks.ensure_default_rules(db.session)
@@ -158,14 +159,7 @@ def test_alert_rule_names_keep_a_readable_width_on_a_phone(live_app: Flask, page
 def test_import_list_words_do_not_break_letter_by_letter_on_a_phone(
     live_app: Flask, page: Page
 ) -> None:
-    csm_id = make_user(
-        live_app,
-        make_vendor_org(live_app),
-        "casey@cocreate.example",
-        "Casey",
-        Role.CSM,
-        locale="zh_CN",
-    )
+    csm_id = chinese_csm(live_app)
     with live_app.app_context():
         db.session.add(
             ImportJob(kind="usage", filename="usage.csv", status="done", rows_total=520,
@@ -177,14 +171,6 @@ def test_import_list_words_do_not_break_letter_by_letter_on_a_phone(
     page.goto("/cs/imports")
     table = page.locator("#jobs")
     expect(table.locator("tbody tr")).to_have_count(1)
-    lines = table.evaluate(
-        """t => {
-          const line = parseFloat(getComputedStyle(t.querySelector('td')).lineHeight);
-          const height = c => { const r = document.createRange(); r.selectNodeContents(c);
-                                return r.getBoundingClientRect().height; };
-          return [...t.querySelectorAll('thead th, tbody td')]
-            .map(c => [c.textContent.trim(), Math.round(height(c) / line)]);
-        }"""
-    )
+    lines = lines_per_cell(table, "thead th, tbody td")
     assert [label for label, n in lines if n > 1] == [], lines  # "使用事件", "已完成", "行数"
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
