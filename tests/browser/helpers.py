@@ -69,12 +69,16 @@ def load_user(app: Flask, user_id: int | None = None, email: str | None = None) 
 
 
 def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
-    """Through the real sign-in form, in whichever language the page is in."""
+    """Through the real sign-in form, in whichever language the page is in.
+
+    Returns once the page it lands on has loaded: its scripts (menus, shortcuts) come at the end
+    of the body, after the markup the sign-out form is in."""
     page.goto("/sign-in")
     page.locator("#email").fill(email)
     page.locator("#password").fill(password)
     page.locator("main form button[type=submit]").click()
     expect(page.locator('form[action="/sign-out"]')).to_be_attached()
+    page.wait_for_load_state("load")
 
 
 def mailed_link(page: Page, recipient: str, path: str) -> str:

@@ -67,13 +67,19 @@ def write_about(page: Page, display_name: str, text: str) -> None:
 
 def open_queue(page: Page, expected_count: int) -> Locator:
     """Through the navigation's Manage menu and its Review queue link, whose badge counts what
-    waits."""
+    waits.
+
+    The menu and the queue's keys are Bootstrap's and app.js's, loaded at the end of the body:
+    a click or key press that comes before them does nothing, so each page is waited for until
+    loaded. On a busy machine the navigation's markup is there well before its scripts ran."""
     nav = page.get_by_role("navigation")
+    page.wait_for_load_state("load")
     nav.get_by_role("button", name="Manage").click()
     expect(nav.get_by_test_id("queue-count")).to_have_text(str(expected_count))
     nav.get_by_role("link", name="Review queue").click()
     expect(page).to_have_url(re.compile(r"/moderation/queue$"))
     expect(page.get_by_test_id("queue-total")).to_have_text(str(expected_count))
+    page.wait_for_load_state("load")
     return page.locator("article.mod-item")
 
 
