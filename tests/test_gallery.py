@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from moderation import service as moderation
@@ -150,6 +151,38 @@ def test_a_held_version_waits_while_the_current_one_stays(gallery, session, mode
     approve(gallery, session, moderator, service.VERSION_KIND, newer.id)
     session.refresh(template)
     assert template.latest_version == "1.1.0"
+
+
+@pytest.mark.parametrize(
+    ("product_range", "english", "chinese"),
+    [
+        (">=5.2, <6", "5.2 and later, before 6.0", "5.2 及以上，低于 6.0"),
+        ("^5.2", "5.2 and later, before 6.0", "5.2 及以上，低于 6.0"),
+        (">=5.4.1", "5.4.1 and later", "5.4.1 及以上"),
+        ("<7", "before 7.0", "低于 7.0"),
+        ("*", "any version", "任何版本"),
+    ],
+)
+def test_template_pages_say_the_product_versions_in_words(
+    gallery, client, product_range, english, chinese
+):
+    template = gallery.template(
+        data=b"a,b\n1,2\n", name="x.csv", version="1.0.0", product_range=product_range
+    )
+    viewer = member()
+    login(client, viewer)
+    page = client.get(f"/gallery/templates/{template.id}", headers={"Accept-Language": "en"})
+    assert f"Works with product versions: {english}." in page.text
+    listing = client.get("/gallery/", headers={"Accept-Language": "en"}).text
+    if product_range == "*":
+        assert "· product " not in listing
+    else:
+        assert f"product {english}" in listing
+        # The rule as the author typed it stays on the template's page, escaped.
+        assert f">{escape(product_range)}</code>" in page.text
+    login(client, member(locale="zh_CN"))
+    chinese_page = client.get(f"/gallery/templates/{template.id}").text
+    assert f"适用的产品版本：{chinese}。" in chinese_page
 
 
 def test_product_ranges_become_keys():

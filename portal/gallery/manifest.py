@@ -106,6 +106,13 @@ def version_key(parts: tuple[int, int, int]) -> int:
     return major * 1_000_000 + min(minor, 999) * 1_000 + min(patch, 999)
 
 
+def key_version(key: int) -> str:
+    """A key back as a version to read: 6000000 -> "6.0", 5004001 -> "5.4.1"."""
+    major, rest = divmod(key, 1_000_000)
+    minor, patch = divmod(rest, 1_000)
+    return f"{major}.{minor}.{patch}" if patch else f"{major}.{minor}"
+
+
 def product_key(text: str | None) -> int | None:
     """The first "N[.N[.N]]" in a free-text product version ("v5.4 LTS" -> 5.4.0)."""
     match = _PRODUCT.search(text or "")

@@ -36,11 +36,30 @@ from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args
 from portal.core.web import perform, render_form, submit
 from portal.gallery import forms, listcache, service, uploads
-from portal.gallery.manifest import manifest_schema
+from portal.gallery import manifest as manifests
 from portal.gallery.models import TemplateVersion
 from portal.gallery.storage import storage_for
 
 bp = Blueprint("gallery", __name__, url_prefix="/gallery")
+
+
+@bp.app_template_filter("product_versions")
+def product_versions(template: Any) -> str:
+    """The product versions a template works with, in words rather than as the ">=5.2, <6"
+    its author typed (pages keep that next to it for those who want the rule itself)."""
+    low, high = template.product_min, template.product_max
+    if low is not None and high is not None:
+        return _(
+            "%(low)s and later, before %(high)s",
+            low=manifests.key_version(low),
+            high=manifests.key_version(high),
+        )
+    if low is not None:
+        return _("%(low)s and later", low=manifests.key_version(low))
+    if high is not None:
+        return _("before %(high)s", high=manifests.key_version(high))
+    return _("any version")
+
 
 DOWNLOAD_CSP = "default-src 'none'; sandbox"
 MEDIA_TYPES = {
@@ -173,7 +192,9 @@ def index() -> Any:
 
 @bp.route("/manifest.schema.json")
 def manifest_json_schema() -> Response:
-    response = jsonify(manifest_schema(url_for("gallery.manifest_json_schema", _external=True)))
+    response = jsonify(
+        manifests.manifest_schema(url_for("gallery.manifest_json_schema", _external=True))
+    )
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response
 
