@@ -174,3 +174,41 @@ def test_import_list_words_do_not_break_letter_by_letter_on_a_phone(
     lines = lines_per_cell(table, "thead th, tbody td")
     assert [label for label, n in lines if n > 1] == [], lines  # "使用事件", "已完成", "行数"
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_dates_and_figures_stay_on_one_line_in_account_tables_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    csm_id = chinese_csm(live_app)
+    org_id = make_org(live_app, "Globex Retail", "globex")
+    with live_app.app_context():
+        db.session.add(
+            AccountProfile(organization_id=org_id, csm_id=csm_id, arr=1_336_000,
+                           renewal_date=date.today() + timedelta(days=40))
+        )  # fmt: skip
+        db.session.commit()
+    page.set_viewport_size(PHONE)
+    sign_in(page, "casey@cocreate.example")
+    page.goto("/cs/accounts")
+    table = page.locator("table.cs-accounts-table")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    renewal = (date.today() + timedelta(days=40)).isoformat()
+    lines = dict(lines_per_cell(table, "tbody td"))
+    assert lines[renewal] == 1 and lines["1,336,000"] == 1, lines  # not "2027-" / "02-12"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_scorecard_explanations_keep_a_readable_width_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    chinese_csm(live_app)
+    page.set_viewport_size(PHONE)
+    sign_in(page, "casey@cocreate.example")
+    page.goto("/cs/scorecard")
+    notes = page.locator("td.cs-prose")
+    expect(notes.first).to_be_visible()
+    # Squeezed to the width of the phone, a KPI's note took a line per word and its row a
+    # screen's height; it keeps about thirty characters a line and the table scrolls instead.
+    widths = [box["width"] for box in (n.bounding_box() for n in notes.all()) if box]
+    assert widths and min(widths) >= 200, widths
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
