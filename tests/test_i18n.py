@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
@@ -15,14 +16,21 @@ MAPPING = [("**.py", "python"), ("**.html", "jinja2"), ("**.txt", "jinja2")]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
 
 
-def source_messages() -> set[str]:
+@cache
+def source_messages() -> frozenset[str]:
     found = set()
     for folder in ("portal", "moderation", "cs_metrics", "templates"):
         for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT / folder, MAPPING, keywords=KEYWORDS
         ):
             found.add(message if isinstance(message, str) else message[0])
-    return found
+    return frozenset(found)
+
+
+def catalog_ids() -> set[str]:
+    with open(ROOT / "portal/translations/zh_CN/LC_MESSAGES/messages.po", "rb") as po:
+        catalog = read_po(po, locale="zh_CN")
+    return {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
 
 
 def test_every_user_facing_string_has_a_chinese_translation():
@@ -35,6 +43,13 @@ def test_every_user_facing_string_has_a_chinese_translation():
     }
     missing = sorted(source_messages() - translated)
     assert missing == [], f"{len(missing)} strings lack a zh_CN translation: {missing[:10]}"
+
+
+def test_the_catalog_keeps_no_translation_the_code_no_longer_uses():
+    # A reworded message leaves its old entry behind; translators then keep words up to date
+    # that nobody sees, and a later identical wording silently picks up the stale text.
+    stale = sorted(catalog_ids() - source_messages())
+    assert stale == [], f"{len(stale)} zh_CN entries are no longer in the code: {stale[:10]}"
 
 
 def test_language_follows_accept_language_then_switcher_then_profile(client, session):
