@@ -98,6 +98,7 @@ def test_suggest_approve_vote_plan_ship_notify_and_sort_by_risk(
     sign_in(page, "nora@acme.example")
     page.goto("/roadmap/")
     page.get_by_role("link", name="Suggest an idea").click()
+    page.wait_for_load_state("load")  # roadmap.js listens for typing once it has run
     page.get_by_label("Title").press_sequentially("Dashboard exports", delay=20)
     similar = page.locator("#similar-ideas")
     expect(similar).to_be_visible()
