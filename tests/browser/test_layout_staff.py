@@ -1,0 +1,43 @@
+"""How the staff pages (moderation, search insights, customer success) are laid out, where only a
+browser can tell: at phone width (390 px) and at a desktop's (1366 px), in a real Chromium
+against the live server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Page, expect
+
+from cs_metrics.models import AccountProfile, ImprovementItem
+from portal.core.db import db, utcnow
+from tests.browser.helpers import make_org, sign_in
+from tests.browser.test_layout import DESKTOP, PHONE, chinese_csm, lines_per_cell
+
+pytestmark = pytest.mark.browser
+
+
+def test_improvement_list_does_not_scroll_the_page_sideways_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    csm_id = chinese_csm(live_app)
+    org_id = make_org(live_app, "晨光制造", "chenguang")
+    with live_app.app_context():
+        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
+        db.session.add(
+            ImprovementItem(organization_id=org_id, department="support", csm_id=csm_id,
+                            title="Recovery plan for 晨光制造",
+                            opened_at=utcnow() - timedelta(days=3))
+        )  # fmt: skip
+        db.session.commit()
+    page.set_viewport_size(PHONE)
+    sign_in(page, "casey@cocreate.example")
+    page.goto("/cs/improvements")
+    table = page.get_by_test_id("improvements")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    # The table scrolls inside its box; the status menu's hidden label (for screen readers,
+    # absolutely positioned) used to stay where the unscrolled table put it, far to the right,
+    # and the whole page scrolled sideways to reach it.
+    assert table.evaluate("t => t.parentElement.scrollWidth > t.parentElement.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
