@@ -41,3 +41,30 @@ def test_improvement_list_does_not_scroll_the_page_sideways_on_a_phone(
     # and the whole page scrolled sideways to reach it.
     assert table.evaluate("t => t.parentElement.scrollWidth > t.parentElement.clientWidth")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_improvement_titles_and_buttons_are_not_broken_a_character_a_line(
+    live_app: Flask, page: Page
+) -> None:
+    csm_id = chinese_csm(live_app)
+    org_id = make_org(live_app, "Globex Retail", "globex")
+    with live_app.app_context():
+        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
+        db.session.add(
+            ImprovementItem(organization_id=org_id, department="engineering", csm_id=csm_id,
+                            title="Recovery plan for Globex Retail", status="closed",
+                            opened_at=utcnow() - timedelta(days=22),
+                            closed_at=utcnow() - timedelta(days=2))
+        )  # fmt: skip
+        db.session.commit()
+    sign_in(page, "casey@cocreate.example")
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        page.goto("/cs/improvements")
+        table = page.get_by_test_id("improvements")
+        expect(table.locator("tbody tr")).to_have_count(1)
+        # "更改" (Change) beside the status menu took two lines, even on a desktop
+        assert lines_per_cell(table, "tbody form button") == [["更改", 1]]
+    # on a phone the title kept a word a line: "Recovery / plan / for / Globex / Retail"
+    box = table.locator("tbody td").first.bounding_box()
+    assert box is not None and box["width"] >= 150, box
