@@ -4,13 +4,22 @@ against the live server."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
-from cs_metrics.models import AccountProfile, ImprovementItem
+from cs_metrics import playbooks
+from cs_metrics.models import (
+    AccountProfile,
+    AlertFiring,
+    AlertRule,
+    HealthAlert,
+    ImprovementItem,
+    Referral,
+)
 from portal.core.db import db, utcnow
 from tests.browser.helpers import make_org, sign_in
 from tests.browser.test_layout import DESKTOP, PHONE, chinese_csm, lines_per_cell
@@ -68,3 +77,56 @@ def test_improvement_titles_and_buttons_are_not_broken_a_character_a_line(
     # on a phone the title kept a word a line: "Recovery / plan / for / Globex / Retail"
     box = table.locator("tbody td").first.bounding_box()
     assert box is not None and box["width"] >= 150, box
+
+
+def test_alert_and_referral_lists_keep_words_whole_on_a_phone(live_app: Flask, page: Page) -> None:
+    csm_id = chinese_csm(live_app)
+    org_id = make_org(live_app, "Initech Finance", "initech")
+    with live_app.app_context():
+        playbooks.ensure_default_rules(db.session)
+        rule = db.session.scalar(
+            select(AlertRule).where(AlertRule.key == "usage_or_purchases_down")
+        )
+        assert rule is not None
+        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
+        db.session.add(
+            HealthAlert(organization_id=org_id, kind=playbooks.rule_kind(rule.id),
+                        rule_id=rule.id, day=date.today(), severity="warning",
+                        details={"metrics": {"usage_down_two_months": True}})
+        )  # fmt: skip
+        db.session.add(
+            AlertFiring(rule_id=rule.id, organization_id=org_id,
+                        metrics={"usage_down_two_months": True}, actions=[{"type": "task"}])
+        )  # fmt: skip
+        db.session.add(
+            Referral(organization_id=org_id, csm_id=csm_id, referrer_email="hui@initech.example",
+                     referred_company="Referred by Initech", status="converted",
+                     asked_at=utcnow() - timedelta(days=30), received_at=utcnow())
+        )  # fmt: skip
+        db.session.commit()
+    page.set_viewport_size(PHONE)
+    sign_in(page, "casey@cocreate.example")
+    page.goto("/cs/alerts")
+    table = page.locator("table:has(tr.cs-alert)")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    assert lines_per_cell(table, "tbody button") == [["关闭", 1]]  # not 关 / 闭
+
+    page.goto("/cs/referrals")
+    table = page.locator("main table")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    assert lines_per_cell(table, "tbody td:nth-child(4)") == [["已转化", 1]]  # not 已转 / 化
+
+    # The rules: a rule's name took four characters a line, "已启用" (enabled) and the time it
+    # last fired broke in two, even on a desktop
+    for viewport in (PHONE, DESKTOP):
+        page.set_viewport_size(viewport)
+        page.goto("/cs/rules")
+        table = page.locator("table:has(tr.cs-rule)")
+        expect(table.locator("tr.cs-rule")).to_have_count(len(playbooks.DEFAULT_RULES))
+        lines = lines_per_cell(table, "tr.cs-rule td:nth-child(n+3):nth-child(-n+6)")
+        assert [cell for cell in lines if cell[1] > 1] == [], lines
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    page.set_viewport_size(PHONE)
+    name = page.locator("tr.cs-rule td.cs-alert-rule a").first
+    box = name.bounding_box()
+    assert box is not None and box["width"] >= 120, box
