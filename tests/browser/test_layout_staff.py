@@ -5,10 +5,11 @@ against the live server."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 
 from cs_metrics import playbooks
@@ -17,7 +18,9 @@ from cs_metrics.models import (
     AlertFiring,
     AlertRule,
     HealthAlert,
+    HealthSnapshot,
     ImprovementItem,
+    NpsResponse,
     Referral,
 )
 from portal.core.db import db, utcnow
@@ -25,6 +28,16 @@ from tests.browser.helpers import make_org, sign_in
 from tests.browser.test_layout import DESKTOP, PHONE, chinese_csm, lines_per_cell
 
 pytestmark = pytest.mark.browser
+
+
+def lines_of(element: Locator) -> list[list[Any]]:
+    """Each matching element's text and how many lines it is laid out on."""
+    return element.evaluate_all(
+        """es => es.map(e => { const r = document.createRange(); r.selectNodeContents(e);
+             const tops = new Set([...r.getClientRects()].filter(b => b.width > 0)
+                                  .map(b => Math.round(b.top)));
+             return [e.textContent.trim(), tops.size]; })"""
+    )
 
 
 def test_improvement_list_does_not_scroll_the_page_sideways_on_a_phone(
@@ -130,3 +143,63 @@ def test_alert_and_referral_lists_keep_words_whole_on_a_phone(live_app: Flask, p
     name = page.locator("tr.cs-rule td.cs-alert-rule a").first
     box = name.bounding_box()
     assert box is not None and box["width"] >= 120, box
+
+
+def test_account_page_keeps_names_dates_and_quarters_whole_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    csm_id = chinese_csm(live_app)
+    org_id = make_org(live_app, "Globex Retail", "globex")
+    today = date.today()
+    component = {"weight": 10, "configured_share": 0.1, "share": 0.1, "missing": False}
+    with live_app.app_context():
+        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
+        db.session.add(
+            HealthSnapshot(organization_id=org_id, day=today, score=59.2, band="red",
+                           effective_score=59.2, effective_band="red", complete=True,
+                           model_version="default-1", components=[
+                {**component, "name": "community_engagement", "raw": 15.5, "score": 100.0,
+                 "contribution": 10.0},
+                {**component, "name": "purchase_frequency", "raw": 8.0, "score": 100.0,
+                 "contribution": 10.0},
+                {**component, "name": "usage_trend", "raw": -28.1, "score": 36.4,
+                 "contribution": 3.6},
+            ])
+        )  # fmt: skip
+        playbooks.ensure_default_rules(db.session)
+        rule = db.session.scalar(
+            select(AlertRule).where(AlertRule.key == "usage_or_purchases_down")
+        )
+        assert rule is not None
+        db.session.add(
+            HealthAlert(organization_id=org_id, kind=playbooks.rule_kind(rule.id),
+                        rule_id=rule.id, day=today, severity="warning", details={})
+        )  # fmt: skip
+        db.session.add(
+            ImprovementItem(organization_id=org_id, department="engineering", csm_id=csm_id,
+                            title="Recovery plan for Globex Retail", status="closed",
+                            closed_at=utcnow())
+        )  # fmt: skip
+        for score in (3, 6):
+            db.session.add(
+                NpsResponse(organization_id=org_id, score=score,
+                            responded_at=utcnow() - timedelta(days=2))
+            )  # fmt: skip
+        db.session.commit()
+    page.set_viewport_size(PHONE)
+    sign_in(page, "casey@cocreate.example")
+    page.goto(f"/cs/accounts/{org_id}")
+    components = page.locator("#components")
+    expect(components.locator("tbody tr")).to_have_count(3)
+    # "每位活跃用户的社区参与度" took four lines of three characters, "使用趋势（%）" three
+    lines = lines_per_cell(components, "tbody th")
+    assert [name for name, n in lines if n > 2] == [], lines
+    # at the end of a line, the open alert's day read 2026-11- / 27 and the improvement's status
+    # 已关 / 闭 (closed)
+    assert [text for text, n in lines_of(page.locator("#alerts li span.small")) if n > 1] == []
+    assert lines_of(page.locator("#improvements li span.small")) == [["已关闭", 1]]
+    # the NPS quarter read 2026- / Q4
+    quarters = page.locator("#nps table")
+    lines = lines_per_cell(quarters, "tbody td")
+    assert [text for text, n in lines if n > 1] == [], lines
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
