@@ -17,12 +17,15 @@ from cs_metrics.models import (
     AccountProfile,
     AlertFiring,
     AlertRule,
+    CsTask,
     HealthAlert,
     HealthSnapshot,
     ImprovementItem,
     NpsResponse,
     Referral,
+    TaskKind,
 )
+from portal.core.activity import Activity
 from portal.core.db import db, utcnow
 from tests.browser.helpers import make_org, sign_in
 from tests.browser.test_layout import DESKTOP, PHONE, chinese_csm, lines_per_cell
@@ -203,3 +206,50 @@ def test_account_page_keeps_names_dates_and_quarters_whole_on_a_phone(
     lines = lines_per_cell(quarters, "tbody td")
     assert [text for text, n in lines if n > 1] == [], lines
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_task_page_keeps_when_a_question_was_asked_on_one_line_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    csm_id = chinese_csm(live_app)
+    org_id = make_org(live_app, "晨光制造", "chenguang")
+    questions = (
+        "报表导出 PDF 时中文乱码怎么解决？",
+        "客户健康度评分可以自定义权重吗？",
+        "大型企业里客户成功看板应该怎么命名和管理？",
+        "大型企业里数据权限应该怎么命名和管理？",
+        "数据权限可以在不同工作区之间复制吗？",
+        "大型企业里定时报表应该怎么命名和管理？",
+    )
+    ideas = ("本地账号支持两步验证", "Embed dashboards in our intranet", "告警合并为每日摘要",
+             "SCIM user provisioning", "报表模板市场", "Webhooks for alert rules")  # fmt: skip
+    with live_app.app_context():
+        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
+        task = CsTask(organization_id=org_id, assignee_id=csm_id, kind=TaskKind.ALERT,
+                      title="Check in with 晨光制造", details={})  # fmt: skip
+        db.session.add(task)
+        for n, title in enumerate(questions):
+            db.session.add(
+                Activity(organization_id=org_id, verb="question.asked", subject_type="question",
+                         subject_id=1000 + n, data={"title": title},
+                         occurred_at=utcnow() - timedelta(days=3 + 17 * n, minutes=37 * n))
+            )  # fmt: skip
+        for n, title in enumerate(ideas):
+            db.session.add(
+                Activity(organization_id=org_id, verb="idea.voted", subject_type="idea",
+                         subject_id=2000 + n, actor_id=csm_id, data={"title": title},
+                         occurred_at=utcnow() - timedelta(days=1 + 9 * n, minutes=53 * n))
+            )  # fmt: skip
+        db.session.commit()
+        task_id = task.id
+    page.set_viewport_size(PHONE)
+    sign_in(page, "casey@cocreate.example")
+    page.goto(f"/cs/tasks/{task_id}")
+    asked = page.get_by_test_id("open-questions").locator("li span.small")
+    expect(asked).to_have_count(len(questions))
+    # at the end of a line "· 提问于 2026/11/5 17:52" wrapped, often inside 提问于 (asked) or
+    # between the day and the time
+    broken = [text for text, n in lines_of(asked) if n > 1]
+    voted = page.get_by_test_id("ideas-voted").locator("li span.small")
+    broken += [text for text, n in lines_of(voted) if n > 1]  # "· 1 位投票人 · 2026/11/27 / 19:18"
+    assert broken == []
