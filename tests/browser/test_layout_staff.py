@@ -253,3 +253,25 @@ def test_task_page_keeps_when_a_question_was_asked_on_one_line_on_a_phone(
     voted = page.get_by_test_id("ideas-voted").locator("li span.small")
     broken += [text for text, n in lines_of(voted) if n > 1]  # "· 1 位投票人 · 2026/11/27 / 19:18"
     assert broken == []
+
+
+def test_health_model_editor_shows_whole_component_names_and_steps(
+    live_app: Flask, page: Page
+) -> None:
+    chinese_csm(live_app)
+    sign_in(page, "casey@cocreate.example")
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        page.goto("/cs/health-model")
+        table = page.locator("#model-components")
+        names = table.locator('input[name="name[]"]')
+        expect(names.first).to_have_value("usage_trend")
+        # On a phone a name showed four letters ("usag") and its label three characters a
+        # line; on a desktop "community_engagem" and "0:100, 1:80, 15:50, 31:2" were cut off.
+        cut = table.locator('input[name="name[]"], input[name="steps[]"]').evaluate_all(
+            "es => es.filter(e => e.scrollWidth > e.clientWidth).map(e => e.value)"
+        )
+        assert cut == [], (viewport, cut)
+        labels = lines_per_cell(table, "td:first-child .form-text")
+        assert [label for label, n in labels if n > 1] == [], labels
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
