@@ -25,9 +25,12 @@ from cs_metrics.models import (
     Referral,
     TaskKind,
 )
+from moderation.models import ModerationItem
+from portal.accounts import service
 from portal.core.activity import Activity
 from portal.core.db import db, utcnow
-from tests.browser.helpers import make_org, sign_in
+from portal.core.identity import Role, User
+from tests.browser.helpers import make_org, make_user, make_vendor_org, sign_in
 from tests.browser.test_layout import DESKTOP, PHONE, chinese_csm, lines_per_cell
 
 pytestmark = pytest.mark.browser
@@ -274,4 +277,31 @@ def test_health_model_editor_shows_whole_component_names_and_steps(
         assert cut == [], (viewport, cut)
         labels = lines_per_cell(table, "td:first-child .form-text")
         assert [label for label, n in labels if n > 1] == [], labels
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+
+
+def test_moderation_statistics_say_times_in_words(live_app: Flask, page: Page) -> None:
+    org_id = make_org(live_app, "Acme Analytics", "acme")
+    author_id = make_user(live_app, org_id, "nora@acme.example", "Nora New")
+    make_user(
+        live_app, make_vendor_org(live_app), "mona@cocreate.example", "Mona M", Role.MODERATOR,
+        locale="zh_CN",
+    )  # fmt: skip
+    with live_app.app_context():
+        author = db.session.get(User, author_id)
+        assert author is not None
+        saved = service.update_about(db.session, author, "I build sales dashboards.")
+        assert saved == service.AboutSaved.AWAITING_REVIEW
+        item = db.session.scalars(select(ModerationItem)).one()
+        item.submitted_at = utcnow() - timedelta(hours=161, minutes=18)
+        db.session.commit()
+    sign_in(page, "mona@cocreate.example")
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        page.goto("/moderation/stats")
+        # the oldest item had waited "161.3" (hours), the columns were headed p50 and p90
+        oldest = page.locator(".card", has_text="最长等待").locator(".fs-3")
+        expect(oldest).to_have_text("1周")  # a week, rounded as people say it
+        headers = page.locator("section[aria-labelledby=ttd] thead th").all_inner_texts()
+        assert headers == ["日期", "已处理", "中位数", "九成在此之内"], headers
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
