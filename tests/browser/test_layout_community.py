@@ -8,7 +8,9 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Locator, Page, expect
 
-from portal.core.identity import Role
+from portal.core.db import db
+from portal.core.identity import Role, User
+from portal.qa import service as qa_service
 from tests.browser.helpers import make_org, make_user, sign_in
 
 pytestmark = pytest.mark.browser
@@ -66,3 +68,41 @@ def test_an_english_members_page_does_not_scroll_sideways_on_a_phone(
     page.goto(f"/orgs/{org_id}/members")
     expect(page.get_by_role("button", name="Deactivate")).to_be_attached()
     assert page_width(page) <= PHONE["width"]
+
+
+def ask_and_answer(app: Flask, org_id: int) -> int:
+    """A published question with a published answer, by two trusted members of ``org_id``."""
+    asker_id = make_user(app, org_id, "ann@acme.example", "Ann Asker")
+    helper_id = make_user(app, org_id, "hal@acme.example", "Hal Helper")
+    with app.app_context():
+        asker, helper = db.session.get(User, asker_id), db.session.get(User, helper_id)
+        assert asker is not None and helper is not None
+        asker.trust_level = helper.trust_level = 3  # published at once, no review
+        question = qa_service.ask(
+            db.session, asker, "How do I share a dashboard with finance?",
+            "We need a read-only link for the finance team.", tags=["dashboards"],
+        )  # fmt: skip
+        qa_service.answer(db.session, helper, question.id, "Use the share menu, then Viewer.")
+        db.session.commit()
+        return question.id
+
+
+def test_the_flag_form_stays_on_a_phone_screen(live_app: Flask, page: Page) -> None:
+    org_id = make_org(live_app, "Acme Analytics", "acme")
+    question_id = ask_and_answer(live_app, org_id)
+    make_user(live_app, org_id, "bob@acme.example", "Bob Builder")
+    page.set_viewport_size(PHONE)
+    sign_in(page, "bob@acme.example")
+    page.goto(f"/questions/{question_id}")
+    controls = page.get_by_test_id("flag-control")
+    expect(controls).to_have_count(2)  # the question's and the answer's
+    for control in controls.all():
+        control.locator("summary").click()
+        form = control.locator("form")
+        expect(form.get_by_role("button", name="Flag", exact=True)).to_be_visible()
+        # The 18rem form hung from its link halfway across the screen and stuck out past
+        # its right edge: the page scrolled sideways and the form was cut off.
+        box = form.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+        assert page_width(page) <= PHONE["width"]
+        control.locator("summary").click()
