@@ -459,7 +459,7 @@ def test_ask_page_has_the_suggestion_hooks_and_asks(client, session):
     assert (
         html[html.index(">", start) + 1 :]
         .lstrip()
-        .startswith('<div data-suggest-for="title"></div>')
+        .startswith('<div data-suggest-for="title" class="list-group')
     )
     assert "/static/search.js" in html
     response = client.post(

@@ -11,6 +11,7 @@ from playwright.sync_api import Locator, Page, expect
 from portal.core.db import db
 from portal.core.identity import Role, User
 from portal.qa import service as qa_service
+from portal.search import index as search_index
 from tests.browser.helpers import make_org, make_user, sign_in
 
 pytestmark = pytest.mark.browser
@@ -106,3 +107,29 @@ def test_the_flag_form_stays_on_a_phone_screen(live_app: Flask, page: Page) -> N
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
         assert page_width(page) <= PHONE["width"]
         control.locator("summary").click()
+
+
+def test_suggestions_under_the_ask_form_look_like_a_list_of_links(
+    live_app: Flask, page: Page
+) -> None:
+    ask_and_answer(live_app, make_org(live_app, "Acme Analytics", "acme"))
+    with live_app.app_context():
+        search_index.reindex(db.session)
+    org_id = make_org(live_app, "华信科技", "huaxin")
+    make_user(live_app, org_id, "wang@huaxin.example", "王芳", locale="zh_CN")
+    page.set_viewport_size(PHONE)
+    sign_in(page, "wang@huaxin.example")
+    page.goto("/questions/ask")
+    page.get_by_label("标题").press_sequentially("share a dashboard")
+    box = page.locator('[data-suggest-for="title"]')
+    suggestion = box.locator('a[data-search-kind="question"]')
+    expect(suggestion).to_have_text("How do I share a dashboard with finance?")
+    expect(suggestion).to_be_visible()
+    # They were bare lines of text, glued to the field, with nothing saying they are links:
+    # now framed items, as under the search page's box, named in the page's language.
+    style = suggestion.evaluate(
+        "a => { const s = getComputedStyle(a); "
+        "return [parseFloat(s.paddingLeft), parseFloat(s.borderTopWidth)]; }"
+    )
+    assert style[0] >= 8 and style[1] >= 1, style
+    expect(box).to_have_attribute("aria-label", "搜索建议")
