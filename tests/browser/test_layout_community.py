@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from playwright.sync_api import Locator, Page, expect
+from sqlalchemy import select
 
 from portal.core.db import db
 from portal.core.identity import Role, User
@@ -133,3 +134,30 @@ def test_suggestions_under_the_ask_form_look_like_a_list_of_links(
     )
     assert style[0] >= 8 and style[1] >= 1, style
     expect(box).to_have_attribute("aria-label", "搜索建议")
+
+
+def test_question_counts_keep_their_lines_and_titles_line_up_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    org_id = make_org(live_app, "华信科技", "huaxin")
+    ask_and_answer(live_app, org_id)
+    with live_app.app_context():
+        asker = db.session.scalar(select(User).where(User.email == "ann@acme.example"))
+        assert asker is not None
+        qa_service.ask(
+            db.session, asker, "Why is my dashboard slow after the upgrade?",
+            "It takes twenty seconds to open since 5.2.", tags=["dashboards"],
+        )  # fmt: skip
+        db.session.commit()
+    make_user(live_app, org_id, "wang@huaxin.example", "王芳", locale="zh_CN")
+    page.set_viewport_size(PHONE)
+    sign_in(page, "wang@huaxin.example")
+    page.goto("/questions/")
+    rows = page.locator(".qa-list > li")
+    expect(rows).to_have_count(2)
+    # "0 个回答" broke as "0 个回 / 答" and "0 次浏览" as "0 次 / 浏览"...
+    counts = rows.locator(".qa-stats > div")
+    assert [lines_of(c) for c in counts.all()] == [1] * 6, counts.all_inner_texts()
+    # ...and the column's width followed its words, so the titles did not line up.
+    lefts = {round(box["x"]) for box in (t.bounding_box() for t in rows.locator("h2").all()) if box}
+    assert len(lefts) == 1, lefts
