@@ -161,3 +161,15 @@ def test_question_counts_keep_their_lines_and_titles_line_up_on_a_phone(
     # ...and the column's width followed its words, so the titles did not line up.
     lefts = {round(box["x"]) for box in (t.bounding_box() for t in rows.locator("h2").all()) if box}
     assert len(lefts) == 1, lefts
+
+
+def test_the_recently_active_sort_is_not_called_enabled_in_chinese(
+    live_app: Flask, page: Page
+) -> None:
+    org_id = make_org(live_app, "华信科技", "huaxin")
+    make_user(live_app, org_id, "wang@huaxin.example", "王芳", locale="zh_CN")
+    sign_in(page, "wang@huaxin.example")
+    page.goto("/questions/")
+    tabs = page.get_by_role("list", name="问题排序").get_by_role("link")
+    # The tab shared its word with a member's status, "Active": it read "已启用" (enabled).
+    expect(tabs).to_have_text(["最新", "最近活跃", "票数", "未回答"])
