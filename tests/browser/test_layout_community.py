@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from portal.core.db import db
 from portal.core.identity import Role, User
+from portal.core.notifications import notify
 from portal.qa import service as qa_service
 from portal.search import index as search_index
 from tests.browser.helpers import make_org, make_user, sign_in
@@ -173,3 +174,19 @@ def test_the_recently_active_sort_is_not_called_enabled_in_chinese(
     tabs = page.get_by_role("list", name="问题排序").get_by_role("link")
     # The tab shared its word with a member's status, "Active": it read "已启用" (enabled).
     expect(tabs).to_have_text(["最新", "最近活跃", "票数", "未回答"])
+
+
+def test_mark_as_read_stays_on_one_line_on_a_phone(live_app: Flask, page: Page) -> None:
+    org_id = make_org(live_app, "华信科技", "huaxin")
+    user_id = make_user(live_app, org_id, "wang@huaxin.example", "王芳", locale="zh_CN")
+    with live_app.app_context():
+        user = db.session.get(User, user_id)
+        assert user is not None
+        notify(db.session, user, "roadmap", "“仪表板支持定时邮件推送”现在的状态是：已计划", "/")
+        db.session.commit()
+    page.set_viewport_size(PHONE)
+    sign_in(page, "wang@huaxin.example")
+    page.goto("/notifications")
+    button = page.locator("main li").get_by_role("button", name="标为已读")
+    expect(button).to_be_visible()
+    assert lines_of(button) == 1  # it was "标为已 / 读", or a character a line
