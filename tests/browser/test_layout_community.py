@@ -4,17 +4,23 @@ server."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
-from flask import Flask
+from flask import Flask, current_app
 from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 
 from portal.core.db import db
 from portal.core.identity import Role, User
 from portal.core.notifications import notify
+from portal.gallery import service as gallery_service
+from portal.gallery import uploads
+from portal.gallery.storage import storage_for
 from portal.qa import service as qa_service
 from portal.search import index as search_index
 from tests.browser.helpers import make_org, make_user, sign_in
+from tests.gallery_factories import manifest_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -35,9 +41,7 @@ def page_width(page: Page) -> int:
     return page.evaluate("document.documentElement.scrollWidth")
 
 
-def test_members_table_scrolls_instead_of_squeezing_on_a_phone(
-    live_app: Flask, page: Page
-) -> None:
+def test_members_table_scrolls_instead_of_squeezing_on_a_phone(live_app: Flask, page: Page) -> None:
     org_id = make_org(live_app, "华信科技", "huaxin")
     make_user(live_app, org_id, "wang@huaxin.example", "王芳", Role.ORG_ADMIN, locale="zh_CN")
     make_user(live_app, org_id, "li@huaxin.example", "李雷", locale="zh_CN")
@@ -190,3 +194,42 @@ def test_mark_as_read_stays_on_one_line_on_a_phone(live_app: Flask, page: Page) 
     button = page.locator("main li").get_by_role("button", name="标为已读")
     expect(button).to_be_visible()
     assert lines_of(button) == 1  # it was "标为已 / 读", or a character a line
+
+
+def test_gallery_headings_keep_the_width_of_the_page_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    org_id = make_org(live_app, "Acme Analytics", "acme")
+    author_id = make_user(live_app, org_id, "alice@acme.example", "Alice Admin")
+    with live_app.app_context():
+        author = db.session.get(User, author_id)
+        assert author is not None
+        author.trust_level = 3  # published at once
+        upload = uploads.receive(
+            io.BytesIO(manifest_bytes()), "template.json",
+            storage_for(current_app.config["UPLOAD_DIR"]),
+        )  # fmt: skip
+        template = gallery_service.share(
+            db.session, author, title="Monthly churn dashboard", description="Churn by month.",
+            category="dashboard", industry="saas", tags="churn", license="CC-BY-4.0",
+            visibility="public", upload=upload, version=None,
+        )  # fmt: skip
+        db.session.commit()
+        template_id = template.id
+    page.set_viewport_size(PHONE)
+    sign_in(page, "alice@acme.example")
+    # Beside two buttons, "Template gallery" and the template's title were squeezed into a
+    # third of the screen, the buttons stacked in a narrow column beside them.
+    for path, title, buttons in (
+        ("/gallery/", "Template gallery", ("My templates", "Share a template")),
+        (f"/gallery/templates/{template_id}", "Monthly churn dashboard",
+         ("Download 1.0.0", "Publish a new version")),
+    ):  # fmt: skip
+        page.goto(path)
+        heading = page.get_by_role("heading", level=1)
+        expect(heading).to_have_text(title)
+        assert lines_of(heading) == 1, path
+        boxes = [page.get_by_role("link", name=name).bounding_box() for name in buttons]
+        tops = {round(box["y"]) for box in boxes if box}
+        assert len(tops) == 1, (path, tops)  # side by side, not stacked
+        assert page_width(page) <= PHONE["width"]
