@@ -196,12 +196,9 @@ def test_mark_as_read_stays_on_one_line_on_a_phone(live_app: Flask, page: Page) 
     assert lines_of(button) == 1  # it was "标为已 / 读", or a character a line
 
 
-def test_gallery_headings_keep_the_width_of_the_page_on_a_phone(
-    live_app: Flask, page: Page
-) -> None:
-    org_id = make_org(live_app, "Acme Analytics", "acme")
-    author_id = make_user(live_app, org_id, "alice@acme.example", "Alice Admin")
-    with live_app.app_context():
+def share_template(app: Flask, author_id: int, title: str) -> int:
+    """A published template of ``author_id``'s, as the upload form would share it."""
+    with app.app_context():
         author = db.session.get(User, author_id)
         assert author is not None
         author.trust_level = 3  # published at once
@@ -210,12 +207,20 @@ def test_gallery_headings_keep_the_width_of_the_page_on_a_phone(
             storage_for(current_app.config["UPLOAD_DIR"]),
         )  # fmt: skip
         template = gallery_service.share(
-            db.session, author, title="Monthly churn dashboard", description="Churn by month.",
+            db.session, author, title=title, description="Churn by month.",
             category="dashboard", industry="saas", tags="churn", license="CC-BY-4.0",
             visibility="public", upload=upload, version=None,
         )  # fmt: skip
         db.session.commit()
-        template_id = template.id
+        return template.id
+
+
+def test_gallery_headings_keep_the_width_of_the_page_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    org_id = make_org(live_app, "Acme Analytics", "acme")
+    author_id = make_user(live_app, org_id, "alice@acme.example", "Alice Admin")
+    template_id = share_template(live_app, author_id, "Monthly churn dashboard")
     page.set_viewport_size(PHONE)
     sign_in(page, "alice@acme.example")
     # Beside two buttons, "Template gallery" and the template's title were squeezed into a
@@ -233,3 +238,23 @@ def test_gallery_headings_keep_the_width_of_the_page_on_a_phone(
         tops = {round(box["y"]) for box in boxes if box}
         assert len(tops) == 1, (path, tops)  # side by side, not stacked
         assert page_width(page) <= PHONE["width"]
+
+
+def test_my_templates_table_scrolls_instead_of_squeezing_on_a_phone(
+    live_app: Flask, page: Page
+) -> None:
+    org_id = make_org(live_app, "华信科技", "huaxin")
+    wang_id = make_user(live_app, org_id, "wang@huaxin.example", "王芳", locale="zh_CN")
+    share_template(live_app, wang_id, "零售门店经营分析解决方案")
+    page.set_viewport_size(PHONE)
+    sign_in(page, "wang@huaxin.example")
+    page.goto("/gallery/mine")
+    table = page.locator("main table")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    # Squeezed to the screen, its headers took a line per character ("组 / 织", "评 / 分") and
+    # so did "已发 / 布"; the title keeps a few words a line and the table scrolls instead.
+    for cell in table.locator("thead th, tbody td:not(:first-child)").all():
+        assert lines_of(cell) == 1, cell.inner_text()
+    box = table.get_by_role("link", name="零售门店经营分析解决方案").bounding_box()
+    assert box is not None and box["width"] >= 120
+    assert page_width(page) <= PHONE["width"]
