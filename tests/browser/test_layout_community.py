@@ -258,3 +258,24 @@ def test_my_templates_table_scrolls_instead_of_squeezing_on_a_phone(
     box = table.get_by_role("link", name="零售门店经营分析解决方案").bounding_box()
     assert box is not None and box["width"] >= 120
     assert page_width(page) <= PHONE["width"]
+
+
+def test_a_question_date_is_not_split_at_its_hyphen_on_a_phone(live_app: Flask, page: Page) -> None:
+    org_id = make_org(live_app, "Acme Analytics", "acme")
+    # Whether the line breaks inside the date depends on how long the name before it is:
+    # askers with names of every length from 6 to 17 letters catch each place it can fall.
+    for n in range(6, 18):
+        user_id = make_user(live_app, org_id, f"m{n}@acme.example", "Ann " + "x" * (n - 4))
+        with live_app.app_context():
+            asker = db.session.get(User, user_id)
+            assert asker is not None
+            asker.trust_level = 3
+            qa_service.ask(db.session, asker, f"Question number {n} about dashboards", "Why?")
+            db.session.commit()
+    page.set_viewport_size(PHONE)
+    sign_in(page, "m6@acme.example")
+    page.goto("/questions/")
+    days = page.locator(".qa-list time")
+    expect(days).to_have_count(12)
+    # One read "2026-" at the end of a line and "11-27" at the start of the next.
+    assert [lines_of(day) for day in days.all()] == [1] * 12
