@@ -498,6 +498,27 @@ def test_list_tabs_filters_and_tag_page(qa, client, session):
     assert client.get("/questions/?page=abc").status_code == 200
 
 
+def test_question_list_counts_read_as_words_in_either_language(qa, client, session):
+    asker = member()
+    question = qa.question(asker, title="How do I share one dashboard?")
+    qa(service.vote, member(), 1, question_id=question.id)
+    qa.answer(question)
+    row = _list_row(client.get("/questions/", headers={"Accept-Language": "en"}).text, question)
+    assert "<strong>1</strong> vote</div>" in row and "1 answer</div>" in row, row
+    other = qa.question(asker, title="Can two teams share a template?")
+    qa.answer(other)
+    qa.answer(other)
+    row = _list_row(client.get("/questions/", headers={"Accept-Language": "en"}).text, other)
+    assert "<strong>0</strong> votes</div>" in row and "2 answers</div>" in row, row
+    chinese = client.get("/questions/", headers={"Accept-Language": "zh-CN"}).text
+    assert "2 个回答" in _list_row(chinese, other)
+
+
+def _list_row(html: str, question: Question) -> str:
+    start = html.index(f'data-question-id="{question.id}"')
+    return html[start : html.index("</li>", start)]
+
+
 def test_question_list_uses_a_constant_number_of_queries(qa, client, session, connection):
     viewer = member()
 

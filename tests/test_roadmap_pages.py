@@ -26,6 +26,19 @@ def text(response) -> str:
     return response.get_data(as_text=True)
 
 
+def test_board_counts_are_singular_for_one(rm, client):
+    idea = rm.idea(title="Schedule PDF exports")
+    rm.vote(member(), idea)
+    rm(service.comment, member(), idea.id, "We need this for the board meeting.")
+    page = text(client.get("/roadmap/", headers={"Accept-Language": "en"}))
+    row = page[page.index(f'data-idea-id="{idea.id}"') :]
+    row = row[: row.index("</li>")]
+    assert "<div>vote</div>" in row and "· 1 comment</span>" in row, row
+    rm.vote(member(), idea)
+    page = text(client.get("/roadmap/", headers={"Accept-Language": "en"}))
+    assert "<div>votes</div>" in page[page.index(f'data-idea-id="{idea.id}"') :]
+
+
 def test_the_board_lists_sorts_filters_and_paginates(rm, client):
     old = rm.idea(title="Export dashboards to Excel", product_area="reports", tags="excel")
     hot = rm.idea(title="Single sign-on with Okta", product_area="sso")
