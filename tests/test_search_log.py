@@ -140,6 +140,14 @@ def test_insights_are_for_staff(client, session, indexed):
     assert client.get("/search/insights?days=bogus").status_code == 200
 
 
+def test_insights_without_searches_show_no_rate(client, session):
+    login(client, staff(Role.CSM))
+    html = client.get("/search/insights?days=7").get_data(as_text=True)
+    for figure in ("click-through", "self-service"):
+        shown = html.split(f'data-testid="{figure}">')[1].split("</div>")[0]
+        assert "%" not in shown and "–" in shown, shown  # not "0%": there was nothing to rate
+
+
 def _session_of(session, user, key, minutes_ago, clicked_after=None, query="renewal"):
     started = utcnow() - timedelta(minutes=minutes_ago)
     entry = SearchLogEntry(
