@@ -298,7 +298,7 @@ def _register_response_hooks(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from flask_babel import format_datetime, format_timedelta
+    from flask_babel import format_timedelta
     from flask_wtf.csrf import generate_csrf
 
     from moderation.service import is_moderator, queue_counts
@@ -350,9 +350,7 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.globals["url_for"] = template_url_for
     app.jinja_env.filters["person_name"] = shown_name
     app.jinja_env.filters["unread_badge"] = unread_badge
-    app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (
-        format_datetime(value, fmt) if value else ""
-    )
+    app.jinja_env.filters["datetime"] = i18n.when
     # A span of minutes in the reader's words ("2 hours", "3 天"), rounded as people say it.
     app.jinja_env.filters["minutes"] = lambda value: (
         format_timedelta(timedelta(minutes=value), granularity="minute")

@@ -93,3 +93,21 @@ def test_mail_is_written_in_the_recipients_language(client, session, outbox):
     )
     [mail] = outbox("li@example.com")
     assert "密码" in mail.subject
+
+
+def test_times_are_shown_to_the_minute_in_the_readers_zone_and_order(client, session):
+    from datetime import UTC, datetime
+
+    from portal.core.notifications import Notification, notify
+
+    for locale, timezone, shown in (
+        ("en", "America/New_York", "Nov 27, 2026, 2:23\u202fPM"),  # CLDR's narrow space
+        ("zh_CN", "Asia/Shanghai", "2026年11月28日 03:23"),
+    ):
+        user = UserFactory(locale=locale, timezone=timezone)
+        notification: Notification = notify(session, user, "test", "Your export is ready.")
+        notification.created_at = datetime(2026, 11, 27, 19, 23, 36, tzinfo=UTC)
+        session.commit()
+        login(client, user)
+        page = client.get("/notifications").get_data(as_text=True)
+        assert shown in page and ":36" not in page  # no seconds

@@ -7,6 +7,7 @@ needs a manual compile step and a stale catalog is never served.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, g, has_request_context, request, session
-from flask_babel import get_locale, get_translations
+from flask_babel import format_date, format_datetime, format_time, get_locale, get_translations
 from flask_login import current_user
 
 LOCALES = {"en": "English", "zh_CN": "简体中文"}
@@ -70,6 +71,18 @@ def current_locale() -> str:
     """The active UI language as one of LOCALES' keys (Babel may say zh_Hans_CN)."""
     locale = get_locale()
     return "zh_CN" if locale is not None and locale.language == "zh" else "en"
+
+
+def when(value: datetime | None, fmt: str | None = None) -> str:
+    """A moment as people read it, in their time zone: by default the date and the time to the
+    minute in the locale's own order ("Nov 27, 2026, 7:23 PM", "2026年11月27日 19:23"); seconds
+    are noise on a page. ``fmt`` names one of Babel's formats ("short", "long", ...)."""
+    if not value:
+        return ""
+    if fmt is not None:
+        return format_datetime(value, fmt)
+    pattern = str(get_locale().datetime_formats["medium"])  # "{1}, {0}": date, then time
+    return pattern.format(format_time(value, "short"), format_date(value, "medium"))
 
 
 def select_timezone() -> str | None:
