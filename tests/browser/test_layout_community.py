@@ -279,3 +279,51 @@ def test_a_question_date_is_not_split_at_its_hyphen_on_a_phone(live_app: Flask, 
     expect(days).to_have_count(12)
     # One read "2026-" at the end of a line and "11-27" at the start of the next.
     assert [lines_of(day) for day in days.all()] == [1] * 12
+
+
+def test_search_filters_fold_away_on_a_phone_and_stand_beside_results_on_a_desktop(
+    live_app: Flask, page: Page
+) -> None:
+    org_id = make_org(live_app, "Acme Analytics", "acme")
+    asker_id = make_user(live_app, org_id, "ann@acme.example", "Ann Asker")
+    with live_app.app_context():
+        asker = db.session.get(User, asker_id)
+        assert asker is not None
+        asker.trust_level = 3
+        for n in range(4):
+            qa_service.ask(
+                db.session, asker, f"Dashboard question number {n}", "About dashboards.",
+                tags=[f"topic-{n}-{t}" for t in range(5)],
+            )  # fmt: skip
+        db.session.commit()
+        search_index.reindex(db.session)
+    page.set_viewport_size(PHONE)
+    sign_in(page, "ann@acme.example")
+    page.goto("/search?q=dashboard")
+    first = page.locator(".search-hit").first
+    expect(first).to_be_visible()
+    # The Type and Tags lists stood above the results and pushed the first one off the
+    # first screen: they now fold under a "Refine" summary, closed.
+    box = first.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= PHONE["height"], box
+    tag_link = page.get_by_role("link", name="topic-0-0")
+    expect(tag_link).to_be_hidden()
+    fold = page.locator("details.search-facets-fold")
+    # A <details>: opened from the keyboard, no script needed; then its links are there.
+    fold.locator("summary").focus()
+    page.keyboard.press("Enter")
+    expect(tag_link).to_be_visible()
+    expect(page.get_by_role("link", name="Questions", exact=True)).to_be_visible()
+    tag_link.click()
+    expect(page.locator(".search-hit")).to_have_count(1)
+    expect(fold.locator("summary")).to_contain_text("1 filter on")
+    # On a desktop nothing folds: the filters stand beside the results, as before.
+    page.set_viewport_size(DESKTOP)
+    page.goto("/search?q=dashboard")
+    expect(fold).to_be_hidden()
+    aside = page.get_by_role("complementary", name="Refine")
+    expect(aside.get_by_role("link", name="topic-0-0")).to_be_visible()
+    aside_box, hit_box = aside.bounding_box(), page.locator(".search-hit").first.bounding_box()
+    assert aside_box is not None and hit_box is not None
+    assert aside_box["x"] > hit_box["x"] + hit_box["width"] - 1
+    assert abs(aside_box["y"] - hit_box["y"]) < 60
