@@ -425,6 +425,28 @@ def test_csm_reads_but_does_not_edit_rules(client, session, csm):
     assert client.post(f"/cs/rules/{rule.id}/delete").status_code in (400, 403)
 
 
+def test_the_rules_list_says_when_a_rule_last_fired_in_the_readers_words(client, session, csm):
+    rule = default_rule(session, "health_change")
+    _health(session, account(session), True)
+    assert playbooks.evaluate_rules(session, DAY) == 1
+    (firing,) = session.scalars(select(AlertFiring).where(AlertFiring.rule_id == rule.id))
+    firing.fired_at = datetime(2026, 3, 31, 19, 23, tzinfo=UTC)
+    session.flush()
+    login(client, csm)
+
+    def last_fired() -> str:
+        return client.get("/cs/rules").text.split(f'data-rule-id="{rule.id}"')[1].split("</tr>")[0]
+
+    # It said "2026-03-31 19:23" (strftime) to everyone, where other pages say it as people do.
+    row = last_fired()
+    assert "Mar 31, 2026, 7:23\u202fPM" in row or "Mar 31, 2026, 7:23 PM" in row, row
+    assert "2026-03-31" not in row
+    csm.locale = "zh_CN"
+    session.flush()
+    row = last_fired()
+    assert "2026年3月31日 19:23" in row and "2026-03-31" not in row, row
+
+
 def test_admin_creates_edits_toggles_and_deletes_a_rule(client, session, admin):
     login(client, admin)
     form = client.get("/cs/rules/new")

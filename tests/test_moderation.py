@@ -14,6 +14,7 @@ from moderation import service as moderation
 from moderation.models import AuditEntry, Flag, ModerationItem, ModerationSetting, WatchedWordEntry
 from portal.accounts.models import UserProfile
 from portal.core.activity import Activity
+from portal.core.db import utcnow
 from portal.core.identity import Role, User
 from portal.core.notifications import Notification
 from tests.conftest import count_statements, login
@@ -681,6 +682,27 @@ def test_statistics_show_queue_decisions_and_flags(client, session, moderator):
     customer = UserFactory()
     login(client, customer)
     assert client.get("/moderation/stats").status_code == 403
+
+
+def test_statistics_name_each_day_in_the_readers_words(client, session, moderator):
+    author = UserFactory(trust_level=0)
+    post_about(client, author, "text to decide on")
+    item_id = item_for(session, author).id
+    login(client, moderator)
+    client.post(f"/moderation/items/{item_id}/approve")
+    today = utcnow().date()
+
+    def day_cell() -> str:
+        html = client.get("/moderation/stats").get_data(as_text=True)
+        return html.split('aria-labelledby="ttd"')[1].split("<tbody>")[1].split("</td>")[0]
+
+    # The day was the raw ISO key ("2026-11-27"), where other pages say days as people do.
+    cell = day_cell()
+    assert today.isoformat() not in cell
+    assert cell.endswith(f"{today:%b} {today.day}, {today.year}"), cell
+    moderator.locale = "zh_CN"
+    session.flush()
+    assert day_cell().endswith(f"{today.year}年{today.month}月{today.day}日")
 
 
 def test_vendor_admin_changes_rules_and_moderators_lock_trust(client, session, moderator):
