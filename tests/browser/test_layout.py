@@ -129,23 +129,30 @@ def test_task_list_words_do_not_break_letter_by_letter_on_a_phone(
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
-def test_alert_rule_names_keep_a_readable_width_on_a_phone(live_app: Flask, page: Page) -> None:
-    csm_id = chinese_csm(live_app)
-    org_id = make_org(live_app, "Initech Finance", "initech")
-    with live_app.app_context():
+def usage_down_alert(app: Flask, org_id: int, csm_id: int, metrics: dict[str, bool]) -> int:
+    """The account in the CSM's book, with the shipped "usage or purchases down" rule's alert
+    open on it; the rule's id."""
+    with app.app_context():
         playbooks.ensure_default_rules(db.session)
         rule = db.session.scalar(
             select(AlertRule).where(AlertRule.key == "usage_or_purchases_down")
         )
         assert rule is not None
         db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
-        metrics = {"purchases_down_two_months": False, "usage_down_two_months": True}
         db.session.add(
             HealthAlert(organization_id=org_id, kind=playbooks.rule_kind(rule.id),
                         rule_id=rule.id, day=date.today(), severity="warning",
                         details={"metrics": metrics})
         )  # fmt: skip
         db.session.commit()
+        return rule.id
+
+
+def test_alert_rule_names_keep_a_readable_width_on_a_phone(live_app: Flask, page: Page) -> None:
+    csm_id = chinese_csm(live_app)
+    org_id = make_org(live_app, "Initech Finance", "initech")
+    metrics = {"purchases_down_two_months": False, "usage_down_two_months": True}
+    usage_down_alert(live_app, org_id, csm_id, metrics)
     page.set_viewport_size(PHONE)
     sign_in(page, "casey@cocreate.example")
     page.goto("/cs/alerts")

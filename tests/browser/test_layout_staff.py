@@ -31,7 +31,13 @@ from portal.core.activity import Activity
 from portal.core.db import db, utcnow
 from portal.core.identity import Role, User
 from tests.browser.helpers import make_org, make_user, make_vendor_org, sign_in
-from tests.browser.test_layout import DESKTOP, PHONE, chinese_csm, lines_per_cell
+from tests.browser.test_layout import (
+    DESKTOP,
+    PHONE,
+    chinese_csm,
+    lines_per_cell,
+    usage_down_alert,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -101,20 +107,10 @@ def test_improvement_titles_and_buttons_are_not_broken_a_character_a_line(
 def test_alert_and_referral_lists_keep_words_whole_on_a_phone(live_app: Flask, page: Page) -> None:
     csm_id = chinese_csm(live_app)
     org_id = make_org(live_app, "Initech Finance", "initech")
+    rule_id = usage_down_alert(live_app, org_id, csm_id, {"usage_down_two_months": True})
     with live_app.app_context():
-        playbooks.ensure_default_rules(db.session)
-        rule = db.session.scalar(
-            select(AlertRule).where(AlertRule.key == "usage_or_purchases_down")
-        )
-        assert rule is not None
-        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
         db.session.add(
-            HealthAlert(organization_id=org_id, kind=playbooks.rule_kind(rule.id),
-                        rule_id=rule.id, day=date.today(), severity="warning",
-                        details={"metrics": {"usage_down_two_months": True}})
-        )  # fmt: skip
-        db.session.add(
-            AlertFiring(rule_id=rule.id, organization_id=org_id,
+            AlertFiring(rule_id=rule_id, organization_id=org_id,
                         metrics={"usage_down_two_months": True}, actions=[{"type": "task"}])
         )  # fmt: skip
         db.session.add(
