@@ -120,4 +120,4 @@ def test_ask_review_answer_accept_vote_and_helpful(
     voter.goto("/questions/?sort=votes")
     row = voter.locator(f'li[data-question-id="{question_url.rsplit("/", 1)[1]}"]')
     expect(row).to_contain_text(TITLE)
-    expect(row).to_contain_text("1 answers")
+    expect(row).to_contain_text("1 answer")
