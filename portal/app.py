@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -298,7 +298,7 @@ def _register_response_hooks(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from flask_babel import format_date, format_timedelta
+    from flask_babel import format_timedelta
     from flask_wtf.csrf import generate_csrf
 
     from moderation.service import is_moderator, queue_counts
@@ -351,13 +351,7 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["person_name"] = shown_name
     app.jinja_env.filters["unread_badge"] = unread_badge
     app.jinja_env.filters["datetime"] = i18n.when
-    # A day as people read it ("Nov 27, 2026", "2026年11月27日"): a date, a datetime (in the
-    # reader's time zone) or an ISO day ("2026-11-27") kept as a data key.
-    app.jinja_env.filters["date"] = lambda value: (
-        format_date(date.fromisoformat(value) if isinstance(value, str) else value, "medium")
-        if value
-        else ""
-    )
+    app.jinja_env.filters["date"] = i18n.day
     # A span of minutes in the reader's words ("2 hours", "3 天"), rounded as people say it.
     app.jinja_env.filters["minutes"] = lambda value: (
         format_timedelta(timedelta(minutes=value), granularity="minute")

@@ -7,7 +7,7 @@ needs a manual compile step and a stale catalog is never served.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,14 @@ def when(value: datetime | None, fmt: str | None = None) -> str:
         return format_datetime(value, fmt)
     pattern = str(get_locale().datetime_formats["medium"])  # "{1}, {0}": date, then time
     return pattern.format(format_time(value, "short"), format_date(value, "medium"))
+
+
+def day(value: date | str | None) -> str:
+    """A day as people read it ("Nov 27, 2026", "2026年11月27日"): a date, a datetime (in the
+    reader's time zone) or an ISO day ("2026-11-27") kept as a data key."""
+    if not value:
+        return ""
+    return format_date(date.fromisoformat(value) if isinstance(value, str) else value, "medium")
 
 
 def select_timezone() -> str | None:
