@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
@@ -49,6 +48,7 @@ from cs_metrics.settings import get_setting
 from portal.core.activity import Activity
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, NotFound
+from portal.core.i18n import in_zone
 from portal.core.identity import Organization, OrgKind, Role, User, UserRole
 from portal.core.notifications import notify
 from portal.core.permissions import Action
@@ -88,14 +88,6 @@ COUNTED_REFERRALS = (ReferralStatus.RECEIVED, ReferralStatus.CONVERTED)
 def _insert(session: Session, table: Any) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def _local_day(moment: datetime, timezone: str | None) -> datetime:
-    """The moment in the CSM's time zone, so "two business days" follows their week."""
-    try:
-        return moment.astimezone(ZoneInfo(timezone or "UTC"))
-    except (ZoneInfoNotFoundError, ValueError):
-        return moment.astimezone(UTC)
 
 
 def _business_days(session: Session) -> int:
@@ -148,7 +140,7 @@ def open_loop_tasks(session: Session, since: datetime, *, only: Sequence[int] | 
         detractor = category == nps.Category.DETRACTOR
         due = (
             nps.close_the_loop_due(
-                _local_day(responded_at, timezone).date(), business_days=business_days
+                in_zone(responded_at, timezone).date(), business_days=business_days
             )
             if detractor
             else None

@@ -40,6 +40,7 @@ from portal.core.errors import (
     PermissionDenied,
     TooManyRequests,
 )
+from portal.core.i18n import in_zone
 from portal.core.identity import Organization, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import notify
@@ -1310,7 +1311,9 @@ def statistics(session: Session, viewer: User, days: int = 30) -> ModerationStat
     approved = rejected = 0
     for decided_at, submitted_at, action in decided_rows:
         minutes = max(0.0, (decided_at - submitted_at).total_seconds() / 60)
-        by_day.setdefault(decided_at.date().isoformat(), []).append(minutes)
+        # the moderator's days: a decision at 01:00 in Shanghai belongs to that day, not the last
+        day = in_zone(decided_at, viewer.timezone).date().isoformat()
+        by_day.setdefault(day, []).append(minutes)
         if action == "rejected":
             rejected += 1
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -694,15 +694,39 @@ def test_statistics_name_each_day_in_the_readers_words(client, session, moderato
 
     def day_cell() -> str:
         html = client.get("/moderation/stats").get_data(as_text=True)
-        return html.split('aria-labelledby="ttd"')[1].split("<tbody>")[1].split("</td>")[0]
+        return html.split('aria-labelledby="ttd"')[1].split("<tbody>")[1].split("</time>")[0]
 
     # The day was the raw ISO key ("2026-11-27"), where other pages say days as people do.
     cell = day_cell()
-    assert today.isoformat() not in cell
+    assert today.isoformat() not in cell.split(">")[-1]
     assert cell.endswith(f"{today:%b} {today.day}, {today.year}"), cell
     moderator.locale = "zh_CN"
     session.flush()
     assert day_cell().endswith(f"{today.year}年{today.month}月{today.day}日")
+
+
+def test_statistics_count_days_in_the_moderators_time_zone(client, session, moderator):
+    author = UserFactory(trust_level=0)
+    post_about(client, author, "decided late in the UTC evening")
+    item = item_for(session, author)
+    login(client, moderator)
+    client.post(f"/moderation/items/{item.id}/approve")
+    yesterday = utcnow().date() - timedelta(days=1)
+    decided = datetime.combine(yesterday, time(20), UTC)  # 04:00 the next day in Shanghai
+    item.submitted_at = decided - timedelta(hours=2)
+    for entry in session.scalars(select(AuditEntry).where(AuditEntry.item_id == item.id)):
+        entry.created_at = decided
+    session.flush()
+
+    def decision_days() -> list[str]:
+        html = client.get("/moderation/stats").get_data(as_text=True)
+        table = html.split('aria-labelledby="ttd"')[1].split("</tbody>")[0]
+        return re.findall(r'<time datetime="([0-9-]+)"', table)
+
+    assert decision_days() == [yesterday.isoformat()]
+    moderator.timezone = "Asia/Shanghai"
+    session.flush()
+    assert decision_days() == [(yesterday + timedelta(days=1)).isoformat()]
 
 
 def test_vendor_admin_changes_rules_and_moderators_lock_trust(client, session, moderator):

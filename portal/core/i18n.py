@@ -7,9 +7,10 @@ needs a manual compile step and a stale catalog is never served.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 from babel.messages.mofile import write_mo
@@ -91,6 +92,15 @@ def day(value: date | str | None) -> str:
     if not value:
         return ""
     return format_date(date.fromisoformat(value) if isinstance(value, str) else value, "medium")
+
+
+def in_zone(moment: datetime, timezone: str | None) -> datetime:
+    """``moment`` in a person's time zone (a user's ``timezone``), so that a day or a week
+    means theirs and not UTC's; an unknown or empty zone name reads as UTC."""
+    try:
+        return moment.astimezone(ZoneInfo(timezone or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return moment.astimezone(UTC)
 
 
 def select_timezone() -> str | None:
