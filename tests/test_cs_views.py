@@ -273,6 +273,9 @@ def test_account_page_explains_the_score_and_shows_everything_about_the_account(
     assert "Cora Customer" in page and "idea.voted" in page
     assert "slow &lt;b&gt;support&lt;/b&gt;" in page  # escaped, never markup
     assert "Call the champion" in page and "Faster export" in page
+    # days in sentences as people say them, not ISO keys
+    said = f"{TODAY:%b} {TODAY.day}, {TODAY.year}"
+    assert f"Computed {said} with health model" in page and f"due {said}" in page
     assert "Usage fell by half" in page
     assert "NPS 0.0 from 2 responses" in page
     assert 'id="clv"' in page and "Gross margin" in page and "80%" in page

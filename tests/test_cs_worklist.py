@@ -177,6 +177,8 @@ def test_task_page_shows_the_response_and_that_customers_open_questions_and_idea
     login(client, csm)
     page = client.get(f"/cs/tasks/{task.id}").get_data(as_text=True)
     assert "Support never answers" in page and 'data-testid="nps-score">2<' in page
+    due = task.due_on
+    assert f"{due:%b} {due.day}, {due.year}" in page and due.isoformat() not in page
     assert "Question #101" in page
     assert "Question #102" not in page  # answered
     assert "Question #103" not in page  # closed
