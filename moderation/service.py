@@ -11,7 +11,7 @@ import json
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -891,6 +891,51 @@ def flag_states(
         (kind_name, object_id): FLAG_SENT if flag_id is not None else FLAG_OPEN
         for kind_name, object_id, flag_id in rows
     }
+
+
+@dataclass(frozen=True)
+class PostLink:
+    kind_label: str
+    summary: str
+    url: str
+    submitted_at: datetime
+
+
+def recent_posts(
+    session: Session,
+    author: User,
+    viewer: User,
+    limit: int = 10,
+    exclude_kinds: Iterable[str] = (),
+) -> list[PostLink]:
+    """The newest of ``author``'s published posts, of every kind, that ``viewer`` may see (a
+    profile's "recent posts"). Each kind decides what a viewer may see (``visible_to``: an
+    organization's private question stays with it), so a few more are read than shown."""
+    registered = kinds()
+    shown = sorted(set(registered) - set(exclude_kinds))
+    statement = (
+        select(ModerationItem)
+        .where(
+            ModerationItem.author_id == author.id,
+            ModerationItem.state == State.PUBLISHED,
+            ModerationItem.kind.in_(shown),
+        )
+        .order_by(ModerationItem.submitted_at.desc(), ModerationItem.id.desc())
+        .limit(limit * 3)
+    )
+    posts: list[PostLink] = []
+    for item in session.scalars(statement):
+        kind = registered[item.kind]
+        obj = kind.load(session, item.object_id)
+        if obj is None or not kind.visible_to(obj, viewer):
+            continue
+        url = kind.url(obj)
+        if url is None:
+            continue
+        posts.append(PostLink(str(kind.label), item.summary, url, item.submitted_at))
+        if len(posts) == limit:
+            break
+    return posts
 
 
 # --- the queue ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
+from moderation import service as moderation
 from moderation.labels import TRUST_FACT_LABELS
 from portal.accounts import forms, service
 from portal.core import consent
@@ -274,6 +275,9 @@ def public_profile(user_id: int) -> Any:
         about_state=service.about_state(db.session, person),
         flags=service.about_flag_states(db.session, current_user, person),
         reputation=qa_service.reputation_of(db.session, person.id),
+        posts=moderation.recent_posts(
+            db.session, person, current_user, exclude_kinds=[service.ABOUT_KIND]
+        ),
     )
 
 
