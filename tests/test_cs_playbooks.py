@@ -659,6 +659,11 @@ def test_rule_pages_show_action_labels_and_readable_metric_values(client, sessio
     history = client.get(f"/cs/rules/{rule.id}").text
     assert "任务, 通知, 标签 (at-risk)" in history and "task," not in history
     assert "<code>arr</code>=120,000" in history  # what the firing saw, rounded
+    firing = session.scalar(select(AlertFiring).where(AlertFiring.rule_id == rule.id))
+    firing.fired_at = datetime(2026, 3, 1, 20, 5, tzinfo=UTC)
+    csm.timezone = "Asia/Shanghai"  # fired at 04:05 the next morning there
+    session.flush()
+    assert "2026年3月2日 04:05" in client.get(f"/cs/rules/{rule.id}").text
     assert "<code>band_changed</code>=是" in client.get("/cs/alerts").text
 
 

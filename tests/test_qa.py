@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
+
 import pytest
 from sqlalchemy import func, select
 
 from moderation import service as moderation
 from moderation.models import ModerationItem
 from portal.core.activity import Activity
+from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from portal.core.identity import Role
 from portal.core.notifications import Notification
@@ -512,6 +515,32 @@ def test_question_list_counts_read_as_words_in_either_language(qa, client, sessi
     assert "<strong>0</strong> votes</div>" in row and "2 answers</div>" in row, row
     chinese = client.get("/questions/", headers={"Accept-Language": "zh-CN"}).text
     assert "2 个回答" in _list_row(chinese, other)
+
+
+@pytest.mark.parametrize("app_config", [{"QA_LIST_CACHE_SECONDS": 60}])
+def test_question_list_dates_are_the_readers_days_in_their_language(qa, client, session):
+    from portal.qa import listcache
+
+    listcache.clear()
+    question = qa.question(title="Asked late in the UTC evening")
+    yesterday = utcnow().date() - timedelta(days=1)
+    question.created_at = datetime.combine(yesterday, time(20), UTC)  # 04:00 in Shanghai
+    session.flush()
+    reader = member(organization=question.author.organization)
+    login(client, reader)
+    row = _list_row(client.get("/questions/", headers={"Accept-Language": "en"}).text, question)
+    assert f">{yesterday:%b} {yesterday.day}, {yesterday.year}</time>" in row, row
+    reader.timezone = "Asia/Shanghai"
+    session.flush()
+    today = yesterday + timedelta(days=1)
+    english = client.get("/questions/", headers={"Accept-Language": "en"}).text
+    row = _list_row(english, question)  # not the body kept for a reader in UTC
+    assert f">{today:%b} {today.day}, {today.year}</time>" in row, row
+    reader.locale = "zh_CN"
+    session.flush()
+    row = _list_row(client.get("/questions/").text, question)
+    assert f">{today.year}年{today.month}月{today.day}日</time>" in row, row
+    listcache.clear()
 
 
 def _list_row(html: str, question: Question) -> str:

@@ -184,6 +184,11 @@ def test_changelog_and_atom_feed_list_shipped_ideas(rm, client):
     page = text(client.get("/roadmap/changelog"))
     assert "<strong>on schedule</strong>" in page and planned.title not in page
     assert "Scheduled exports &lt;b&gt;now&lt;/b&gt;" in page
+    day = shipped.shipped_at.date()  # a reader in UTC; the board says the day it was posted
+    assert f">{day:%b} {day.day}, {day.year}</time>" in page
+    posted = shipped.created_at.date()
+    board = text(client.get("/roadmap/", headers={"Accept-Language": "zh-CN"}))
+    assert f">{posted.year}年{posted.month}月{posted.day}日</time>" in board
     feed = client.get("/roadmap/changelog.atom")
     assert feed.mimetype == "application/atom+xml"
     root = ElementTree.fromstring(feed.get_data())  # noqa: S314 - our own feed

@@ -14,6 +14,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
@@ -58,7 +59,15 @@ def _list(tag: str | None = None) -> Any:
         status=args.get("status") or None,
     )
     page_number, per_page = clamp_page_args(args.get("page", 1), args.get("per_page", 20))
-    key = (_scope(viewer), current_locale(), tag, filters, page_number, per_page)
+    key = (
+        _scope(viewer),
+        current_locale(),
+        str(get_timezone()),
+        tag,
+        filters,
+        page_number,
+        per_page,
+    )
     seconds = listcache.ttl()
     body = listcache.get(key) if seconds > 0 else None
     if body is None:

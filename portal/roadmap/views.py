@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
@@ -51,7 +52,14 @@ def board() -> Any:
     if filters.sort == "mine" and viewer is None:
         return redirect(url_for("accounts.sign_in", next=request.full_path))
     page_number, per_page = clamp_page_args(args.get("page", 1), args.get("per_page", 20))
-    key = (viewer.id if viewer else None, current_locale(), filters, page_number, per_page)
+    key = (
+        viewer.id if viewer else None,
+        current_locale(),
+        str(get_timezone()),
+        filters,
+        page_number,
+        per_page,
+    )
     seconds = listcache.ttl()
     body = listcache.get(key) if seconds > 0 else None
     if body is None:
