@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from itertools import chain
 from typing import Any
 
@@ -63,6 +63,16 @@ class RenderedCache:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
             self._entries[key] = (time.monotonic() + seconds, self._generation, html)
+
+    def kept(self, key: Hashable, render: Callable[[], str]) -> str:
+        """The body kept under ``key``, else ``render()``'s, kept for the configured seconds."""
+        seconds = self.ttl()
+        body = self.get(key) if seconds > 0 else None
+        if body is None:
+            body = render()
+            if seconds > 0:
+                self.put(key, body, seconds)
+        return body
 
     def clear(self) -> None:
         with self._lock:

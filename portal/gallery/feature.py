@@ -8,6 +8,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Called once by the app factory, before the API blueprint is registered (``api`` adds
     its routes to it at import)."""
+    from portal.core import home
     from portal.gallery import (
         api,  # noqa: F401 - routes on portal.core.api.bp
         moderation,
@@ -15,10 +16,11 @@ def init_app(app: Flask) -> None:
         search,
     )
     from portal.gallery.tasks import BEAT_SCHEDULE
-    from portal.gallery.views import bp
+    from portal.gallery.views import bp, home_section
 
     moderation.register()
     personal_data.register()
     search.register()
+    home.register("gallery", 30, home_section)
     app.register_blueprint(bp)
     app.extensions["celery"].conf.beat_schedule.update(BEAT_SCHEDULE)

@@ -12,4 +12,4 @@ cache = RenderedCache(
     (Template, TemplateVersion, TemplateTag, Rating, Download),
     "GALLERY_LIST_CACHE_SECONDS",
 )
-ttl, get, put, clear = cache.ttl, cache.get, cache.put, cache.clear
+kept, clear = cache.kept, cache.clear

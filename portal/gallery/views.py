@@ -27,12 +27,14 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
+from portal.core.identity import User
 from portal.core.pagination import clamp_page_args
 from portal.core.web import perform, render_form, submit
 from portal.gallery import forms, listcache, service, uploads
@@ -156,9 +158,8 @@ def index() -> Any:
         request.args.get("page", 1), request.args.get("per_page", 20)
     )
     key = (_scope(viewer), current_locale(), filters, page_number, per_page)
-    seconds = listcache.ttl()
-    body = listcache.get(key) if seconds > 0 else None
-    if body is None:
+
+    def render() -> str:
         page = service.list_templates(db.session, viewer, filters, page_number, per_page)
         link_args = {
             k: v
@@ -171,7 +172,7 @@ def index() -> Any:
             if v
         }
         here = url_for("gallery.index")
-        body = render_template(
+        return render_template(
             "gallery/_list_body.html",
             page=page,
             filters=filters,
@@ -182,8 +183,8 @@ def index() -> Any:
             categories={k: str(v) for k, v in service.CATEGORIES.items()},
             industries={k: str(v) for k, v in service.INDUSTRIES.items()},
         )
-        if seconds > 0:
-            listcache.put(key, body, seconds)
+
+    body = listcache.kept(key, render)
     return render_template(
         "gallery/index.html",
         body=Markup(body),  # noqa: S704 - our own template output, escaped when rendered  # nosec B704
@@ -353,3 +354,19 @@ def download(template_id: int) -> Response:
         db.session.rollback()
         abort(error.status_code if error.status_code in {403, 404} else 400)
     return send_version(version)
+
+
+HOME_ROWS = 5
+
+
+def home_section(session: Session, viewer: User | None) -> str:
+    """The home page's most downloaded templates, as ``viewer`` may see them
+    (``portal.core.home``)."""
+
+    def render() -> str:
+        filters = service.ListFilters(sort="popular")
+        page = service.list_templates(session, viewer, filters, 1, HOME_ROWS)
+        return render_template("gallery/_home.html", rows=page.items)
+
+    # kept like the gallery's list, per scope
+    return listcache.kept(("home", _scope(viewer), current_locale()), render)

@@ -16,6 +16,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from portal.core import home as home_page
 from portal.core.db import db
 from portal.core.i18n import LOCALES
 from portal.core.mail import OutboxMessage
@@ -28,7 +29,8 @@ bp = Blueprint("main", __name__)
 
 @bp.route("/")
 def home() -> str:
-    return render_template("main/home.html")
+    viewer = current_user._get_current_object() if current_user.is_authenticated else None
+    return render_template("main/home.html", sections=home_page.render_sections(db.session, viewer))
 
 
 @bp.route("/healthz")

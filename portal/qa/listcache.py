@@ -10,4 +10,4 @@ from portal.qa.models import Answer, HelpfulMark, Question, Tag, Vote
 cache = RenderedCache(
     "qa_list", (Question, Answer, Vote, Tag, HelpfulMark), "QA_LIST_CACHE_SECONDS"
 )
-ttl, get, put, clear = cache.ttl, cache.get, cache.put, cache.clear
+kept, clear = cache.kept, cache.clear

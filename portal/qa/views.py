@@ -18,11 +18,13 @@ from flask_babel import get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
+from portal.core.identity import User
 from portal.core.pagination import clamp_page_args
 from portal.core.web import best_effort, perform, render_form, submit
 from portal.qa import forms, listcache, service
@@ -68,9 +70,8 @@ def _list(tag: str | None = None) -> Any:
         page_number,
         per_page,
     )
-    seconds = listcache.ttl()
-    body = listcache.get(key) if seconds > 0 else None
-    if body is None:
+
+    def render() -> str:
         try:
             page = service.list_questions(db.session, viewer, filters, page_number, per_page)
         except DomainError:
@@ -87,7 +88,7 @@ def _list(tag: str | None = None) -> Any:
         if not tag and filters.tag:
             link_args["tag"] = filters.tag
         here = url_for(request.endpoint or "qa.index", **(request.view_args or {}))
-        body = render_template(
+        return render_template(
             "qa/_list_body.html",
             page=page,
             filters=filters,
@@ -99,8 +100,8 @@ def _list(tag: str | None = None) -> Any:
             areas=_area_labels(),
             statuses=service.STATUSES,
         )
-        if seconds > 0:
-            listcache.put(key, body, seconds)
+
+    body = listcache.kept(key, render)
     # The body is our own template's output, escaped as it was rendered.
     return render_template(
         "qa/list.html",
@@ -443,3 +444,18 @@ def question_revisions(question_id: int) -> Any:
 @bp.route("/answers/<int:answer_id>/revisions")
 def answer_revisions(answer_id: int) -> Any:
     return _revisions(None, answer_id)
+
+
+HOME_ROWS = 5
+
+
+def home_section(session: Session, viewer: User | None) -> str:
+    """The home page's latest questions, as ``viewer`` may see them (``portal.core.home``)."""
+
+    def render() -> str:
+        filters = service.ListFilters(sort="newest")
+        page = service.list_questions(session, viewer, filters, 1, HOME_ROWS)
+        return render_template("qa/_home.html", rows=page.items)
+
+    # kept like the list (the home page is the busiest page a visitor opens)
+    return listcache.kept(("home", _scope(viewer), current_locale(), str(get_timezone())), render)

@@ -13,4 +13,4 @@ cache = RenderedCache(
     (Idea, IdeaVote, IdeaTag, IdeaComment, StatusLabel),
     "ROADMAP_BOARD_CACHE_SECONDS",
 )
-ttl, get, put, clear = cache.ttl, cache.get, cache.put, cache.clear
+kept, clear = cache.kept, cache.clear

@@ -11,11 +11,13 @@ from flask_babel import get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 
 from cs_metrics.export import csv_response
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
+from portal.core.identity import User
 from portal.core.pagination import clamp_page_args
 from portal.core.urls import external_url
 from portal.core.web import perform, render_form, submit
@@ -60,9 +62,8 @@ def board() -> Any:
         page_number,
         per_page,
     )
-    seconds = listcache.ttl()
-    body = listcache.get(key) if seconds > 0 else None
-    if body is None:
+
+    def render() -> str:
         try:
             page = service.board(db.session, viewer, filters, page_number, per_page)
         except DomainError:
@@ -79,7 +80,7 @@ def board() -> Any:
         }
         here = url_for("roadmap.board")
         sorts = [s for s in service.SORTS if s != "mine" or viewer is not None]
-        body = render_template(
+        return render_template(
             "roadmap/_board_body.html",
             page=page,
             filters=filters,
@@ -90,8 +91,8 @@ def board() -> Any:
             importance=service.IMPORTANCE_LABELS,
             sees_impact=service.sees_impact(viewer),
         )
-        if seconds > 0:
-            listcache.put(key, body, seconds)
+
+    body = listcache.kept(key, render)
     return render_template(
         "roadmap/board.html",
         body=Markup(body),  # noqa: S704 - our own template output, escaped when rendered  # nosec B704
@@ -407,3 +408,19 @@ def admin() -> Any:
         ),
         status,
     )
+
+
+HOME_ROWS = 5
+
+
+def home_section(session: Session, viewer: User | None) -> str:
+    """The home page's most voted ideas (``portal.core.home``)."""
+
+    def render() -> str:
+        page = service.board(session, viewer, service.BoardFilters(sort="top"), 1, HOME_ROWS)
+        return render_template(
+            "roadmap/_home.html", rows=page.items, labels=service.status_labels(session)
+        )
+
+    # kept like the board, per viewer as the board is (their own pending ideas)
+    return listcache.kept(("home", viewer.id if viewer else None, current_locale()), render)

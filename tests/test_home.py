@@ -1,0 +1,80 @@
+"""The home page shows what the community is doing (latest questions, top ideas, popular
+templates), each section registered by its feature, and only what the reader may see."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import login
+from tests.factories import UserFactory
+from tests.gallery_factories import Gallery
+from tests.qa_factories import QA, member
+from tests.roadmap_factories import Roadmap
+
+
+def section(html: str, name: str) -> list[str]:
+    """The link texts of one home section, in order."""
+    body = html.split(f'data-testid="home-{name}"')[1].split("</ul>")[0]
+    return re.findall(r'<a class="text-break" href="[^"]+">([^<]+)</a>', body)
+
+
+def test_home_shows_latest_questions_top_ideas_and_popular_templates(app, client, session):
+    qa, roadmap, gallery = QA(app, session), Roadmap(app, session), Gallery(app, session)
+    author = member()
+    older = qa.question(author, title="How do I export a dashboard?")
+    newer = qa.question(author, title="Can a dashboard refresh hourly?")
+    private = qa.question(author, title="Our renewal pricing question", private=True)
+    liked, other = roadmap.idea(title="Dark mode"), roadmap.idea(title="PDF exports")
+    for _ in range(2):
+        roadmap.vote(member(), liked)
+    roadmap.vote(member(), other)
+    shared = gallery.template(author, title="Churn by segment")
+    gallery.template(author, title="Board pack for our team", visibility="organization")
+
+    outsider = UserFactory()
+    login(client, outsider)
+    html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert section(html, "questions")[:2] == [newer.title, older.title]
+    assert private.title not in html
+    assert section(html, "ideas")[:2] == ["Dark mode", "PDF exports"]
+    assert "2 votes" in html
+    assert section(html, "templates") == [shared.title]
+    assert 'action="/search"' in html and 'name="q"' in html
+
+    colleague = UserFactory(organization=author.organization)
+    login(client, colleague)
+    html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert section(html, "questions")[0] == private.title
+    assert "Board pack for our team" in section(html, "templates")
+
+
+def test_visitors_see_the_public_community_and_chinese_readers_their_language(app, client, session):
+    qa = QA(app, session)
+    public = qa.question(title="Where are the API limits documented?")
+    Roadmap(app, session).idea(title="Export to Excel")
+    html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert public.title in section(html, "questions") and "Sign in" in html
+    assert section(html, "ideas") == ["Export to Excel"]
+    chinese = client.get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "最新问题" in chinese and "热门想法" in chinese and "热门模板" in chinese
+    assert "还没有模板。" in chinese  # no template yet: said so, in Chinese
+
+
+@pytest.mark.parametrize("app_config", [{"QA_LIST_CACHE_SECONDS": 60}])
+def test_the_kept_home_section_shows_a_new_question_once_it_is_committed(app, client, session):
+    from portal.qa import listcache
+
+    listcache.clear()
+    qa = QA(app, session)
+    first = qa.question(title="The first question on the home page")
+    assert section(client.get("/").get_data(as_text=True), "questions") == [first.title]
+    later = qa.question(title="Flushed but not committed by a request")
+    assert later.title not in client.get("/").get_data(as_text=True)  # kept
+    login(client, member())
+    client.post("/questions/ask", data={"title": "Committed through a request now", "body": "B"})
+    client.post("/sign-out")
+    shown = section(client.get("/").get_data(as_text=True), "questions")
+    assert shown[0] == "Committed through a request now" and later.title in shown
+    listcache.clear()
