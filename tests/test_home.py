@@ -7,11 +7,12 @@ import re
 
 import pytest
 
+from portal.roadmap import service as roadmap_service
 from tests.conftest import login
 from tests.factories import UserFactory
 from tests.gallery_factories import Gallery
 from tests.qa_factories import QA, member
-from tests.roadmap_factories import Roadmap
+from tests.roadmap_factories import Roadmap, product_manager
 
 
 def section(html: str, name: str) -> list[str]:
@@ -27,9 +28,13 @@ def test_home_shows_latest_questions_top_ideas_and_popular_templates(app, client
     newer = qa.question(author, title="Can a dashboard refresh hourly?")
     private = qa.question(author, title="Our renewal pricing question", private=True)
     liked, other = roadmap.idea(title="Dark mode"), roadmap.idea(title="PDF exports")
+    declined = roadmap.idea(title="Rewrite it in a spreadsheet")
+    for _ in range(3):
+        roadmap.vote(member(), declined)
     for _ in range(2):
         roadmap.vote(member(), liked)
     roadmap.vote(member(), other)
+    roadmap(roadmap_service.change_status, product_manager(), declined.id, "declined", "No.")
     shared = gallery.template(author, title="Churn by segment")
     gallery.template(author, title="Board pack for our team", visibility="organization")
 
@@ -38,7 +43,8 @@ def test_home_shows_latest_questions_top_ideas_and_popular_templates(app, client
     html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert section(html, "questions")[:2] == [newer.title, older.title]
     assert private.title not in html
-    assert section(html, "ideas")[:2] == ["Dark mode", "PDF exports"]
+    assert section(html, "ideas")[:2] == ["Dark mode", "PDF exports"]  # open ones only
+    assert declined.title not in html
     assert "2 votes" in html
     assert section(html, "templates") == [shared.title]
     assert 'action="/search"' in html and 'name="q"' in html

@@ -846,6 +846,7 @@ class BoardFilters:
     status: str | None = None
     product_area: str | None = None
     tag: str | None = None
+    open_only: bool = False  # leave out shipped, declined and duplicate ideas
 
 
 @dataclass(frozen=True)
@@ -883,6 +884,8 @@ def board_statement(viewer: User | None, filters: BoardFilters) -> Select[Any]:
     )
     if filters.status:
         statement = statement.where(Idea.status == filters.status)
+    if filters.open_only:
+        statement = statement.where(Idea.status.not_in(CLOSED_STATUSES))
     if filters.product_area:
         statement = statement.where(Idea.product_area == filters.product_area)
     if filters.tag:

@@ -417,7 +417,9 @@ def home_section(session: Session, viewer: User | None) -> str:
     """The home page's most voted ideas (``portal.core.home``)."""
 
     def render() -> str:
-        page = service.board(session, viewer, service.BoardFilters(sort="top"), 1, HOME_ROWS)
+        page = service.board(
+            session, viewer, service.BoardFilters(sort="top", open_only=True), 1, HOME_ROWS
+        )
         return render_template(
             "roadmap/_home.html", rows=page.items, labels=service.status_labels(session)
         )
