@@ -207,8 +207,9 @@ def measure_queue(
     log_path: Path,
 ) -> None:
     """The queue against /healthz, with the moderator's signed-in home page beside it: the
-    cost every signed-in moderator page pays (session, user, nav counts, layout) before the
-    queue's own work, so the ratio can be read against what is reachable at all."""
+    cost every signed-in moderator page pays (session, user, nav counts, layout; the home page
+    adds its kept sections) before the queue's own work, so the ratio can be read against what
+    is reachable at all."""
     port = hp.free_port()
     env = hp.server_env(args.database_url, instance, secret_key)
     if args.queue_cache_seconds is not None:
