@@ -79,6 +79,11 @@ def test_authors_names_lead_to_their_profiles_while_their_accounts_are_active(ap
     page = client.get(f"/questions/{question.id}").get_data(as_text=True)
     assert f'href="/users/{author.id}">Pat Poster</a>' in page
     assert "Rory Replier" in page and f'href="/users/{replier.id}"' not in page
+    listed = client.get("/questions/").get_data(as_text=True)
+    assert f'href="/users/{author.id}">Pat Poster</a>' in listed
+    replier_question = qa.question(replier)
+    listed = client.get("/questions/").get_data(as_text=True)
+    assert replier_question.title in listed and f'href="/users/{replier.id}"' not in listed
     idea = Roadmap(app, session).idea(author)
     page = client.get(f"/roadmap/ideas/{idea.id}").get_data(as_text=True)
     assert f'href="/users/{author.id}">Pat Poster</a>' in page

@@ -799,6 +799,7 @@ class ListAuthor:
     id: int
     display_name: str
     organization_name: str
+    active: bool = True  # a deactivated or erased account's profile is not linked
 
 
 @dataclass(frozen=True)
@@ -838,6 +839,7 @@ _LIST_COLUMNS = (
     Question.last_activity_at,
     User.id.label("author_id"),
     User.display_name,
+    User.active.label("author_active"),
     Organization.name.label("organization_name"),
 )
 
@@ -918,7 +920,9 @@ def list_questions(
             created_at=row.created_at,
             last_activity_at=row.last_activity_at,
             author=(
-                ListAuthor(row.author_id, row.display_name, row.organization_name)
+                ListAuthor(
+                    row.author_id, row.display_name, row.organization_name, row.author_active
+                )
                 if row.author_id
                 else None
             ),
