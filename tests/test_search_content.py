@@ -74,3 +74,24 @@ def test_questions_and_articles_are_found_with_their_visibility(app, session, cl
         assert [h.id for h in query.search(db.session, carol, "board").hits] == []
     login(client, carol)
     assert PRIVATE not in _titles(client, "/search?q=quarterly+churn+forecast")
+
+
+def test_a_template_is_found_by_its_industry_whose_name_stays_out_of_the_snippet(
+    app, session, client
+):
+    from tests.gallery_factories import Gallery
+
+    template = Gallery(app, session).template(
+        title="Ward occupancy board",
+        description="Beds in use per ward, by day.",
+        category="dashboard",
+        industry="healthcare",
+    )
+    with app.app_context():
+        session.commit()  # the index follows the commit
+    login(client, member())
+    page = _titles(client, "/search?q=healthcare")
+    assert template.title in page  # found by the industry's name and code...
+    hit = page.split(template.title)[1].split("</p>")[0]
+    assert "Beds in use per ward" in hit
+    assert "Healthcare" not in hit and "healthcare" not in hit  # ...which the snippet leaves out

@@ -43,7 +43,8 @@ def load(session: Session, ids: Sequence[int]) -> list[SearchDocument]:
                 kind=TEMPLATE_KIND,
                 object_id=template.id,
                 title=template.title,
-                body=f"{html_to_plain_text(template.description_html)}\n{' '.join(words)}",
+                body=html_to_plain_text(template.description_html),
+                keywords=tuple(word for word in words if word),
                 url=template_url(template.id),
                 updated_at=template.updated_at,
                 private_to_org_id=(

@@ -314,7 +314,9 @@ def to_fields(doc: SearchDocument) -> dict[str, Any]:
         "kind": doc.kind,
         "object_id": doc.object_id,
         "title": title,
-        "content": FIELD_GAP.join((*[title] * TITLE_REPEAT, " ".join(tags), body)),
+        "content": FIELD_GAP.join(
+            (*[title] * TITLE_REPEAT, " ".join(tags), body, " ".join(doc.keywords))
+        ),
         "tags": ",".join(tags),
         "tag_list": ",".join(tags).encode(),
         "visibility": visibility_of(doc),

@@ -29,6 +29,9 @@ class SearchDocument:
     private_to_org_id: int | None = None
     owner_org_id: int | None = None  # the organization it came from (staff filter ``org:``)
     tags: tuple[str, ...] = ()
+    # words that find the document but are no part of its text (a category's name in both
+    # languages, its code): searched, never shown in the result's snippet
+    keywords: tuple[str, ...] = ()
     answered: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
