@@ -87,3 +87,11 @@ def test_authors_names_lead_to_their_profiles_while_their_accounts_are_active(ap
     idea = Roadmap(app, session).idea(author)
     page = client.get(f"/roadmap/ideas/{idea.id}").get_data(as_text=True)
     assert f'href="/users/{author.id}">Pat Poster</a>' in page
+    board = client.get("/roadmap/").get_data(as_text=True)
+    assert f'href="/users/{author.id}">Pat Poster</a>' in board
+    leaver = member(display_name="Lee Leaver")
+    Roadmap(app, session).idea(leaver, title="An idea whose author left")
+    leaver.active = False
+    session.flush()
+    board = client.get("/roadmap/").get_data(as_text=True)
+    assert "An idea whose author left" in board and f'href="/users/{leaver.id}"' not in board

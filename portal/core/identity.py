@@ -7,6 +7,7 @@ organization. Roles are a set per user; staff roles only make sense in the vendo
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -79,7 +80,18 @@ ERASED_NAME = "Deleted user"
 ERASED_LABEL = _l("Deleted user")
 
 
-def shown_name(person: User | str | None) -> str:
+@dataclass(frozen=True)
+class AuthorRef:
+    """A post's author as lists read them, in plain columns beside each row (building a User
+    per row cost lists more than their query): enough to name them and link their profile."""
+
+    id: int
+    display_name: str
+    organization_name: str | None
+    active: bool = True  # a deactivated or erased account's profile is not linked
+
+
+def shown_name(person: User | AuthorRef | str | None) -> str:
     """A person's name as pages show it (``{{ user|person_name }}``): an erased account's
     stored placeholder becomes the reader's language. Takes a user or a name read from a
     query, since lists read names as plain columns."""

@@ -27,7 +27,7 @@ from portal.core.activity import Activity, record_activity, register_verbs
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
 from portal.core.html import html_to_plain_text, render_markdown
-from portal.core.identity import Organization, User
+from portal.core.identity import AuthorRef, Organization, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import notify
 from portal.core.pagination import Page
@@ -795,14 +795,6 @@ class ListFilters:
 
 
 @dataclass(frozen=True)
-class ListAuthor:
-    id: int
-    display_name: str
-    organization_name: str
-    active: bool = True  # a deactivated or erased account's profile is not linked
-
-
-@dataclass(frozen=True)
 class ListRow:
     """What one row of a question list shows: plain values, read as plain columns (building
     ORM objects was most of the cost of the page)."""
@@ -819,7 +811,7 @@ class ListRow:
     duplicate_of_id: int | None
     created_at: Any
     last_activity_at: Any
-    author: ListAuthor | None
+    author: AuthorRef | None
     tags: list[str]
     published: bool = True
 
@@ -920,9 +912,7 @@ def list_questions(
             created_at=row.created_at,
             last_activity_at=row.last_activity_at,
             author=(
-                ListAuthor(
-                    row.author_id, row.display_name, row.organization_name, row.author_active
-                )
+                AuthorRef(row.author_id, row.display_name, row.organization_name, row.author_active)
                 if row.author_id
                 else None
             ),

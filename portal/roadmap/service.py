@@ -28,7 +28,7 @@ from portal.core.activity import record_activity, register_verbs
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
 from portal.core.html import html_to_plain_text, render_markdown
-from portal.core.identity import Organization, Role, User
+from portal.core.identity import AuthorRef, Organization, Role, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import Notification, notify
 from portal.core.pagination import Page
@@ -858,8 +858,7 @@ class BoardRow:
     vote_count: int
     comment_count: int
     created_at: datetime
-    author_name: str | None
-    organization_name: str | None
+    author: AuthorRef | None
     tags: list[str] = field(default_factory=list)
     my_importance: int | None = None
 
@@ -874,7 +873,9 @@ def board_statement(viewer: User | None, filters: BoardFilters) -> Select[Any]:
             Idea.vote_count,
             Idea.comment_count,
             Idea.created_at,
+            User.id.label("author_id"),
             User.display_name.label("author_name"),
+            User.active.label("author_active"),
             Organization.name.label("organization_name"),
         )
         .select_from(Idea)
@@ -959,8 +960,11 @@ def board(
             vote_count=row.vote_count,
             comment_count=row.comment_count,
             created_at=row.created_at,
-            author_name=row.author_name,
-            organization_name=row.organization_name,
+            author=(
+                AuthorRef(row.author_id, row.author_name, row.organization_name, row.author_active)
+                if row.author_id
+                else None
+            ),
             tags=tags.get(row.id, []),
             my_importance=mine.get(row.id),
         )
