@@ -7,7 +7,6 @@ import time
 from datetime import datetime
 from typing import Any
 
-from babel.dates import format_datetime
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import get_locale, get_timezone, ngettext
 from flask_babel import gettext as _
@@ -26,6 +25,7 @@ from moderation.rules import WordAction
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.fragments import FragmentCache
+from portal.core.i18n import minute_text
 from portal.core.identity import Organization, shown_name
 from portal.core.pagecache import cache_seconds
 from portal.core.pagination import clamp_page_args
@@ -154,9 +154,9 @@ def _byline(item: Any, history: dict[str, int], trust: str, before: str) -> str 
 
 
 def _short_datetime() -> Any:
-    """Flask-Babel's ``datetime('short')`` with the locale and time zone looked up once, and
-    each minute formatted once (the short format shows minutes)."""
-    locale, tzinfo = get_locale(), get_timezone()
+    """The ``datetime`` filter (``minute_text``) with the locale and time zone looked up once,
+    and each minute formatted once."""
+    locale, zone = get_locale(), get_timezone()
     done: dict[Any, str] = {}
 
     def when(value: datetime | None) -> str:
@@ -165,7 +165,7 @@ def _short_datetime() -> Any:
         minute = value.replace(second=0, microsecond=0)
         text = done.get(minute)
         if text is None:
-            text = done[minute] = format_datetime(minute, "short", tzinfo=tzinfo, locale=locale)
+            text = done[minute] = minute_text(minute, locale, zone)
         return text
 
     return when

@@ -662,3 +662,14 @@ def test_buttons_say_what_they_did(qa, client, session):
         f"/questions/{question.id}/accept", data={"answer_id": reply.id}, follow_redirects=True
     )
     assert "You accepted this answer." in accepted.get_data(as_text=True)
+
+
+def test_question_page_says_when_in_words_and_labels_the_answer_box_once(qa, client, session):
+    question = qa.question(title="When was this asked?")
+    question.created_at = datetime(2026, 7, 8, 22, 13, tzinfo=UTC)
+    session.flush()
+    login(client, member())
+    page = client.get(f"/questions/{question.id}", headers={"Accept-Language": "en"}).text
+    assert "Asked Jul 8, 2026, 10:13\u202fPM" in page or "Asked Jul 8, 2026, 10:13 PM" in page
+    assert "7/8/26" not in page  # the short date: July 8th or 7 August?
+    assert '<label class="visually-hidden" for="body">Your answer</label>' in page

@@ -7,16 +7,17 @@ needs a manual compile step and a stale catalog is never served.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
+from babel import dates as babel_dates
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, g, has_request_context, request, session
-from flask_babel import format_date, format_datetime, format_time, get_locale, get_translations
+from flask_babel import format_date, get_locale, get_timezone, get_translations
 from flask_login import current_user
 
 LOCALES = {"en": "English", "zh_CN": "简体中文"}
@@ -74,16 +75,23 @@ def current_locale() -> str:
     return "zh_CN" if locale is not None and locale.language == "zh" else "en"
 
 
-def when(value: datetime | None, fmt: str | None = None) -> str:
-    """A moment as people read it, in their time zone: by default the date and the time to the
-    minute in the locale's own order ("Nov 27, 2026, 7:23 PM", "2026年11月27日 19:23"); seconds
-    are noise on a page. ``fmt`` names one of Babel's formats ("short", "long", ...)."""
+def minute_text(value: datetime, locale: Locale, zone: tzinfo) -> str:
+    """A moment to the minute in ``zone``, in the locale's own order: the medium date and the
+    short time ("Nov 27, 2026, 7:23 PM", "2026年11月27日 19:23"). Unambiguous where the short
+    date is not (7/8/26), and no seconds: they are noise on a page."""
+    local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
+    pattern = str(locale.datetime_formats["medium"])  # "{1}, {0}": date, then time
+    return pattern.format(
+        babel_dates.format_time(local, "short", locale=locale),
+        babel_dates.format_date(local, "medium", locale=locale),
+    )
+
+
+def when(value: datetime | None) -> str:
+    """The ``datetime`` filter: ``minute_text`` in the reader's language and time zone."""
     if not value:
         return ""
-    if fmt is not None:
-        return format_datetime(value, fmt)
-    pattern = str(get_locale().datetime_formats["medium"])  # "{1}, {0}": date, then time
-    return pattern.format(format_time(value, "short"), format_date(value, "medium"))
+    return minute_text(value, get_locale(), get_timezone())
 
 
 def day(value: date | str | None) -> str:
