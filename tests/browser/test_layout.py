@@ -31,6 +31,16 @@ def chinese_csm(app: Flask) -> int:
     )
 
 
+def chinese_csm_account(app: Flask, name: str, slug: str, **profile: Any) -> tuple[int, int]:
+    """Casey and one account of hers (``profile``: more of its CS profile); their ids."""
+    csm_id = chinese_csm(app)
+    org_id = make_org(app, name, slug)
+    with app.app_context():
+        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id, **profile))
+        db.session.commit()
+    return csm_id, org_id
+
+
 def lines_per_cell(table: Locator, cells: str) -> list[list[Any]]:
     """Each matching cell's text and how many lines of the table's text it takes."""
     return table.evaluate(
@@ -106,10 +116,8 @@ def test_profile_labels_are_not_broken_mid_word_on_a_phone(live_app: Flask, page
 def test_task_list_words_do_not_break_letter_by_letter_on_a_phone(
     live_app: Flask, page: Page
 ) -> None:
-    csm_id = chinese_csm(live_app)
-    org_id = make_org(live_app, "Globex Retail", "globex")
+    csm_id, org_id = chinese_csm_account(live_app, "Globex Retail", "globex")
     with live_app.app_context():
-        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
         db.session.add(
             CsTask(organization_id=org_id, assignee_id=csm_id, kind=TaskKind.CLOSE_THE_LOOP,
                    title="Close the loop: NPS 3", details={"score": 3},
@@ -186,14 +194,8 @@ def test_import_list_words_do_not_break_letter_by_letter_on_a_phone(
 def test_dates_and_figures_stay_on_one_line_in_account_tables_on_a_phone(
     live_app: Flask, page: Page
 ) -> None:
-    csm_id = chinese_csm(live_app)
-    org_id = make_org(live_app, "Globex Retail", "globex")
-    with live_app.app_context():
-        db.session.add(
-            AccountProfile(organization_id=org_id, csm_id=csm_id, arr=1_336_000,
-                           renewal_date=date.today() + timedelta(days=40))
-        )  # fmt: skip
-        db.session.commit()
+    chinese_csm_account(live_app, "Globex Retail", "globex", arr=1_336_000,
+                        renewal_date=date.today() + timedelta(days=40))  # fmt: skip
     page.set_viewport_size(PHONE)
     sign_in(page, "casey@cocreate.example")
     page.goto("/cs/accounts")

@@ -35,6 +35,7 @@ from tests.browser.test_layout import (
     DESKTOP,
     PHONE,
     chinese_csm,
+    chinese_csm_account,
     lines_per_cell,
     usage_down_alert,
 )
@@ -55,10 +56,8 @@ def lines_of(element: Locator) -> list[list[Any]]:
 def test_improvement_list_does_not_scroll_the_page_sideways_on_a_phone(
     live_app: Flask, page: Page
 ) -> None:
-    csm_id = chinese_csm(live_app)
-    org_id = make_org(live_app, "晨光制造", "chenguang")
+    csm_id, org_id = chinese_csm_account(live_app, "晨光制造", "chenguang")
     with live_app.app_context():
-        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
         db.session.add(
             ImprovementItem(organization_id=org_id, department="support", csm_id=csm_id,
                             title="Recovery plan for 晨光制造",
@@ -80,10 +79,8 @@ def test_improvement_list_does_not_scroll_the_page_sideways_on_a_phone(
 def test_improvement_titles_and_buttons_are_not_broken_a_character_a_line(
     live_app: Flask, page: Page
 ) -> None:
-    csm_id = chinese_csm(live_app)
-    org_id = make_org(live_app, "Globex Retail", "globex")
+    csm_id, org_id = chinese_csm_account(live_app, "Globex Retail", "globex")
     with live_app.app_context():
-        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
         db.session.add(
             ImprovementItem(organization_id=org_id, department="engineering", csm_id=csm_id,
                             title="Recovery plan for Globex Retail", status="closed",
@@ -150,12 +147,10 @@ def test_alert_and_referral_lists_keep_words_whole_on_a_phone(live_app: Flask, p
 def test_account_page_keeps_names_dates_and_quarters_whole_on_a_phone(
     live_app: Flask, page: Page
 ) -> None:
-    csm_id = chinese_csm(live_app)
-    org_id = make_org(live_app, "Globex Retail", "globex")
+    csm_id, org_id = chinese_csm_account(live_app, "Globex Retail", "globex")
     today = date.today()
     component = {"weight": 10, "configured_share": 0.1, "share": 0.1, "missing": False}
     with live_app.app_context():
-        db.session.add(AccountProfile(organization_id=org_id, csm_id=csm_id))
         db.session.add(
             HealthSnapshot(organization_id=org_id, day=today, score=59.2, band="red",
                            effective_score=59.2, effective_band="red", complete=True,
