@@ -1335,13 +1335,18 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+def oldest_pending(session: Session) -> datetime | None:
+    """When the item that has waited longest for review was submitted (None: none waits)."""
+    return session.scalar(
+        select(func.min(ModerationItem.submitted_at)).where(ModerationItem.state == State.PENDING)
+    )
+
+
 def statistics(session: Session, viewer: User, days: int = 30) -> ModerationStats:
     require_moderator(viewer)
     now = utcnow()
     since = now - timedelta(days=days)
-    oldest = session.scalar(
-        select(func.min(ModerationItem.submitted_at)).where(ModerationItem.state == State.PENDING)
-    )
+    oldest = oldest_pending(session)
     decided_rows = session.execute(
         select(AuditEntry.created_at, ModerationItem.submitted_at, AuditEntry.action)
         .join(ModerationItem, AuditEntry.item_id == ModerationItem.id)

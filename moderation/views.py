@@ -15,6 +15,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from moderation import service
@@ -22,11 +23,11 @@ from moderation.labels import TRUST_FACT_LABELS
 from moderation.models import FlagReason, ModerationItem, ReasonTemplate, WatchedWordEntry
 from moderation.registry import kinds
 from moderation.rules import WordAction
-from portal.core.db import db
+from portal.core.db import db, utcnow
 from portal.core.errors import DomainError
 from portal.core.fragments import FragmentCache
 from portal.core.i18n import minute_text
-from portal.core.identity import Organization, shown_name
+from portal.core.identity import Organization, User, shown_name
 from portal.core.pagecache import cache_seconds
 from portal.core.pagination import clamp_page_args
 from portal.core.urls import is_safe_next
@@ -466,3 +467,15 @@ def lock_trust(user_id: int) -> Response:
             _("Trust level locked.") if level is not None else _("Trust level unlocked."),
         )
     return redirect(url_for("accounts.public_profile", user_id=user_id))
+
+
+def home_section(session: Session, viewer: User | None) -> str:
+    """A moderator's home page opens on the queue: how many items wait and for how long
+    (``portal.core.home``); nobody else sees it."""
+    if not service.is_moderator(viewer):
+        return ""
+    waiting = service.queue_counts(session)
+    g.moderation_queue_count = waiting  # the navigation's badge: counted once
+    oldest = service.oldest_pending(session) if waiting else None
+    waited = round((utcnow() - oldest).total_seconds() / 60) if oldest else None
+    return render_template("moderation/_home.html", waiting=waiting, waited_minutes=waited)

@@ -23,7 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from portal.config import load_config
-from portal.core import i18n, sessions
+from portal.core import home, i18n, sessions
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.extensions import csrf, limiter, login_manager
@@ -150,6 +150,7 @@ def _register_features(app: Flask) -> None:
     from moderation import personal_data as moderation_personal_data
     from moderation.tasks import BEAT_SCHEDULE as moderation_beat
     from moderation.views import bp as moderation_bp
+    from moderation.views import home_section as moderation_home
     from portal.accounts import moderation as accounts_moderation
     from portal.accounts import personal_data as accounts_personal_data
     from portal.accounts.views import bp as accounts_bp
@@ -177,6 +178,7 @@ def _register_features(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(moderation_bp)
+    home.register("moderation", 0, moderation_home, wide=True)
 
 
 def _wants_json() -> bool:

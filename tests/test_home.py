@@ -84,3 +84,27 @@ def test_the_kept_home_section_shows_a_new_question_once_it_is_committed(app, cl
     shown = section(client.get("/").get_data(as_text=True), "questions")
     assert shown[0] == "Committed through a request now" and later.title in shown
     listcache.clear()
+
+
+def test_a_moderators_home_opens_on_the_review_queue(app, client, session):
+    from datetime import timedelta
+
+    from moderation.models import ModerationItem
+    from portal.core.identity import Role
+    from tests.factories import staff
+
+    qa = QA(app, session)
+    held = qa.question(member(trust_level=0), title="A newcomer's first question")
+    qa.question(member(trust_level=0), title="Another newcomer's question")
+    item = session.query(ModerationItem).filter_by(kind="question", object_id=held.id).one()
+    item.submitted_at -= timedelta(hours=3)
+    session.flush()
+
+    login(client, staff(Role.MODERATOR))
+    html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    card = html.split('data-testid="home-review"')[1].split("</p>")[0]
+    assert "2 items wait for review." in card and "The oldest has waited 3 hours." in card
+    assert 'href="/moderation/queue"' in html
+
+    login(client, member())
+    assert 'data-testid="home-review"' not in client.get("/").get_data(as_text=True)

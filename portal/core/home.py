@@ -25,20 +25,22 @@ class HomeSection:
     name: str
     order: int  # left to right, top to bottom
     render: Renderer
+    wide: bool = False  # the page's whole width (a staff member's work), not a column
 
 
 _SECTIONS: dict[str, HomeSection] = {}
 
 
-def register(name: str, order: int, render: Renderer) -> None:
+def register(name: str, order: int, render: Renderer, *, wide: bool = False) -> None:
     """Declare a feature's section (idempotent: app factories run once per test app)."""
-    _SECTIONS[name] = HomeSection(name, order, render)
+    _SECTIONS[name] = HomeSection(name, order, render, wide)
 
 
-def render_sections(session: Session, viewer: User | None) -> list[Markup]:
-    """Every registered section's HTML for ``viewer``, in order, without the empty ones."""
+def render_sections(session: Session, viewer: User | None) -> list[tuple[Markup, bool]]:
+    """Every registered section's HTML for ``viewer`` and whether it is wide, in order,
+    without the empty ones."""
     rendered = (
-        section.render(session, viewer)
+        (section.render(session, viewer), section.wide)
         for section in sorted(_SECTIONS.values(), key=lambda s: (s.order, s.name))
     )
-    return [Markup(html) for html in rendered if html]  # noqa: S704 - templates' own output  # nosec B704
+    return [(Markup(html), wide) for html, wide in rendered if html]  # noqa: S704 - templates' own output  # nosec B704
