@@ -13,7 +13,10 @@ def init_app(app: Flask) -> None:
     )
     from cs_metrics.tasks import BEAT_SCHEDULE
     from cs_metrics.views import bp
+    from cs_metrics.views.worklist import home_section
+    from portal.core import home
 
     app.register_blueprint(bp)
+    home.register("cs", 1, home_section, wide=True)
     personal_data.register()
     app.extensions["celery"].conf.beat_schedule.update(BEAT_SCHEDULE)

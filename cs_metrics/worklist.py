@@ -262,6 +262,19 @@ def tasks_query(
     )
 
 
+def my_task_counts(
+    session: Session, user: User | None, today: date | None = None
+) -> tuple[int, int]:
+    """The user's open tasks, and how many of them are overdue (their home page's card)."""
+    today = today or utcnow().date()
+    tasks = tasks_query(session, user, scope="mine", today=today).order_by(None).subquery()
+    late = and_(tasks.c.due_on.is_not(None), tasks.c.due_on < today)
+    total, overdue = session.execute(
+        select(func.count(), func.count().filter(late)).select_from(tasks)
+    ).one()
+    return total, overdue
+
+
 def names(
     session: Session, org_ids: set[int], user_ids: set[int]
 ) -> tuple[dict[int, str], dict[int, str]]:

@@ -108,3 +108,29 @@ def test_a_moderators_home_opens_on_the_review_queue(app, client, session):
 
     login(client, member())
     assert 'data-testid="home-review"' not in client.get("/").get_data(as_text=True)
+
+
+def test_a_csms_home_shows_their_open_and_overdue_tasks(app, client, session):
+    from datetime import date, timedelta
+
+    from cs_metrics.models import AccountProfile, CsTask
+    from portal.core.identity import Role
+    from tests.factories import OrganizationFactory, staff
+
+    csm = staff(Role.CSM)
+    org = OrganizationFactory()
+    session.add(AccountProfile(organization_id=org.id, csm_id=csm.id))
+    late = date.today() - timedelta(days=2)
+    session.add(CsTask(organization_id=org.id, assignee_id=csm.id, title="Call", due_on=late))
+    session.add(CsTask(organization_id=org.id, assignee_id=csm.id, title="Write"))
+    session.add(CsTask(organization_id=org.id, assignee_id=csm.id, title="Done", status="done"))
+    session.flush()
+
+    login(client, csm)
+    html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    card = html.split('data-testid="home-cs"')[1].split("</p>")[0]
+    assert "You have 2 open tasks. 1 is overdue." in card
+    assert 'href="/cs/tasks?scope=mine"' in html
+
+    login(client, member())
+    assert 'data-testid="home-cs"' not in client.get("/").get_data(as_text=True)

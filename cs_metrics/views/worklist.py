@@ -13,6 +13,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -31,7 +32,7 @@ from cs_metrics.models import (
 from cs_metrics.views import bp, nav_item
 from cs_metrics.views.labels import DEPARTMENTS, IMPROVEMENT_STATUSES, task_label
 from portal.core.db import db
-from portal.core.identity import Organization, Role
+from portal.core.identity import Organization, Role, User
 from portal.core.pagination import clamp_page_args, paginate
 from portal.core.permissions import Action, can
 from portal.core.urls import is_safe_next
@@ -583,3 +584,11 @@ def _back(default: str) -> Response:
     if target.startswith(request.host_url):
         target = "/" + target[len(request.host_url) :]
     return redirect(target if is_safe_next(target) else default)
+
+
+def home_section(session: Session, viewer: User | None) -> str:
+    """A CSM's home page shows their tasks first (``portal.core.home``); nobody else sees it."""
+    if not can(viewer, Action.VIEW_CS):
+        return ""
+    total, overdue = worklist.my_task_counts(session, viewer)
+    return render_template("cs/_home.html", total=total, overdue=overdue)
