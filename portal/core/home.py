@@ -19,6 +19,8 @@ from portal.core.identity import User
 
 Renderer = Callable[[Session, User | None], str]
 
+ROWS = 5  # how many items a community section lists
+
 
 @dataclass(frozen=True)
 class HomeSection:

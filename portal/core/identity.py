@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
@@ -89,6 +90,14 @@ class AuthorRef:
     display_name: str
     organization_name: str | None
     active: bool = True  # a deactivated or erased account's profile is not linked
+
+    @classmethod
+    def of(cls, row: Any) -> AuthorRef | None:
+        """From a list's row with ``author_id``, ``author_name``, ``author_active`` and
+        ``organization_name`` columns; None where the post has no author."""
+        if not row.author_id:
+            return None
+        return cls(row.author_id, row.author_name, row.organization_name, row.author_active)
 
 
 def shown_name(person: User | AuthorRef | str | None) -> str:

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
+from portal.core import home
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
@@ -356,16 +357,13 @@ def download(template_id: int) -> Response:
     return send_version(version)
 
 
-HOME_ROWS = 5
-
-
 def home_section(session: Session, viewer: User | None) -> str:
-    """The home page's most downloaded templates, as ``viewer`` may see them
-    (``portal.core.home``)."""
+    """The home page's templates most organizations downloaded lately, as ``viewer`` may
+    see them (``portal.core.home``)."""
 
     def render() -> str:
         filters = service.ListFilters(sort="popular")
-        page = service.list_templates(session, viewer, filters, 1, HOME_ROWS)
+        page = service.list_templates(session, viewer, filters, 1, home.ROWS)
         return render_template("gallery/_home.html", rows=page.items)
 
     # kept like the gallery's list, per scope

@@ -830,7 +830,7 @@ _LIST_COLUMNS = (
     Question.created_at,
     Question.last_activity_at,
     User.id.label("author_id"),
-    User.display_name,
+    User.display_name.label("author_name"),
     User.active.label("author_active"),
     Organization.name.label("organization_name"),
 )
@@ -911,11 +911,7 @@ def list_questions(
             duplicate_of_id=row.duplicate_of_id,
             created_at=row.created_at,
             last_activity_at=row.last_activity_at,
-            author=(
-                AuthorRef(row.author_id, row.display_name, row.organization_name, row.author_active)
-                if row.author_id
-                else None
-            ),
+            author=AuthorRef.of(row),
             tags=tags.get(row.id, []),
         )
         for row in rows

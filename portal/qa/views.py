@@ -21,6 +21,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
+from portal.core import home
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
@@ -446,15 +447,12 @@ def answer_revisions(answer_id: int) -> Any:
     return _revisions(None, answer_id)
 
 
-HOME_ROWS = 5
-
-
 def home_section(session: Session, viewer: User | None) -> str:
     """The home page's latest questions, as ``viewer`` may see them (``portal.core.home``)."""
 
     def render() -> str:
         filters = service.ListFilters(sort="newest")
-        page = service.list_questions(session, viewer, filters, 1, HOME_ROWS)
+        page = service.list_questions(session, viewer, filters, 1, home.ROWS)
         return render_template("qa/_home.html", rows=page.items)
 
     # kept like the list (the home page is the busiest page a visitor opens)

@@ -960,11 +960,7 @@ def board(
             vote_count=row.vote_count,
             comment_count=row.comment_count,
             created_at=row.created_at,
-            author=(
-                AuthorRef(row.author_id, row.author_name, row.organization_name, row.author_active)
-                if row.author_id
-                else None
-            ),
+            author=AuthorRef.of(row),
             tags=tags.get(row.id, []),
             my_importance=mine.get(row.id),
         )

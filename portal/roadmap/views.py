@@ -14,6 +14,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from cs_metrics.export import csv_response
+from portal.core import home
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
@@ -410,15 +411,12 @@ def admin() -> Any:
     )
 
 
-HOME_ROWS = 5
-
-
 def home_section(session: Session, viewer: User | None) -> str:
     """The home page's most voted ideas (``portal.core.home``)."""
 
     def render() -> str:
         page = service.board(
-            session, viewer, service.BoardFilters(sort="top", open_only=True), 1, HOME_ROWS
+            session, viewer, service.BoardFilters(sort="top", open_only=True), 1, home.ROWS
         )
         return render_template(
             "roadmap/_home.html", rows=page.items, labels=service.status_labels(session)
