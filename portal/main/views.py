@@ -6,6 +6,7 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -13,15 +14,20 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from marshmallow import fields, validate
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.core import home as home_page
+from portal.core.api import StrictSchema, load
 from portal.core.db import db
+from portal.core.extensions import limiter
+from portal.core.html import MAX_MARKDOWN_CHARS, render_markdown
 from portal.core.i18n import LOCALES
 from portal.core.mail import OutboxMessage
 from portal.core.notifications import Notification, mark_read
 from portal.core.pagination import clamp_page_args, paginate
+from portal.core.permissions import Action, can
 from portal.core.urls import is_safe_next
 
 bp = Blueprint("main", __name__)
@@ -37,6 +43,27 @@ def home() -> str:
 def healthz() -> Response:
     """Liveness probe, and the trivial endpoint benchmarks compare pages against."""
     return Response("ok\n", mimetype="text/plain")
+
+
+class PreviewIn(StrictSchema):
+    source = fields.Str(required=True, validate=validate.Length(max=MAX_MARKDOWN_CHARS))
+    images = fields.Bool(load_default=False)
+
+
+def _per_user() -> str:
+    return f"user:{current_user.get_id()}"
+
+
+@bp.route("/preview", methods=["POST"])
+@login_required
+@limiter.limit("60 per minute", key_func=_per_user)
+def preview() -> Response:
+    """What a post will look like, rendered by the same policy as saving it. Images are kept
+    only where the page asks for them and the writer may publish them (knowledge-base
+    articles, written by staff); everywhere else they are dropped on save, so here too."""
+    data = load(PreviewIn, request.get_json(silent=True) or {})
+    images = data["images"] and can(current_user, Action.WRITE_KB)
+    return jsonify({"html": render_markdown(data["source"], allow_images=images)})
 
 
 @bp.route("/locale", methods=["POST"])

@@ -121,3 +121,40 @@ def test_ask_review_answer_accept_vote_and_helpful(
     row = voter.locator(f'li[data-question-id="{question_url.rsplit("/", 1)[1]}"]')
     expect(row).to_contain_text(TITLE)
     expect(row).to_contain_text("1 answer")
+
+
+PREVIEWED = (
+    "Embed the **chart** with [the guide](https://example.com/embed).\n\n"
+    '<img src=x onerror="window.previewed = 1">\n\n'
+    "<script>window.previewed = 2</script>\n\n"
+    '![logo](https://example.com/a.png" onerror="window.previewed = 3)'
+)
+
+
+def test_preview_shows_the_question_as_it_will_be_published(page: Page, live_app: Flask) -> None:
+    acme = make_org(live_app, "Acme Analytics", "acme")
+    trusted(live_app, make_user(live_app, acme, "tess@acme.example", "Tess Trusted"))
+    sign_in(page, "tess@acme.example")
+    page.goto("/questions/ask")
+    page.get_by_label("Title").fill("How do I embed a chart in a wiki page?")
+    details = page.get_by_label("Details")
+    details.fill(PREVIEWED)
+    page.get_by_label("Tags").fill("embedding")
+
+    page.get_by_role("button", name="Preview", exact=True).click()
+    preview = page.locator("[data-markdown-output]")
+    expect(preview.locator("strong")).to_have_text("chart")
+    expect(preview.get_by_role("link", name="the guide")).to_have_attribute(
+        "rel", "nofollow ugc noopener"
+    )
+    expect(details).to_be_hidden()
+    shown = preview.inner_html()
+    assert page.evaluate("window.previewed") is None  # nothing the writer typed ran
+
+    page.get_by_role("button", name="Write", exact=True).click()
+    expect(details).to_be_visible()
+    expect(details).to_have_value(PREVIEWED)
+    page.get_by_role("button", name="Post your question").click()
+    expect(page).to_have_url(re.compile(r"/questions/\d+$"))
+    assert page.locator(".qa-body").inner_html() == shown
+    assert page.evaluate("window.previewed") is None

@@ -81,6 +81,7 @@ ACCESS: dict[str, str | tuple[str, str]] = {  # (GET rule, other methods' rule)
     "main.healthz": PUBLIC,
     "main.home": PUBLIC,
     "main.notifications": SIGNED_IN,
+    "main.preview": SIGNED_IN,
     "main.read_notifications": SIGNED_IN,
     "main.set_locale": PUBLIC,
     "static": PUBLIC,
