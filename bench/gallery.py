@@ -61,8 +61,8 @@ def _csv_file(path: Path, size: int) -> None:
 
 
 def bench_uploads(workdir: Path) -> dict[str, Any]:
+    from portal.core.storage import LocalStorage
     from portal.gallery import uploads
-    from portal.gallery.storage import LocalStorage
 
     source = workdir / "source.csv"
     _csv_file(source, SIZE)

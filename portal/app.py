@@ -158,6 +158,7 @@ def _register_features(app: Flask) -> None:
     from portal.gallery import feature as gallery_feature
     from portal.kb import feature as kb_feature
     from portal.main.views import bp as main_bp
+    from portal.media import feature as media_feature
     from portal.privacy import feature as privacy_feature
     from portal.qa import feature as qa_feature
     from portal.roadmap import feature as roadmap_feature
@@ -172,6 +173,7 @@ def _register_features(app: Flask) -> None:
     roadmap_feature.init_app(app)
     cs_feature.init_app(app)
     privacy_feature.init_app(app)
+    media_feature.init_app(app)
     search_feature.init_app(app)  # last: its start-up check counts every registered kind
     app.extensions["celery"].conf.beat_schedule.update(moderation_beat)
     app.register_blueprint(main_bp)
@@ -182,7 +184,13 @@ def _register_features(app: Flask) -> None:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    """The API, and the page scripts that ask for JSON (preview, image upload): their errors
+    are the API's JSON body naming the field. A browser loading a page asks for HTML first."""
+    if request.path.startswith("/api/"):
+        return True
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == (
+        "application/json"
+    )
 
 
 def json_error(

@@ -60,6 +60,7 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "RETENTION_SEARCH_LOG_DAYS": (180, int),  # 0 keeps forever
     "RETENTION_OUTBOX_DAYS": (90, int),  # sent mail only; 0 keeps forever
     "GALLERY_MAX_UPLOAD_BYTES": (20 * 1024 * 1024, int),
+    "MEDIA_MAX_IMAGE_BYTES": (5 * 1024 * 1024, int),  # an image in a post; Discourse: 4 MB
 }
 
 ENV_PREFIX = "COCREATE_"

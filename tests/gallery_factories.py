@@ -12,9 +12,9 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from portal.core.identity import User
+from portal.core.storage import storage_for
 from portal.gallery import service, uploads
 from portal.gallery.models import Template, TemplateVersion
-from portal.gallery.storage import storage_for
 from tests.factories import UserFactory
 
 _numbers = itertools.count(1)
@@ -55,7 +55,7 @@ class Gallery:
 
     def upload(self, data: bytes, name: str = "template.json") -> uploads.Upload:
         with self.app.app_context():
-            store = storage_for(current_app.config["UPLOAD_DIR"])
+            store = storage_for(current_app.config["UPLOAD_DIR"], "gallery")
             return uploads.receive(io.BytesIO(data), name, store)
 
     def template(

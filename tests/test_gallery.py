@@ -17,9 +17,9 @@ from portal.core.errors import DomainError, NotFound, PermissionDenied
 from portal.core.identity import Role
 from portal.core.mail import OutboxMessage
 from portal.core.notifications import Notification
+from portal.core.storage import storage_for
 from portal.gallery import manifest, search, service
 from portal.gallery.models import Download, Rating, Template, TemplateVersion
-from portal.gallery.storage import storage_for
 from tests import cs_factories
 from tests.conftest import count_statements, login
 from tests.factories import OrganizationFactory, staff
@@ -52,7 +52,7 @@ def approve(gallery, session, moderator, kind: str, object_id: int) -> None:
 
 
 def uploaded_files(app) -> list:
-    root = storage_for(app.config["UPLOAD_DIR"]).root
+    root = storage_for(app.config["UPLOAD_DIR"], "gallery").root
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
@@ -592,7 +592,7 @@ def test_files_of_a_deleted_organization_leave_the_disk_shared_ones_stay(
     theirs = gallery.template(member(), data=shared_bytes)
     own_key, shared_key = own.current_version.file_key, theirs.current_version.file_key
     with app.app_context():
-        store = storage_for(app.config["UPLOAD_DIR"])
+        store = storage_for(app.config["UPLOAD_DIR"], "gallery")
         assert store.exists(own_key) and store.exists(shared_key)
         delete_organization(session, staff(Role.VENDOR_ADMIN), acme_id, "Acme Files")
         session.flush()

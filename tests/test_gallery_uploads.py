@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
+from portal.core.storage import LocalStorage
 from portal.gallery import uploads
-from portal.gallery.storage import LocalStorage
 from portal.gallery.uploads import UploadRefused, normalize_filename, receive
 
 pytestmark = pytest.mark.database_free

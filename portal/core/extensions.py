@@ -20,3 +20,11 @@ limiter = Limiter(
     swallow_errors=True,
     storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
 )
+
+
+def per_signed_in_user() -> str:
+    """A limit's key for pages only signed-in people reach: per person, not per address (an
+    office behind one address is many people)."""
+    from flask_login import current_user
+
+    return f"user:{current_user.get_id()}"

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from moderation import service as moderation
 from portal.core.errors import DomainError
 from portal.core.identity import User
+from portal.core.storage import storage_for
 from portal.gallery import service, uploads
 from portal.gallery.models import Template
-from portal.gallery.storage import storage_for
 
 MODERATOR = "moderator@vendor.example"
 FALLBACK_AUTHOR = "csm@vendor.example"
@@ -293,7 +293,7 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
         return
     users = users_by_email
     moderator = users.get(MODERATOR)
-    store = storage_for(current_app.config["UPLOAD_DIR"])
+    store = storage_for(current_app.config["UPLOAD_DIR"], "gallery")
 
     def receive(name: str, data: bytes) -> uploads.Upload:
         return uploads.receive(io.BytesIO(data), name, store)

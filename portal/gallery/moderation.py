@@ -56,13 +56,13 @@ def _edit_template(_session: Session, template: Template, text: str) -> None:
     title, _sep, body = text.partition("\n\n")
     template.title = " ".join(title.split())[:200] or template.title
     template.description_source = body
-    template.description_html = render_markdown(body)
+    template.description_html = service.render_description(body)
 
 
 def _edit_version(_session: Session, version: TemplateVersion, text: str) -> None:
     _head, _sep, body = text.partition("\n\n")
     version.changelog_source = body
-    version.changelog_html = render_markdown(body)
+    version.changelog_html = service.render_description(body)
 
 
 def _check_template(_template: Template, text: str) -> str:

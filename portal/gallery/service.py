@@ -9,7 +9,6 @@ never read-added-written in Python; "one rating per user" is the unique constrai
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from portal.core.identity import User
 from portal.core.mail import queue_mail
 from portal.core.notifications import notify
 from portal.core.pagination import Page
+from portal.core.storage import Storage, delete_unreferenced
 from portal.core.text import checked_text, title_text
 from portal.core.text import parse_tags as core_parse_tags
 from portal.core.urls import external_url
@@ -46,7 +46,6 @@ from portal.gallery.models import (
     TemplateVersion,
     Visibility,
 )
-from portal.gallery.storage import Storage
 from portal.gallery.uploads import Upload
 from portal.search.index import schedule
 
@@ -67,6 +66,14 @@ MAX_DESCRIPTION = 20_000
 MAX_CHANGELOG = 10_000
 MAX_REVIEW = 5_000
 MAX_TAGS = 8
+
+
+def render_description(text: str) -> str:
+    """A template's description and a version's changelog may show images from the
+    portal's uploads (what the report looks like); reviews are text."""
+    return render_markdown(text, allow_images=True)
+
+
 POPULAR_DAYS = 30
 # Bayesian average: every template starts with PRIOR_WEIGHT votes of PRIOR_MEAN stars, so one
 # 5-star vote (3.33) ranks below a hundred votes averaging 4.8 (4.71). A fixed prior keeps a
@@ -269,7 +276,7 @@ def _new_version(
         version=fields.version,
         version_key=fields.key,
         changelog_source=changelog,
-        changelog_html=render_markdown(changelog),
+        changelog_html=render_description(changelog),
         manifest=fields.manifest,
         product_range=fields.product_range,
         product_min=fields.product_min,
@@ -328,7 +335,7 @@ def share(
         author_id=author.id,
         title=title,
         description_source=description,
-        description_html=render_markdown(description),
+        description_html=render_description(description),
         category=_choice(category, CATEGORIES, "category", Category.REPORT),
         industry=_choice(industry, INDUSTRIES, "industry", "general"),
         license=_choice(license, LICENSES, "license", LICENSES[0]),
@@ -904,10 +911,4 @@ def sweep_unreferenced_files(
     it). Files younger than ``min_age`` stay: an upload stores its file before its row
     commits."""
     referenced = set(session.scalars(select(TemplateVersion.file_key).distinct()))
-    cutoff = time.time() - min_age.total_seconds()
-    removed = 0
-    for key, modified in storage.stored():
-        if key not in referenced and modified < cutoff:
-            storage.delete(key)
-            removed += 1
-    return removed
+    return delete_unreferenced(storage, referenced, min_age)

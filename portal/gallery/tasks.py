@@ -7,9 +7,9 @@ from celery.schedules import crontab
 from flask import current_app
 
 from portal.core.db import new_session
+from portal.core.storage import storage_for
 from portal.core.tasks import RETRY_POLICY
 from portal.gallery import service
-from portal.gallery.storage import storage_for
 
 BEAT_SCHEDULE = {
     "gallery-author-digest": {
@@ -35,5 +35,5 @@ def sweep_files_task() -> int:
     """Files of deleted templates and organizations leave the disk daily; idempotent."""
     with new_session() as session:
         return service.sweep_unreferenced_files(
-            session, storage_for(current_app.config["UPLOAD_DIR"])
+            session, storage_for(current_app.config["UPLOAD_DIR"], "gallery")
         )

@@ -34,9 +34,9 @@ from typing import IO, Any, BinaryIO
 from flask_babel import lazy_gettext as _l
 
 from portal.core.errors import DomainError
+from portal.core.storage import Storage
 from portal.core.text import clean_text
 from portal.gallery.manifest import manifest_schema
-from portal.gallery.storage import Storage
 
 CHUNK_SIZE = 256 * 1024
 HEAD_BYTES = 64 * 1024

@@ -37,11 +37,11 @@ from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
 from portal.core.identity import User
 from portal.core.pagination import clamp_page_args
+from portal.core.storage import storage_for
 from portal.core.web import perform, render_form, submit
 from portal.gallery import forms, listcache, service, uploads
 from portal.gallery import manifest as manifests
 from portal.gallery.models import TemplateVersion
-from portal.gallery.storage import storage_for
 
 bp = Blueprint("gallery", __name__, url_prefix="/gallery")
 
@@ -82,7 +82,7 @@ def max_upload_bytes() -> int:
 
 
 def storage() -> Any:
-    return storage_for(current_app.config["UPLOAD_DIR"])
+    return storage_for(current_app.config["UPLOAD_DIR"], "gallery")
 
 
 def receive_file(file: Any) -> uploads.Upload:

@@ -21,13 +21,12 @@ from werkzeug.wrappers import Response
 from portal.core import home as home_page
 from portal.core.api import StrictSchema, load
 from portal.core.db import db
-from portal.core.extensions import limiter
+from portal.core.extensions import limiter, per_signed_in_user
 from portal.core.html import MAX_MARKDOWN_CHARS, render_markdown
 from portal.core.i18n import LOCALES
 from portal.core.mail import OutboxMessage
 from portal.core.notifications import Notification, mark_read
 from portal.core.pagination import clamp_page_args, paginate
-from portal.core.permissions import Action, can
 from portal.core.urls import is_safe_next
 
 bp = Blueprint("main", __name__)
@@ -50,20 +49,15 @@ class PreviewIn(StrictSchema):
     images = fields.Bool(load_default=False)
 
 
-def _per_user() -> str:
-    return f"user:{current_user.get_id()}"
-
-
 @bp.route("/preview", methods=["POST"])
 @login_required
-@limiter.limit("60 per minute", key_func=_per_user)
+@limiter.limit("60 per minute", key_func=per_signed_in_user)
 def preview() -> Response:
-    """What a post will look like, rendered by the same policy as saving it. Images are kept
-    only where the page asks for them and the writer may publish them (knowledge-base
-    articles, written by staff); everywhere else they are dropped on save, so here too."""
+    """What a post will look like, rendered by the same policy as saving it. ``images``: the
+    field keeps images when saved (questions, answers, ideas, templates, articles); the
+    policy still shows only images from the portal's own uploads."""
     data = load(PreviewIn, request.get_json(silent=True) or {})
-    images = data["images"] and can(current_user, Action.WRITE_KB)
-    return jsonify({"html": render_markdown(data["source"], allow_images=images)})
+    return jsonify({"html": render_markdown(data["source"], allow_images=data["images"])})
 
 
 @bp.route("/locale", methods=["POST"])

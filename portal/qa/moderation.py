@@ -59,7 +59,7 @@ def _edit_question(_session: Session, question: Question, text: str) -> None:
     title, _sep, body = text.partition("\n\n")
     question.title = " ".join(title.split())[:200] or question.title
     question.body_source = body
-    question.body_html = render_markdown(body)
+    question.body_html = service.render_post(body)
 
 
 def _check_question(_question: Question, text: str) -> str:
@@ -68,9 +68,14 @@ def _check_question(_question: Question, text: str) -> str:
     return "{}\n\n{}".format(*service.checked_question(title, body))
 
 
-def _edit_body(_session: Session, obj: Any, text: str) -> None:
-    obj.body_source = text
-    obj.body_html = render_markdown(text)
+def _edit_answer(_session: Session, reply: Answer, text: str) -> None:
+    reply.body_source = text
+    reply.body_html = service.render_post(text)
+
+
+def _edit_comment(_session: Session, note: Comment, text: str) -> None:
+    note.body_source = text
+    note.body_html = render_markdown(text)
 
 
 def _question_html(question: Question) -> str:
@@ -132,7 +137,7 @@ def register() -> None:
                     session, reply, True, notify=True
                 ),
             },
-            apply_edit=_edit_body,
+            apply_edit=_edit_answer,
             validate_edit=lambda _reply, text: service.checked_answer(text),
         )
     )
@@ -146,7 +151,7 @@ def register() -> None:
             url=_comment_url,
             visible_to=_comment_visible,
             **visibility_hooks(_comment_shown),
-            apply_edit=_edit_body,
+            apply_edit=_edit_comment,
             validate_edit=lambda _note, text: service.checked_comment(text),
         )
     )

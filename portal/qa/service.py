@@ -87,6 +87,13 @@ MAX_COMMENT = 600
 MAX_REASON = 500
 MAX_TAGS = 5
 
+
+def render_post(body: str) -> str:
+    """Questions and answers may show images from the portal's uploads (a screenshot says
+    more than a paragraph); comments are a line or two of text."""
+    return render_markdown(body, allow_images=True)
+
+
 # Reputation, as on Stack Overflow: what a vote of each value is worth to the post's author.
 UPVOTE_POINTS = {QUESTION_KIND: 2, ANSWER_KIND: 10}
 DOWNVOTE_POINTS = -2
@@ -281,7 +288,7 @@ def ask(
         author_id=author.id,
         title=title,
         body_source=body,
-        body_html=render_markdown(body),
+        body_html=render_post(body),
         product_area=area,
         is_private=bool(private),
         published=False,
@@ -346,7 +353,7 @@ def edit_question(
     area = check_product_area(product_area)
     question.title = title
     question.body_source = body
-    question.body_html = render_markdown(body)
+    question.body_html = render_post(body)
     question.tags = _tags(session, names)
     question.product_area = area
     question.updated_at = question.last_activity_at = utcnow()
@@ -391,7 +398,7 @@ def answer(session: Session, author: User, question_id: int, body: str) -> Answe
         organization_id=author.organization_id,
         author_id=author.id,
         body_source=body,
-        body_html=render_markdown(body),
+        body_html=render_post(body),
         published=False,
     )
     session.add(reply)
@@ -416,7 +423,7 @@ def edit_answer(
     authorize(editor, Action.EDIT_CONTENT, reply)
     body = checked_answer(body)
     reply.body_source = body
-    reply.body_html = render_markdown(body)
+    reply.body_html = render_post(body)
     reply.updated_at = utcnow()
     was_published = reply.published
     reply.published = False

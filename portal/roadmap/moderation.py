@@ -40,7 +40,7 @@ def _edit_idea(_session: Session, idea: Idea, text: str) -> None:
     title, _sep, body = text.partition("\n\n")
     idea.title = " ".join(title.split())[:200] or idea.title
     idea.description_source = body
-    idea.description_html = render_markdown(body)
+    idea.description_html = service.render_description(body)
 
 
 def _check_idea(_idea: Idea, text: str) -> str:

@@ -75,6 +75,14 @@ MAX_BODY = 20_000
 MAX_COMMENT = 2_000
 MAX_RESPONSE = 5_000
 MAX_TAGS = 5
+
+
+def render_description(body: str) -> str:
+    """An idea's description may show images from the portal's uploads (a mock-up or a
+    screenshot of the problem); comments are text."""
+    return render_markdown(body, allow_images=True)
+
+
 COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 RISK_RENEWAL_DAYS = 90
 TRENDING_WINDOW_DAYS = 30
@@ -321,7 +329,7 @@ def submit_idea(
         author_id=author.id,
         title=title,
         description_source=body,
-        description_html=render_markdown(body),
+        description_html=render_description(body),
         product_area=check_product_area(product_area),
         status=IdeaStatus.OPEN,
         published=False,

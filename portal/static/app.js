@@ -74,6 +74,13 @@ function setUpMarkdownPreview(editor) {
     }
   };
 
+  if (editor.hasAttribute("data-image-upload")) {
+    setUpImageUpload(editor, textarea, meta.getAttribute("content"), () => {
+      select("write");
+      shown = null;
+    });
+  }
+
   // A required field left empty while the preview shows: show the field the browser complains of.
   textarea.addEventListener("invalid", () => select("write"));
   buttons.forEach((button) => {
@@ -85,5 +92,81 @@ function setUpMarkdownPreview(editor) {
         textarea.focus();
       }
     });
+  });
+}
+
+// Images into a Markdown field: the "Add image" button, or pasting or dropping image files on
+// the text. Each is uploaded (one after another, in order) and its Markdown written at the
+// cursor; the server re-encodes it and answers with its URL, or says why it refused it.
+function setUpImageUpload(editor, textarea, token, beforeInsert) {
+  const input = editor.querySelector("[data-image-input]");
+  const status = editor.querySelector("[data-image-status]");
+  const url = editor.getAttribute("data-image-upload");
+  let queue = Promise.resolve();
+
+  const tell = (text, failed) => {
+    status.textContent = text;
+    status.classList.toggle("text-danger", Boolean(failed));
+    status.classList.toggle("text-body-secondary", !failed);
+  };
+  const insert = (markdown) => {
+    beforeInsert();
+    const start = textarea.selectionStart, end = textarea.selectionEnd;
+    const before = textarea.value.slice(0, start), after = textarea.value.slice(end);
+    const lead = before && !before.endsWith("\n\n") ? (before.endsWith("\n") ? "\n" : "\n\n") : "";
+    const piece = lead + markdown + "\n\n";
+    textarea.value = before + piece + after;
+    const caret = (before + piece).length;
+    textarea.setSelectionRange(caret, caret);
+    textarea.focus();
+  };
+  const upload = async (file) => {
+    tell(editor.getAttribute("data-uploading-text").replace("{name}", file.name || "image"));
+    const body = new FormData();
+    body.append("file", file, file.name || "image.png");
+    try {
+      const response = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Accept": "application/json", "X-CSRFToken": token },
+        body: body,
+      });
+      const data = await response.json().catch(() => null);
+      if (response.ok && data && typeof data.markdown === "string") {
+        insert(data.markdown);
+        tell("");
+        return;
+      }
+      const error = data && data.error;
+      const reason = error && ((error.fields && error.fields.file && error.fields.file[0]) || error.message);
+      tell(reason || editor.getAttribute("data-upload-error-text"), true);
+    } catch (_error) {
+      tell(editor.getAttribute("data-upload-error-text"), true);
+    }
+  };
+  // Chosen with the button: every file (the server says why one is refused); pasted or dropped
+  // on the text: only image files (other files, and text, paste and drop as usual).
+  const uploadAll = (files, chosen) => {
+    const images = Array.from(files || []).filter((file) => chosen || file.type.startsWith("image/"));
+    images.forEach((file) => { queue = queue.then(() => upload(file)); });
+    return images.length > 0;
+  };
+
+  if (input) {
+    input.addEventListener("change", () => {
+      uploadAll(input.files, true);
+      input.value = "";
+    });
+  }
+  textarea.addEventListener("paste", (event) => {
+    if (event.clipboardData && uploadAll(event.clipboardData.files)) event.preventDefault();
+  });
+  textarea.addEventListener("dragover", (event) => {
+    if (event.dataTransfer && Array.from(event.dataTransfer.types).includes("Files")) {
+      event.preventDefault();
+    }
+  });
+  textarea.addEventListener("drop", (event) => {
+    if (event.dataTransfer && uploadAll(event.dataTransfer.files)) event.preventDefault();
   });
 }

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from portal.core.db import db
 from portal.core.identity import Role, User
 from portal.core.notifications import notify
+from portal.core.storage import storage_for
 from portal.gallery import service as gallery_service
 from portal.gallery import uploads
-from portal.gallery.storage import storage_for
 from portal.qa import service as qa_service
 from portal.search import index as search_index
 from tests.browser.helpers import make_org, make_user, sign_in
@@ -204,7 +204,7 @@ def share_template(app: Flask, author_id: int, title: str) -> int:
         author.trust_level = 3  # published at once
         upload = uploads.receive(
             io.BytesIO(manifest_bytes()), "template.json",
-            storage_for(current_app.config["UPLOAD_DIR"]),
+            storage_for(current_app.config["UPLOAD_DIR"], "gallery"),
         )  # fmt: skip
         template = gallery_service.share(
             db.session, author, title=title, description="Churn by month.",

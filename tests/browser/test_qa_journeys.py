@@ -7,12 +7,14 @@ browser, through the real forms (CSRF on)."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 
 import pytest
 from flask import Flask
-from playwright.sync_api import BrowserContext, Page, expect
+from PIL import Image
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from portal.core.db import db
 from portal.core.identity import Organization, OrgKind, Role, User
@@ -154,7 +156,36 @@ def test_preview_shows_the_question_as_it_will_be_published(page: Page, live_app
     page.get_by_role("button", name="Write", exact=True).click()
     expect(details).to_be_visible()
     expect(details).to_have_value(PREVIEWED)
+
+    # A screenshot, added with the button: its Markdown lands at the cursor (the end here).
+    page.get_by_text("Add image").set_input_files(
+        files=[{"name": "wiki chart.png", "mimeType": "image/png", "buffer": png(120, 80)}]
+    )
+    expect(details).to_have_value(
+        re.compile(r"\n\n!\[wiki chart\]\(/uploads/[0-9a-f]{32}\.png\)\n\n$")
+    )
+    page.get_by_text("Add image").set_input_files(
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"just text"}]
+    )
+    expect(page.get_by_role("status")).to_contain_text("not an image the portal can show")
+    page.get_by_role("button", name="Preview", exact=True).click()
+    assert loaded_width(preview.get_by_role("img", name="wiki chart")) == 120
+    shown = preview.inner_html()
+
     page.get_by_role("button", name="Post your question").click()
     expect(page).to_have_url(re.compile(r"/questions/\d+$"))
     assert page.locator(".qa-body").inner_html() == shown
+    assert loaded_width(page.locator(".qa-body").get_by_role("img", name="wiki chart")) == 120
     assert page.evaluate("window.previewed") is None
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (20, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def loaded_width(image: Locator) -> int:
+    """The width the browser decoded: 0 if the image did not load."""
+    expect(image).to_have_js_property("complete", True)
+    return image.evaluate("img => img.naturalWidth")

@@ -82,6 +82,8 @@ ACCESS: dict[str, str | tuple[str, str]] = {  # (GET rule, other methods' rule)
     "main.home": PUBLIC,
     "main.notifications": SIGNED_IN,
     "main.preview": SIGNED_IN,
+    "media.image": PUBLIC,
+    "media.upload": SIGNED_IN,
     "main.read_notifications": SIGNED_IN,
     "main.set_locale": PUBLIC,
     "static": PUBLIC,

@@ -1,4 +1,5 @@
-"""Where gallery files live: content-addressed blobs behind a small interface.
+"""Where uploaded files live: content-addressed blobs behind a small interface (the gallery's
+template files, the images in posts; each area under its own folder of ``UPLOAD_DIR``).
 
 Local disk now; an object store later only has to implement ``Storage``. A blob's key is
 ``sha256/<2 hex>/<64 hex>``: the same bytes uploaded twice are stored once, and a key never
@@ -11,7 +12,9 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -101,5 +104,20 @@ class LocalStorage:
         return sorted(self.incoming.glob("*")) if self.incoming.exists() else []
 
 
-def storage_for(upload_dir: str | os.PathLike[str]) -> LocalStorage:
-    return LocalStorage(Path(upload_dir) / "gallery")
+def storage_for(upload_dir: str | os.PathLike[str], area: str) -> LocalStorage:
+    return LocalStorage(Path(upload_dir) / area)
+
+
+def delete_unreferenced(
+    storage: Storage, referenced: Collection[str], min_age: timedelta = timedelta(hours=1)
+) -> int:
+    """Delete the stored blobs no row refers to (a blob shared by identical uploads stays
+    while one row refers to it). Blobs younger than ``min_age`` stay: an upload stores its
+    blob before its row commits."""
+    cutoff = time.time() - min_age.total_seconds()
+    removed = 0
+    for key, modified in storage.stored():
+        if key not in referenced and modified < cutoff:
+            storage.delete(key)
+            removed += 1
+    return removed

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.core.db import Base, utcnow
+
+
+class ContentImage(Base):
+    """An image uploaded for a post. Its bytes are kept once per content (``storage_key``);
+    readers fetch it by ``name``, random and unguessable, so an image in an organization's
+    private question reaches only those who can read the question (or were given its link)."""
+
+    __tablename__ = "content_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(48), unique=True)  # "<32 hex>.<extension>"
+    storage_key: Mapped[str] = mapped_column(String(80), index=True)
+    content_type: Mapped[str] = mapped_column(String(20))
+    width: Mapped[int]
+    height: Mapped[int]
+    size: Mapped[int]
+    uploader_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,173 @@
+"""Images in posts.
+
+An upload is accepted only if Pillow decodes it completely as PNG, JPEG, GIF or WebP within
+size limits, and what is kept is Pillow's re-encoding of the pixels, never the bytes sent:
+camera metadata (EXIF with GPS position, XMP, comments) is dropped, a phone photo is turned
+upright by its EXIF orientation first, and a file that is also something else (an HTML or
+script "polyglot") cannot survive the round trip. SVG is not accepted: it is a document that
+can carry script. Who may *show* an image is the HTML policy's and the moderation rules'
+business (``portal.core.html``: only ``/uploads/`` images, only in fields that keep images; a
+new member's post with an image is held for review).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import secrets
+import warnings
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import IO
+
+from flask_babel import lazy_gettext as _l
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.core.errors import DomainError
+from portal.core.identity import User
+from portal.core.storage import Storage, delete_unreferenced
+from portal.media.models import ContentImage
+
+AREA = "images"  # the folder of UPLOAD_DIR the files are kept in
+FORMATS = {
+    "PNG": ("image/png", "png"),
+    "JPEG": ("image/jpeg", "jpg"),
+    "GIF": ("image/gif", "gif"),
+    "WEBP": ("image/webp", "webp"),
+}
+MAX_PIXELS = 40_000_000  # one frame: a 40-megapixel photo; decoding is bounded by it
+MAX_ANIMATION_PIXELS = 200_000_000  # all frames of an animated GIF or WebP together
+JPEG_QUALITY = 88
+_NAME = re.compile(r"^[0-9a-f]{32}\.(?:png|jpg|gif|webp)$")
+_ALT_UNSAFE = re.compile(r"[\[\]()\\<>*_`!\r\n\t]+")
+
+
+class ImageRefused(DomainError):
+    """Not an image the portal will keep: 422 naming the ``file`` field."""
+
+    status_code = 422
+    code = "image_refused"
+
+    def __init__(self, message: object) -> None:
+        super().__init__(str(message), field="file")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    data: bytes
+    content_type: str
+    extension: str
+    width: int
+    height: int
+
+
+def reencode(data: bytes) -> Encoded:
+    """The image drawn again by Pillow, without metadata (see the module docstring)."""
+    not_an_image = _l("This is not an image the portal can show. Use PNG, JPEG, GIF or WebP.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=tuple(FORMATS)) as image:
+                form = image.format or ""
+                frames = getattr(image, "n_frames", 1)
+                pixels = image.width * image.height
+                if pixels > MAX_PIXELS or pixels * frames > MAX_ANIMATION_PIXELS:
+                    raise ImageRefused(
+                        _l("The image is too large: at most %(mp)d megapixels.", mp=40)
+                    )
+                return _encode(image, form, frames)
+    except ImageRefused:
+        raise
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+    ) as error:
+        raise ImageRefused(not_an_image) from error
+
+
+def _encode(image: Image.Image, form: str, frames: int) -> Encoded:
+    content_type, extension = FORMATS[form]
+    out = io.BytesIO()
+    if frames > 1:  # animated GIF or WebP: every frame, with its timing, and nothing else
+        image.save(out, form, save_all=True, loop=image.info.get("loop", 0))
+        width, height = image.size
+    else:
+        upright = ImageOps.exif_transpose(image)
+        if form == "JPEG":
+            if upright.mode not in ("RGB", "L"):
+                upright = upright.convert("RGB")
+            upright.save(out, "JPEG", quality=JPEG_QUALITY)
+        elif form == "WEBP":
+            upright.save(out, "WEBP", quality=JPEG_QUALITY)
+        else:
+            upright.save(out, form)
+        width, height = upright.size
+    return Encoded(out.getvalue(), content_type, extension, width, height)
+
+
+def store_image(
+    session: Session,
+    uploader: User,
+    stream: IO[bytes],
+    storage: Storage,
+    max_bytes: int,
+) -> ContentImage:
+    """Read at most ``max_bytes`` (more is refused), re-encode, keep, and record."""
+    data = stream.read(max_bytes + 1)
+    if not data:
+        raise ImageRefused(_l("The file is empty."))
+    if len(data) > max_bytes:
+        raise ImageRefused(
+            _l("The image is larger than %(mb)s MB.", mb=f"{max_bytes / (1024 * 1024):g}")
+        )
+    encoded = reencode(data)
+    handle, temp = storage.new_temp()
+    try:
+        with handle:
+            handle.write(encoded.data)
+        key = storage.commit(temp, hashlib.sha256(encoded.data).hexdigest())
+    except BaseException:
+        storage.discard(temp)
+        raise
+    image = ContentImage(
+        name=f"{secrets.token_hex(16)}.{encoded.extension}",
+        storage_key=key,
+        content_type=encoded.content_type,
+        width=encoded.width,
+        height=encoded.height,
+        size=len(encoded.data),
+        uploader_id=uploader.id,
+        organization_id=uploader.organization_id,
+    )
+    session.add(image)
+    session.flush()
+    return image
+
+
+def find(session: Session, name: str) -> ContentImage | None:
+    if not _NAME.match(name):
+        return None
+    return session.scalar(select(ContentImage).where(ContentImage.name == name))
+
+
+def markdown_for(url: str, filename: str | None) -> str:
+    """``![alt](url)`` with the file's name (without extension) as the alt text, which the
+    writer can then improve: a screen reader says it, and it shows where images are dropped."""
+    stem = PurePath(filename or "").stem
+    alt = " ".join(_ALT_UNSAFE.sub(" ", stem).split())[:100] or "image"
+    return f"![{alt}]({url})"
+
+
+def sweep_unreferenced_files(session: Session, storage: Storage) -> int:
+    """Delete image files no row refers to any more (their uploader's content was erased, or
+    their organization deleted)."""
+    referenced = set(session.scalars(select(ContentImage.storage_key).distinct()))
+    return delete_unreferenced(storage, referenced)

@@ -1,0 +1,70 @@
+"""Uploading an image from the Markdown editor, and serving it to readers."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from werkzeug.datastructures import FileStorage
+from werkzeug.wrappers import Response
+
+from portal.core.db import db
+from portal.core.extensions import limiter, per_signed_in_user
+from portal.core.storage import LocalStorage, storage_for
+from portal.media import service
+
+bp = Blueprint("media", __name__)
+
+UPLOAD_LIMIT = "30 per hour"
+# Served with the page's own origin: nothing in the file may run if it is opened on its own.
+IMAGE_CSP = "default-src 'none'; sandbox"
+YEAR = 365 * 24 * 3600
+
+
+def storage() -> LocalStorage:
+    return storage_for(current_app.config["UPLOAD_DIR"], service.AREA)
+
+
+@bp.route("/uploads", methods=["POST"])
+@login_required
+@limiter.limit(UPLOAD_LIMIT, key_func=per_signed_in_user)
+def upload() -> tuple[Response, int]:
+    """Answers JSON: the image's URL and the Markdown that shows it."""
+    file = request.files.get("file")
+    if not isinstance(file, FileStorage) or not file.filename:
+        raise service.ImageRefused(_("Choose an image."))
+    image = service.store_image(
+        db.session,
+        current_user._get_current_object(),
+        file.stream,
+        storage(),
+        current_app.config["MEDIA_MAX_IMAGE_BYTES"],
+    )
+    db.session.commit()
+    url = url_for("media.image", name=image.name)
+    body = {
+        "url": url,
+        "markdown": service.markdown_for(url, file.filename),
+        "width": image.width,
+        "height": image.height,
+    }
+    return jsonify(body), 201
+
+
+@bp.route("/uploads/<name>")
+def image(name: str) -> Response:
+    found = service.find(db.session, name)
+    if found is None:
+        abort(404)
+    response = send_file(
+        storage().open(found.storage_key),
+        mimetype=found.content_type,
+        etag=found.storage_key.rsplit("/", 1)[-1],
+        max_age=YEAR,
+        conditional=True,
+    )
+    response.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
+    response.headers["Content-Security-Policy"] = IMAGE_CSP
+    response.headers["Content-Disposition"] = "inline"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response

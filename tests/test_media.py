@@ -1,0 +1,232 @@
+"""Images in posts: uploaded from the editor (POST /uploads), kept only as Pillow's re-encoding
+of a decoded PNG, JPEG, GIF or WebP, served under an unguessable name, shown only where the
+HTML policy keeps images, held for review when a new member posts one."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from moderation.models import ModerationItem
+from portal.core import personal_data
+from portal.core.storage import storage_for
+from portal.media import service
+from portal.media.models import ContentImage
+from portal.qa.models import Question
+from tests.conftest import login
+from tests.factories import UserFactory
+from tests.qa_factories import QA, member
+
+
+@pytest.fixture
+def app_config(request):
+    return getattr(request, "param", {})
+
+
+def image_bytes(form="PNG", size=(64, 40), **save):
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(out, form, **save)
+    return out.getvalue()
+
+
+def upload(client, data, filename="chart.png"):
+    return client.post(
+        "/uploads",
+        data={"file": (io.BytesIO(data), filename)},
+        headers={"Accept": "application/json"},
+    )
+
+
+def stored_files(app):
+    return {key for key, _modified in storage_for(app.config["UPLOAD_DIR"], service.AREA).stored()}
+
+
+def fetch(client, url, **kwargs):
+    """The response, read and closed (a served file is open until then)."""
+    response = client.get(url, **kwargs)
+    response.get_data()
+    response.close()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("form", "content_type"),
+    [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp")],
+)
+def test_an_uploaded_image_is_served_back_safely(client, session, form, content_type):
+    login(client, UserFactory())
+    response = upload(client, image_bytes(form), "Revenue chart [Q3].png")
+    assert response.status_code == 201
+    body = response.get_json()
+    url = body["url"]
+    assert url.startswith("/uploads/") and (body["width"], body["height"]) == (64, 40)
+    assert body["markdown"] == f"![Revenue chart Q3]({url})"
+
+    client.get("/sign-out")
+    served = fetch(client, url)  # readers of a public post need not be signed in
+    assert served.status_code == 200 and served.mimetype == content_type
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert served.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert "immutable" in served.headers["Cache-Control"]
+    assert Image.open(io.BytesIO(served.data)).size == (64, 40)
+    again = fetch(client, url, headers={"If-None-Match": served.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_camera_metadata_is_dropped_and_photos_are_turned_upright(client, session, app):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    exif[0x010F] = "PhoneMaker"
+    exif.get_ifd(0x8825)[2] = (31.0, 14.0, 0.0)  # GPS latitude
+    photo = image_bytes("JPEG", (80, 50), exif=exif.tobytes())
+    assert Image.open(io.BytesIO(photo)).getexif()  # the sent file carries it
+    login(client, UserFactory())
+    url = upload(client, photo, "IMG_0001.jpg").get_json()["url"]
+    kept = Image.open(io.BytesIO(fetch(client, url).data))
+    assert kept.size == (50, 80)  # upright
+    assert not kept.getexif() and "exif" not in kept.info
+
+
+def test_an_animated_gif_keeps_its_frames(client, session):
+    frames = [Image.new("RGB", (20, 20), color) for color in ("red", "green", "blue")]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=120, loop=0)
+    login(client, UserFactory())
+    url = upload(client, out.getvalue(), "spinner.gif").get_json()["url"]
+    kept = Image.open(io.BytesIO(fetch(client, url).data))
+    assert kept.n_frames == 3 and kept.info["duration"] == 120
+
+
+def truncated_png():
+    return image_bytes("PNG", (300, 300))[:200]
+
+
+def huge_png():
+    out = io.BytesIO()
+    Image.new("1", (10_000, 5_000)).save(out, "PNG")  # 50 megapixels in a few kB
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "says"),
+    [
+        (b"<html><script>alert(1)</script></html>", "evil.png", "not an image"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "a.svg", "not an image"),
+        (b"GIF89a<script>alert(1)</script>", "a.gif", "not an image"),
+        (truncated_png(), "cut.png", "not an image"),
+        (image_bytes("BMP"), "old.bmp", "not an image"),
+        (huge_png(), "bomb.png", "too large"),
+        (b"", "empty.png", "empty"),
+        (image_bytes("PNG", (400, 400), compress_level=0), "big.png", "larger than 0.25 MB"),
+    ],
+)
+def test_what_is_not_a_showable_image_is_refused_naming_the_field(
+    client, session, app, data, filename, says
+):
+    app.config["MEDIA_MAX_IMAGE_BYTES"] = 256 * 1024
+    login(client, UserFactory())
+    files_before = stored_files(app)
+    response = upload(client, data, filename)
+    assert response.status_code == 422
+    assert says in response.get_json()["error"]["fields"]["file"][0]
+    assert session.scalar(select(func.count()).select_from(ContentImage)) == 0
+    assert stored_files(app) == files_before
+
+
+def test_a_post_without_a_file_says_so(client, session):
+    login(client, UserFactory())
+    response = client.post("/uploads", data={}, headers={"Accept": "application/json"})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"] == {"file": ["Choose an image."]}
+
+
+def test_visitors_cannot_upload(client, session):
+    response = upload(client, image_bytes())
+    assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
+
+
+@pytest.mark.parametrize(
+    "name", ["0" * 32 + ".png", "nothing.png", "..%2f..%2fapp.db", "0" * 32 + ".svg"]
+)
+def test_unknown_names_are_not_found(client, session, name):
+    assert client.get(f"/uploads/{name}").status_code == 404
+
+
+@pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}], indirect=True)
+def test_uploads_are_limited_per_member(client, session):
+    login(client, UserFactory())
+    data = image_bytes()
+    statuses = [upload(client, data).status_code for _ in range(31)]
+    assert statuses[:30] == [201] * 30 and statuses[30] == 429
+
+
+def ask(client, body):
+    return client.post(
+        "/questions/ask",
+        data={"title": "How do I read this revenue chart?", "body": body, "tags": "charts"},
+    )
+
+
+def test_a_question_shows_an_uploaded_image_and_drops_others(client, session):
+    login(client, member())
+    url = upload(client, image_bytes()).get_json()["url"]
+    ask(client, f"![chart]({url}) and ![tracker](https://tracker.example/pixel.png)")
+    question = session.scalars(select(Question)).one()
+    assert f'<img src="{url}" alt="chart">' in question.body_html
+    assert "tracker.example" not in question.body_html and "tracker" in question.body_html
+    assert f'<img src="{url}"' in fetch(client, f"/questions/{question.id}").get_data(as_text=True)
+
+
+def test_a_new_members_image_waits_for_review(client, session):
+    login(client, member(trust_level=0))
+    url = upload(client, image_bytes()).get_json()["url"]
+    ask(client, f"Is this normal? ![chart]({url})")
+    question = session.scalars(select(Question)).one()
+    item = session.scalars(select(ModerationItem).where(ModerationItem.object_id == question.id))
+    assert "image_by_new_user" in item.one().held_reasons
+    assert question.published is False
+
+
+def test_comments_show_no_images(client, session, app):
+    author = member()
+    question = QA(app, session).question(author)
+    login(client, author)
+    url = upload(client, image_bytes()).get_json()["url"]
+    client.post(f"/questions/{question.id}/comments", data={"body": f"See ![it]({url})"})
+    page = client.get(f"/questions/{question.id}").get_data(as_text=True)
+    assert "See it" in page and f'<img src="{url}"' not in page
+
+
+def test_personal_data_lists_images_and_erasure_lets_the_files_go(client, session, app):
+    author = UserFactory()
+    login(client, author)
+    upload(client, image_bytes())
+    exported = personal_data.export_all(session, author)["media"]["images"]
+    assert len(exported) == 1 and exported[0]["content_type"] == "image/png"
+
+    personal_data.erase_all(session, author, personal_data.KEEP)
+    assert session.scalars(select(ContentImage)).one().uploader_id is None
+
+    other = UserFactory()
+    login(client, other)
+    upload(client, image_bytes())
+    personal_data.erase_all(session, other, personal_data.REMOVE)
+    session.flush()
+    assert session.scalar(select(func.count()).select_from(ContentImage)) == 1
+
+    # Both uploads were the same picture: one file, still referenced by the kept image. Made
+    # older than the sweep's grace period (an upload writes its file before its row commits).
+    store = storage_for(app.config["UPLOAD_DIR"], service.AREA)
+    (key,) = set(session.scalars(select(ContentImage.storage_key)))
+    old = time.time() - 7200
+    os.utime(store._path(key), (old, old))
+    service.sweep_unreferenced_files(session, store)
+    assert store.exists(key)
+    session.execute(ContentImage.__table__.delete())  # its organization was deleted
+    service.sweep_unreferenced_files(session, store)
+    assert not store.exists(key)
