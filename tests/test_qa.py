@@ -615,6 +615,9 @@ def test_demo_data_is_deterministic_idempotent_and_bilingual(app, session):
     titles = session.scalars(select(Question.title)).all()
     assert any("报表" in t for t in titles) and any("dashboard" in t for t in titles)
     assert count(session, ModerationItem, ModerationItem.state == "pending") >= 1
+    # One published answer shows a screenshot, uploaded as a member's image is.
+    (shown,) = session.scalars(select(Answer).where(Answer.body_html.contains("<img"))).all()
+    assert shown.published and '<img src="/uploads/' in shown.body_html
 
 
 @pytest.mark.parametrize("app_config", [{"QA_LIST_CACHE_SECONDS": 60}])
