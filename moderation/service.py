@@ -63,6 +63,7 @@ register_verbs(
 
 FLAG_HIDE_THRESHOLD = 3.0
 MAX_REASON = 2000
+DECISION_MAIL = "moderation_decision"  # the mail topic of decisions on an author's posts
 
 
 def is_moderator(user: User | None) -> bool:
@@ -568,6 +569,7 @@ def _notify_author(
         subject,
         "moderation_decision",
         locale=item.author.locale,
+        topic=DECISION_MAIL,
         user=item.author,
         message=message,
         link=link or external_url("main.notifications"),

@@ -148,6 +148,7 @@ def _init_login(app: Flask) -> None:
 def _register_features(app: Flask) -> None:
     from cs_metrics import feature as cs_feature
     from moderation import personal_data as moderation_personal_data
+    from moderation.service import DECISION_MAIL
     from moderation.tasks import BEAT_SCHEDULE as moderation_beat
     from moderation.views import bp as moderation_bp
     from moderation.views import home_section as moderation_home
@@ -155,6 +156,7 @@ def _register_features(app: Flask) -> None:
     from portal.accounts import personal_data as accounts_personal_data
     from portal.accounts.views import bp as accounts_bp
     from portal.api.views import bp as api_bp
+    from portal.core.mail import register_topic
     from portal.gallery import feature as gallery_feature
     from portal.kb import feature as kb_feature
     from portal.main.views import bp as main_bp
@@ -167,6 +169,7 @@ def _register_features(app: Flask) -> None:
     accounts_moderation.register()
     accounts_personal_data.register()
     moderation_personal_data.register()
+    register_topic(DECISION_MAIL, _l("Moderators' decisions on my posts"))
     qa_feature.init_app(app)
     kb_feature.init_app(app)
     gallery_feature.init_app(app)

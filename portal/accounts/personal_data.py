@@ -1,5 +1,6 @@
-"""What accounts keep about a person beyond the user row: profile text, API tokens and the
-invitations they sent (the user row itself is exported and erased by ``portal.privacy``)."""
+"""What accounts keep about a person beyond the user row: profile text, API tokens, the
+invitations they sent and the email topics they turned off (the user row itself is exported
+and erased by ``portal.privacy``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import ApiToken, Invitation, UserProfile
-from portal.core import personal_data
+from portal.core import mail, personal_data
 from portal.core.identity import User
 
 
@@ -27,12 +28,15 @@ def export(session: Session, user: User) -> dict[str, Any]:
         "invitations_sent": personal_data.rows(
             invitations, "email", "role", "created_at", "accepted_at", "revoked_at"
         ),
+        "email_topics_turned_off": sorted(mail.topics_off(session, user.id)),
     }
 
 
 def erase(session: Session, user: User, mode: str) -> None:
-    """Profile text and every token go, whatever the mode: they are personal, not content."""
+    """Profile text, every token and the email choices go, whatever the mode: they are
+    personal, not content."""
     session.execute(delete(UserProfile).where(UserProfile.user_id == user.id))
+    session.execute(delete(mail.MailOptOut).where(mail.MailOptOut.user_id == user.id))
     session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
     session.execute(
         delete(Invitation).where(Invitation.email == user.email, Invitation.accepted_at.is_(None))

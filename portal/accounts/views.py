@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from moderation import service as moderation
 from moderation.labels import TRUST_FACT_LABELS
 from portal.accounts import forms, service
-from portal.core import consent
+from portal.core import consent, mail
 from portal.core.activity import record_activity
 from portal.core.db import db
 from portal.core.errors import InvalidToken
@@ -196,6 +196,8 @@ def _render_profile(new_token: str | None = None, **forms_given: Any) -> Any:
             trust=service.trust_status(db.session, current_user),
             reputation=qa_service.reputation_of(db.session, current_user.id),
             trust_labels=TRUST_FACT_LABELS,
+            mail_topics=mail.topics(),
+            mail_off=mail.topics_off(db.session, current_user.id),
             **page_forms,
         ),
         status,
@@ -212,6 +214,20 @@ def _consent_form() -> forms.ConsentForm:
         marketing_email=consent.effective(db.session, user_id, consent.MARKETING_EMAIL),
         nps_survey=consent.effective(db.session, user_id, consent.NPS_SURVEY),
     )
+
+
+@bp.route("/profile/mail", methods=["POST"])
+@login_required
+def update_mail() -> Any:
+    """The email choices: each checked topic stays on, every other one is turned off."""
+    error = perform(
+        lambda: mail.choose_topics(db.session, current_user.id, request.form.getlist("topic")),
+        _("Your email choices were saved."),
+    )
+    if error is not None:  # an unknown topic: the page again, with the message
+        body, _status = _render_profile()
+        return body, error.status_code
+    return redirect(url_for("accounts.profile", _anchor="mail-heading"))
 
 
 @bp.route("/profile/consent", methods=["POST"])

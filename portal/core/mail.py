@@ -1,20 +1,34 @@
 """Mail goes through an outbox table: written in the caller's transaction, sent by a task
-after commit, and swept by a periodic task, so no mail is lost when the broker is away."""
+after commit, and swept by a periodic task, so no mail is lost when the broker is away.
+
+Mail about what happens in the community (a new answer, a digest, a moderator's decision)
+belongs to a *topic* a feature registers; each person can turn a topic off on their profile or
+with the one-click unsubscribe link every such mail carries (RFC 8058). Account mail (sign-up
+confirmation, password reset, invitations) has no topic and is always sent.
+"""
 
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 from celery import shared_task
 from flask import current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy import String, Text, select
+from flask_babel import lazy_gettext as _l
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import ForeignKey, String, Text, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.core.db import Base, new_session, utcnow
+from portal.core.errors import Invalid
+from portal.core.identity import User
 from portal.core.tasks import RETRY_POLICY, enqueue_after_commit
+from portal.core.urls import external_url
 
 
 class OutboxMessage(Base):
@@ -28,6 +42,94 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # A topic mail's one-click unsubscribe URL, sent as List-Unsubscribe (RFC 8058).
+    list_unsubscribe: Mapped[str | None] = mapped_column(String(500))
+
+
+# --- topics: mail a person may turn off ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MailTopic:
+    name: str
+    label: Any  # a lazy string: what the profile's checkbox and the unsubscribe page say
+
+
+_TOPICS: dict[str, MailTopic] = {}
+
+
+def register_topic(name: str, label: Any) -> None:
+    """Declare a kind of community mail (idempotent: app factories run once per test app)."""
+    _TOPICS[name] = MailTopic(name, label)
+
+
+def topics() -> list[MailTopic]:
+    return [_TOPICS[name] for name in sorted(_TOPICS)]
+
+
+def topic(name: str) -> MailTopic | None:
+    return _TOPICS.get(name)
+
+
+class MailOptOut(Base):
+    """A topic a person turned off; everything else is on (they followed the question, voted
+    on the idea, posted the item: the mail is what they asked for)."""
+
+    __tablename__ = "mail_opt_outs"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def topics_off(session: Session, user_id: int) -> set[str]:
+    return set(session.scalars(select(MailOptOut.topic).where(MailOptOut.user_id == user_id)))
+
+
+def choose_topics(session: Session, user_id: int, wanted: Iterable[str]) -> None:
+    """Keep exactly ``wanted`` on (the profile's checkboxes); an unknown name is a 422."""
+    wanted = set(wanted)
+    if unknown := wanted - _TOPICS.keys():
+        raise Invalid(str(_l("Unknown email topic: %(name)s", name=sorted(unknown)[0])), "topic")
+    off = topics_off(session, user_id)
+    session.execute(
+        delete(MailOptOut).where(MailOptOut.user_id == user_id, MailOptOut.topic.in_(wanted))
+    )
+    for name in _TOPICS.keys() - wanted - off:
+        session.add(MailOptOut(user_id=user_id, topic=name))
+    session.flush()
+
+
+def turn_off(session: Session, user_id: int, name: str) -> None:
+    """One topic off (the unsubscribe link); turning it off twice changes nothing."""
+    if session.get(MailOptOut, (user_id, name)) is None:
+        session.add(MailOptOut(user_id=user_id, topic=name))
+        session.flush()
+
+
+def _unsubscribe_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="mail-unsubscribe")
+
+
+def unsubscribe_token(user_id: int, name: str) -> str:
+    """Signed, so only the mail's recipient can use it; it does not expire, as a link in an
+    old mail must still work."""
+    return _unsubscribe_serializer().dumps([user_id, name])
+
+
+def read_unsubscribe_token(token: str) -> tuple[int, str] | None:
+    try:
+        value = _unsubscribe_serializer().loads(token)
+    except BadSignature:
+        return None
+    if not (isinstance(value, list) and len(value) == 2):
+        return None
+    user_id, name = value
+    if not isinstance(user_id, int) or isinstance(user_id, bool) or name not in _TOPICS:
+        return None
+    return user_id, name
 
 
 def queue_mail(
@@ -36,13 +138,34 @@ def queue_mail(
     subject: object,
     template: str,
     locale: str = "en",
+    topic: str | None = None,
     **context: object,
-) -> OutboxMessage:
-    """Render ``templates/mail/<template>.txt`` in the recipient's language and queue it."""
+) -> OutboxMessage | None:
+    """Render ``templates/mail/<template>.txt`` in the recipient's language and queue it.
+
+    With a ``topic`` (the recipient is ``context["user"]``), nothing is queued if they turned
+    it off, and the mail ends with how to stop it."""
+    unsubscribe = None
+    if topic is not None:
+        user = context.get("user")
+        if topic not in _TOPICS or not isinstance(user, User):
+            raise ValueError(f"a topic mail needs a registered topic and its user: {topic!r}")
+        if topic in topics_off(session, user.id):
+            return None
+        unsubscribe = external_url("main.unsubscribe", token=unsubscribe_token(user.id, topic))
     with force_locale(locale):
         body = render_template(f"mail/{template}.txt", **context)
+        if unsubscribe is not None:
+            body += render_template(
+                "mail/_topic_footer.txt",
+                topic=_TOPICS[topic],
+                unsubscribe=unsubscribe,
+                choices=external_url("accounts.profile", _anchor="mail-heading"),
+            )
         subject = str(subject)
-    message = OutboxMessage(recipient=recipient, subject=subject[:200], body=body)
+    message = OutboxMessage(
+        recipient=recipient, subject=subject[:200], body=body, list_unsubscribe=unsubscribe
+    )
     session.add(message)
     session.flush()
     enqueue_after_commit(session, send_outbox_message, message.id)
@@ -57,6 +180,9 @@ def deliver(message: OutboxMessage) -> None:
     email["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
     email["To"] = message.recipient
     email["Subject"] = message.subject
+    if message.list_unsubscribe:
+        email["List-Unsubscribe"] = f"<{message.list_unsubscribe}>"
+        email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     email.set_content(message.body)
     config = current_app.config
     with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=30) as smtp:

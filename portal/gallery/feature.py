@@ -8,18 +8,24 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Called once by the app factory, before the API blueprint is registered (``api`` adds
     its routes to it at import)."""
-    from portal.core import home
+    from flask_babel import lazy_gettext as _l
+
+    from portal.core import home, mail
     from portal.gallery import (
         api,  # noqa: F401 - routes on portal.core.api.bp
         moderation,
         personal_data,
         search,
+        service,
     )
     from portal.gallery.tasks import BEAT_SCHEDULE
     from portal.gallery.views import bp, home_section
 
     moderation.register()
     personal_data.register()
+    mail.register_topic(
+        service.DIGEST_MAIL, _l("Downloads and reviews of my templates (a weekly digest)")
+    )
     search.register()
     home.register("gallery", 30, home_section)
     app.register_blueprint(bp)

@@ -66,6 +66,7 @@ MAX_DESCRIPTION = 20_000
 MAX_CHANGELOG = 10_000
 MAX_REVIEW = 5_000
 MAX_TAGS = 8
+DIGEST_MAIL = "gallery_digest"  # the mail topic of the weekly author digest
 
 
 def render_description(text: str) -> str:
@@ -887,6 +888,7 @@ def send_author_digests(session: Session, now: datetime | None = None) -> int:
             _l("Your templates this week"),
             "gallery_digest",
             locale=author.locale,
+            topic=DIGEST_MAIL,
             user=author,
             lines=lines,
             link=link,

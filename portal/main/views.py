@@ -19,12 +19,13 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.core import home as home_page
+from portal.core import mail
 from portal.core.api import StrictSchema, load
 from portal.core.db import db
-from portal.core.extensions import limiter, per_signed_in_user
+from portal.core.extensions import csrf, limiter, per_signed_in_user
 from portal.core.html import MAX_MARKDOWN_CHARS, render_markdown
 from portal.core.i18n import LOCALES
-from portal.core.mail import OutboxMessage
+from portal.core.identity import User
 from portal.core.notifications import Notification, mark_read
 from portal.core.pagination import clamp_page_args, paginate
 from portal.core.urls import is_safe_next
@@ -58,6 +59,25 @@ def preview() -> Response:
     policy still shows only images from the portal's own uploads."""
     data = load(PreviewIn, request.get_json(silent=True) or {})
     return jsonify({"html": render_markdown(data["source"], allow_images=data["images"])})
+
+
+@bp.route("/mail/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf.exempt  # the signed token is the proof; mail providers POST it without a page (RFC 8058)
+def unsubscribe(token: str) -> str:
+    """The link every topic mail ends with. Opening it only asks (mail scanners open links);
+    the page's button, or the provider's one-click POST, turns the topic off."""
+    found = mail.read_unsubscribe_token(token)
+    person = db.session.get(User, found[0]) if found is not None else None
+    if found is None or person is None or not person.active:
+        abort(404)
+    user_id, name = found
+    if request.method == "POST":
+        mail.turn_off(db.session, user_id, name)
+        db.session.commit()
+    stopped = name in mail.topics_off(db.session, user_id)
+    return render_template(
+        "main/unsubscribe.html", topic=mail.topic(name), stopped=stopped, token=token
+    )
 
 
 @bp.route("/locale", methods=["POST"])
@@ -104,7 +124,7 @@ def dev_outbox() -> Any:
     if not current_app.config["DEV_OUTBOX"]:
         abort(404)
     page, per_page = clamp_page_args(request.args.get("page", 1))
-    statement = select(OutboxMessage).order_by(OutboxMessage.id.desc())
+    statement = select(mail.OutboxMessage).order_by(mail.OutboxMessage.id.desc())
     return render_template(
         "main/outbox.html", messages=paginate(db.session, statement, page, per_page)
     )

@@ -8,17 +8,21 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Called once by the app factory, before the API blueprint is registered (``api`` adds
     its routes to it at import)."""
-    from portal.core import home
+    from flask_babel import lazy_gettext as _l
+
+    from portal.core import home, mail
     from portal.qa import (
         api,  # noqa: F401 - routes on portal.core.api.bp
         moderation,
         personal_data,
         search,
+        service,
     )
     from portal.qa.views import bp, home_section
 
     moderation.register()
     personal_data.register()
+    mail.register_topic(service.NEW_ANSWER_MAIL, _l("New answers to questions I follow"))
     search.register()
     home.register("qa", 10, home_section)
     app.register_blueprint(bp)

@@ -86,6 +86,7 @@ MAX_BODY = 30_000
 MAX_COMMENT = 600
 MAX_REASON = 500
 MAX_TAGS = 5
+NEW_ANSWER_MAIL = "qa_new_answer"  # the mail topic of a new answer to a followed question
 
 
 def render_post(body: str) -> str:
@@ -775,6 +776,7 @@ def notify_followers(session: Session, reply: Answer) -> int:
             _l("New answer: %(title)s", title=question.title),
             "qa_new_answer",
             locale=person.locale,
+            topic=NEW_ANSWER_MAIL,
             user=person,
             question=question,
             excerpt=html_to_plain_text(reply.body_html, 500),

@@ -75,6 +75,7 @@ MAX_BODY = 20_000
 MAX_COMMENT = 2_000
 MAX_RESPONSE = 5_000
 MAX_TAGS = 5
+DIGEST_MAIL = "roadmap_digest"  # the mail topic of the digest of followed ideas' changes
 
 
 def render_description(body: str) -> str:
@@ -1213,6 +1214,7 @@ def send_digests(session: Session, now: datetime | None = None) -> int:
             _l("Roadmap updates"),
             "roadmap_digest",
             locale=person.locale,
+            topic=DIGEST_MAIL,
             user=person,
             items=[(n.message, n.link) for n in notes],
             link=external_url("roadmap.board"),

@@ -86,6 +86,7 @@ ACCESS: dict[str, str | tuple[str, str]] = {  # (GET rule, other methods' rule)
     "media.upload": SIGNED_IN,
     "main.read_notifications": SIGNED_IN,
     "main.set_locale": PUBLIC,
+    "main.unsubscribe": PUBLIC,
     "static": PUBLIC,
     "bootstrap.static": PUBLIC,
     # qa
@@ -222,6 +223,7 @@ ACCESS: dict[str, str | tuple[str, str]] = {  # (GET rule, other methods' rule)
     "cs.audit_csv": VENDOR_ADMIN,
     # privacy: one's own data, the organization's (its admin), erasure
     "accounts.update_consent": SIGNED_IN,
+    "accounts.update_mail": SIGNED_IN,
     "privacy.index": SIGNED_IN,
     "privacy.request_export": SIGNED_IN,
     "privacy.request_org_export": ORG_ADMIN,
@@ -354,7 +356,7 @@ def url_values(endpoint: str, arguments: set[str], world: World, side: Side) -> 
 
 TABLES = {"cs.account_export": "history", "cs.nps_csv": "segment", "cs.scorecard_csv": "kpis"}
 # Arguments that name no real row: an allowed role may get 404.
-PLACEHOLDERS = {"alert_id", "job_id"}
+PLACEHOLDERS = {"alert_id", "job_id", "token"}
 KNOWN_ARGUMENTS = {
     "question_id", "answer_id", "idea_id", "template_id", "invitation_id", "token_id",
     "user_id", "org_id", "item_id", "article_id", "category_id", "slug", "entry_id", "rule_id",
