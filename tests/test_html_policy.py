@@ -28,6 +28,7 @@ from portal.core.html import (
     LINK_REL,
     MAX_HTML_CHARS,
     MAX_HTML_TAGS,
+    MAX_LINK_BRACKETS,
     MAX_MARKDOWN_CHARS,
     UPLOADS_PREFIX,
     html_to_plain_text,
@@ -386,6 +387,7 @@ HOSTILE = {
     "10,000 >": ">" * 10_000 + " deep",
     "10,000 [": "[" * 10_000,
     "10,000 ![": "![" * 10_000,
+    "25,000 ![ (the size limit)": "![" * 25_000,
     "unclosed links": "[x](" * 10_000,
     "nested images": "![" * 2_500 + "a" + "](/uploads/x.png)" * 2_500,
     "nested emphasis": "*" * 20_000 + "a" + "*" * 20_000,
@@ -454,6 +456,14 @@ def test_input_that_is_not_plain_text_does_not_raise():
     assert render_markdown(b"**b** \xff") == "<p><strong>b</strong> \ufffd</p>\n"  # type: ignore[arg-type]
     assert render_markdown(Markup("a & <b>")) == "<p>a &amp; &lt;b&gt;</p>\n"
     assert type(render_markdown(Markup("x"))) is str
+
+
+def test_a_source_with_too_many_brackets_is_kept_as_plain_paragraphs():
+    links = "".join(f"[{i}](/q/{i}) " for i in range(MAX_LINK_BRACKETS))
+    assert len(links) < MAX_MARKDOWN_CHARS
+    assert render_markdown(links).count("<a href=") == MAX_LINK_BRACKETS
+    html = render_markdown(links + "[one more](/q/x)")
+    assert "<a " not in html and html.startswith("<p>[0](/q/0) [1](/q/1) ")
 
 
 def test_past_the_size_guards_the_text_is_kept_as_plain_paragraphs():

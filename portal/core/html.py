@@ -28,9 +28,11 @@ that begin with exactly one ``/``; every link gets ``rel="nofollow ugc noopener"
 
 Size guards keep every call around a second at most, whatever the input (see the tests):
 
-- Markdown sources longer than :data:`MAX_MARKDOWN_CHARS` are shown as plain paragraphs:
-  markdown-it-py is superlinear on some shapes (1 MB of ``[`` takes 22 s, 1 MB of bare URLs
-  55 s). Features should refuse longer posts with a form error; this is only the safety net.
+- Markdown sources longer than :data:`MAX_MARKDOWN_CHARS`, or with more than
+  :data:`MAX_LINK_BRACKETS` ``[``, are shown as plain paragraphs: markdown-it-py is
+  superlinear on some shapes (1 MB of ``[`` takes 22 s, 1 MB of bare URLs 55 s; link and image
+  brackets are quadratic: 2,000 ``![`` take 0.28 s, 25,000, which fit in the size limit, 3 s).
+  Features should refuse longer posts with a form error; this is only the safety net.
 - HTML given to :func:`sanitize_html` that is longer than :data:`MAX_HTML_CHARS` or has more
   than :data:`MAX_HTML_TAGS` start tags is reduced to its text: html5ever is superlinear on
   some shapes too (100,000 nested ``<div>`` take 20 s; 1 MB of ``<a b`` or of ``&`` over 8 s),
@@ -64,6 +66,10 @@ tell that host who reads the page, and when."""
 MAX_MARKDOWN_CHARS = 50_000
 """Longer sources are shown as plain text. Discourse's default post limit is 32,000 characters;
 at 50,000 the slowest Markdown shape measured (``![`` repeated) renders in about 0.9 s."""
+
+MAX_LINK_BRACKETS = 2_000
+"""More ``[`` than this in a source shows it as plain text: a post has one per link or image
+(and per task-list box), and a thousand links is already an unusual post."""
 
 MAX_HTML_CHARS = 100_000
 """Longer HTML given to :func:`sanitize_html` keeps only its text. At 100,000 characters the
@@ -369,7 +375,7 @@ def render_markdown(source: str, *, allow_images: bool = False) -> str:
     text = _clean_text(source)
     if not text.strip():
         return ""
-    if len(text) > MAX_MARKDOWN_CHARS:
+    if len(text) > MAX_MARKDOWN_CHARS or text.count("[") > MAX_LINK_BRACKETS:
         return _plain_paragraphs(text)
     try:
         md = _markdown()

@@ -52,7 +52,7 @@ class PreviewIn(StrictSchema):
 
 @bp.route("/preview", methods=["POST"])
 @login_required
-@limiter.limit("60 per minute", key_func=per_signed_in_user)
+@limiter.limit("30 per minute", key_func=per_signed_in_user)
 def preview() -> Response:
     """What a post will look like, rendered by the same policy as saving it. ``images``: the
     field keeps images when saved (questions, answers, ideas, templates, articles); the

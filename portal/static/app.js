@@ -3,7 +3,92 @@ document.addEventListener("DOMContentLoaded", () => {
   const firstInvalid = document.querySelector("[aria-invalid='true']");
   if (firstInvalid) firstInvalid.focus();
   document.querySelectorAll("[data-markdown-preview]").forEach(setUpMarkdownPreview);
+  document.querySelectorAll("[data-draft]").forEach(setUpDraft);
+  // Drafts stay with the person: signing out leaves none in this browser for the next one.
+  document.querySelectorAll('form[action="/sign-out"]').forEach((form) => {
+    form.addEventListener("submit", () => Drafts.clearAll());
+  });
 });
+
+// Drafts of new posts, in this browser's storage, keyed by person, page and field. Anything
+// older than a week is dropped; storage that is full or off (private windows) is no error.
+const Drafts = {
+  PREFIX: "cocreate-draft:",
+  MAX_AGE_MS: 7 * 24 * 3600 * 1000,
+  read(key) {
+    try {
+      const stored = JSON.parse(window.localStorage.getItem(this.PREFIX + key) || "null");
+      if (stored && typeof stored.text === "string" && Date.now() - stored.saved < this.MAX_AGE_MS) {
+        return stored.text;
+      }
+    } catch (_error) { /* unreadable: as if none */ }
+    this.remove(key);
+    return "";
+  },
+  write(key, text) {
+    try {
+      if (text.trim()) {
+        window.localStorage.setItem(this.PREFIX + key, JSON.stringify({ text: text, saved: Date.now() }));
+      } else {
+        this.remove(key);
+      }
+    } catch (_error) { /* full or off */ }
+  },
+  remove(key) {
+    try { window.localStorage.removeItem(this.PREFIX + key); } catch (_error) { /* off */ }
+  },
+  clearAll() {
+    try {
+      Object.keys(window.localStorage)
+        .filter((name) => name.startsWith(this.PREFIX))
+        .forEach((name) => window.localStorage.removeItem(name));
+    } catch (_error) { /* off */ }
+  },
+};
+
+function setUpDraft(editor) {
+  const textarea = editor.querySelector("textarea");
+  const owner = document.querySelector('meta[name="draft-owner"]');
+  if (!textarea || !owner) return;
+  const key = `${owner.getAttribute("content")}:${window.location.pathname}:${textarea.name}`;
+  const draft = Drafts.read(key);
+  if (draft && !textarea.value) {
+    textarea.value = draft;
+    const note = document.createElement("div");
+    note.className = "small text-body-secondary mb-1";
+    note.setAttribute("role", "status");
+    note.setAttribute("data-draft-note", "");
+    note.textContent = editor.getAttribute("data-draft-restored-text") + " ";
+    const discard = document.createElement("button");
+    discard.type = "button";
+    discard.className = "btn btn-link btn-sm p-0 align-baseline";
+    discard.textContent = editor.getAttribute("data-draft-discard-text");
+    discard.addEventListener("click", () => {
+      textarea.value = "";
+      Drafts.remove(key);
+      note.remove();
+      textarea.focus();
+    });
+    note.appendChild(discard);
+    textarea.before(note);
+  }
+  let timer = null;
+  const save = () => Drafts.write(key, textarea.value);
+  textarea.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(save, 400);
+  });
+  // Written at once when the page is left (the last keystrokes may not have been saved).
+  window.addEventListener("pagehide", () => { if (timer) save(); });
+  const form = textarea.form;
+  if (form) {
+    form.addEventListener("submit", () => {
+      clearTimeout(timer);
+      timer = null;
+      Drafts.remove(key);
+    });
+  }
+}
 
 // Write/Preview on a Markdown textarea: the preview is rendered by the server with the policy
 // used when the post is saved, so what is shown is what will be published. The HTML it
@@ -119,6 +204,7 @@ function setUpImageUpload(editor, textarea, token, beforeInsert) {
     const caret = (before + piece).length;
     textarea.setSelectionRange(caret, caret);
     textarea.focus();
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));  // the draft keeps it too
   };
   const upload = async (file) => {
     tell(editor.getAttribute("data-uploading-text").replace("{name}", file.name || "image"));

@@ -189,3 +189,43 @@ def loaded_width(image: Locator) -> int:
     """The width the browser decoded: 0 if the image did not load."""
     expect(image).to_have_js_property("complete", True)
     return image.evaluate("img => img.naturalWidth")
+
+
+def test_a_draft_survives_a_reload_and_goes_when_sent(page: Page, live_app: Flask) -> None:
+    acme = make_org(live_app, "Acme Analytics", "acme")
+    trusted(live_app, make_user(live_app, acme, "tess@acme.example", "Tess Trusted"))
+    make_user(live_app, acme, "ned@acme.example", "Ned Next")
+    sign_in(page, "tess@acme.example")
+    page.goto("/questions/ask")
+    details = page.get_by_label("Details")
+    details.fill("Half-written: how do exports handle")
+    page.reload()  # leaving the page saves what the last keystrokes had not yet saved
+    expect(details).to_have_value("Half-written: how do exports handle")
+    note = page.get_by_role("status").filter(has_text="Your unsent draft is back.")
+    expect(note).to_be_visible()
+    note.get_by_role("button", name="Discard it").click()
+    expect(details).to_have_value("")
+    page.reload()
+    expect(details).to_have_value("")
+
+    details.fill("How do exports handle Chinese column names?")
+    page.reload()
+    page.get_by_label("Title").fill("How do exports handle Chinese column names?")
+    page.get_by_label("Tags").fill("exports")
+    page.get_by_role("button", name="Post your question").click()
+    expect(page).to_have_url(re.compile(r"/questions/\d+$"))
+    page.goto("/questions/ask")
+    expect(details).to_have_value("")
+
+    # A draft left behind does not follow the next person to sign in on this browser.
+    details.fill("Something private about our renewal")
+    page.reload()
+    expect(details).to_have_value("Something private about our renewal")
+    page.locator('form[action="/sign-out"] button').click()
+    sign_in(page, "ned@acme.example")
+    page.goto("/questions/ask")
+    expect(details).to_have_value("")
+    page.locator('form[action="/sign-out"] button').click()
+    sign_in(page, "tess@acme.example")
+    page.goto("/questions/ask")
+    expect(details).to_have_value("")
