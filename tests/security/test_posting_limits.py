@@ -65,6 +65,30 @@ def test_the_daily_limit_answers_429_with_the_wait_until_the_oldest_post_ages_ou
     assert questions_by(session, author) == 2
 
 
+def test_a_limit_raised_or_lowered_applies_to_the_next_post(client, session) -> None:
+    """Counts stop at the limits the last post was judged by: after a raise they are taken
+    again, as far as the new limit, so nobody gets past a limit by its having been lower."""
+    rules_row = ModerationSetting(key="rules", value={"rate_limits": {"0": [0, 4]}})
+    session.add(rules_row)
+    author = UserFactory(trust_level=2)
+    login(client, author)
+
+    def daily_limit(posts: int) -> None:
+        rules_row.value = {"rate_limits": {"0": [0, posts]}}
+        session.flush()
+
+    assert [ask(client, n).status_code for n in range(3)] == [302, 302, 302]
+    daily_limit(2)
+    assert ask(client, 3).status_code == 429  # counted up to 2: enough to refuse
+    daily_limit(3)
+    assert ask(client, 4).status_code == 429  # 2 counted before is not "under 3": 3 posts
+    daily_limit(5)
+    assert [ask(client, n).status_code for n in range(5, 8)] == [302, 302, 429]
+    daily_limit(0)  # no daily limit
+    assert ask(client, 8).status_code == 302
+    assert questions_by(session, author) == 6
+
+
 def test_the_api_answers_429_with_retry_after_and_names_the_field(app, client, session) -> None:
     author = UserFactory(trust_level=0)
     _token, raw = QA(app, session)(create_api_token, author, "script", "write")
