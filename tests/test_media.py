@@ -13,6 +13,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from moderation.models import ModerationItem
+from portal.accounts.service import create_api_token
 from portal.core import personal_data
 from portal.core.storage import storage_for
 from portal.media import service
@@ -157,12 +158,53 @@ def test_unknown_names_are_not_found(client, session, name):
     assert client.get(f"/uploads/{name}").status_code == 404
 
 
-@pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}], indirect=True)
-def test_uploads_are_limited_per_member(client, session):
-    login(client, UserFactory())
+def test_uploads_are_limited_per_member_on_every_surface(app, client, session):
+    uploader = UserFactory()
+    login(client, uploader)
     data = image_bytes()
-    statuses = [upload(client, data).status_code for _ in range(31)]
-    assert statuses[:30] == [201] * 30 and statuses[30] == 429
+    statuses = [upload(client, data).status_code for _ in range(service.UPLOADS_PER_HOUR)]
+    assert statuses == [201] * service.UPLOADS_PER_HOUR
+    refused = upload(client, data)
+    assert refused.status_code == 429
+    assert 3500 <= int(refused.headers["Retry-After"]) <= 3601
+    assert "30 images in the last hour" in refused.get_json()["error"]["fields"]["file"][0]
+    api = api_upload(client, QA(app, session), uploader, data)
+    assert api.status_code == 429 and "file" in api.get_json()["error"]["fields"]
+    login(client, UserFactory())  # another member has their own allowance
+    assert upload(client, data).status_code == 201
+
+
+def api_upload(client, qa, user, data, scope="write", filename="chart.png"):
+    _token, raw = qa(create_api_token, user, "script", scope)
+    return client.post(
+        "/api/v1/images",
+        data={"file": (io.BytesIO(data), filename)},
+        headers={"Authorization": f"Bearer {raw}"},
+    )
+
+
+def test_a_script_uploads_an_image_through_the_api(app, client, session):
+    qa = QA(app, session)
+    user = member()
+    created = api_upload(client, qa, user, image_bytes("JPEG"), filename="screen.jpg")
+    assert created.status_code == 201
+    body = created.get_json()
+    assert body["content_type"] == "image/jpeg" and body["markdown"].startswith(
+        "![screen](/uploads/"
+    )
+    assert fetch(client, body["url"]).status_code == 200
+    assert api_upload(client, qa, user, image_bytes(), scope="read").status_code == 403
+    missing = client.post(
+        "/api/v1/images",
+        data={"other": "x"},
+        headers={"Authorization": f"Bearer {qa(create_api_token, user, 'script', 'write')[1]}"},
+    )
+    assert missing.status_code == 422 and "file" in missing.get_json()["error"]["fields"]
+    refused = api_upload(client, qa, user, b"<svg/>", filename="a.svg")
+    assert (
+        refused.status_code == 422
+        and "not an image" in refused.get_json()["error"]["fields"]["file"][0]
+    )
 
 
 def ask(client, body):

@@ -97,6 +97,14 @@ def json_body() -> Any:
         raise DomainError("The request body is not valid JSON.") from error
 
 
+def form_body() -> dict[str, Any]:
+    """A multipart request's fields and its ``file`` part, for a schema to load."""
+    data: dict[str, Any] = request.form.to_dict()
+    if "file" in request.files:
+        data["file"] = request.files["file"]
+    return data
+
+
 def page_out(page: Any) -> dict[str, Any]:
     return {
         "items": page.items,

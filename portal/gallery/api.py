@@ -9,7 +9,7 @@ from typing import Any
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
-from portal.core.api import api_user, bp, endpoint, json_body, load, page_out
+from portal.core.api import api_user, bp, endpoint, form_body, json_body, load, page_out
 from portal.core.db import db
 from portal.gallery import schemas, service
 from portal.gallery.views import MEDIA_TYPES, send_version, stored_upload
@@ -30,13 +30,6 @@ class _WithVersions:
 def _detail(template_id: int) -> dict[str, Any]:
     view = service.template_view(db.session, api_user(), template_id)
     return schemas.TemplateDetailOut().dump(_WithVersions(view.template, view.versions))
-
-
-def _form() -> dict[str, Any]:
-    data: dict[str, Any] = request.form.to_dict()
-    if "file" in request.files:
-        data["file"] = request.files["file"]
-    return data
 
 
 @bp.route("/templates")
@@ -77,7 +70,7 @@ def list_templates() -> Response:
     errors=(400, 401, 403, 413),
 )
 def share() -> Response:
-    data = load(schemas.TemplateUploadIn, _form())
+    data = load(schemas.TemplateUploadIn, form_body())
     with stored_upload(data.pop("file")) as upload:
         template = service.share(db.session, api_user(), upload=upload, **data)
         db.session.commit()
@@ -112,7 +105,7 @@ def get_template(template_id: int) -> Response:
     errors=(400, 401, 403, 404, 413),
 )
 def upload_version(template_id: int) -> Response:
-    data = load(schemas.VersionUploadIn, _form())
+    data = load(schemas.VersionUploadIn, form_body())
     with stored_upload(data.pop("file")) as upload:
         version = service.add_version(db.session, api_user(), template_id, upload=upload, **data)
         db.session.commit()

@@ -1,4 +1,4 @@
-"""Wires media into the app: blueprint, personal data, the daily sweep of unreferenced files."""
+"""Wires media into the app: blueprint, API route, personal data, the daily sweep of files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from portal.media import personal_data
+    from portal.media import (
+        api,  # noqa: F401 - routes on portal.core.api.bp
+        personal_data,
+    )
     from portal.media.tasks import BEAT_SCHEDULE
     from portal.media.views import bp
 

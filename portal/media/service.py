@@ -18,15 +18,17 @@ import re
 import secrets
 import warnings
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from pathlib import PurePath
 from typing import IO
 
 from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.core.errors import DomainError
+from portal.core.db import utcnow
+from portal.core.errors import DomainError, TooManyRequests
 from portal.core.identity import User
 from portal.core.storage import Storage, delete_unreferenced
 from portal.media.models import ContentImage
@@ -41,6 +43,7 @@ FORMATS = {
 MAX_PIXELS = 40_000_000  # one frame: a 40-megapixel photo; decoding is bounded by it
 MAX_ANIMATION_PIXELS = 200_000_000  # all frames of an animated GIF or WebP together
 JPEG_QUALITY = 88
+UPLOADS_PER_HOUR = 30  # per person: a post with a dozen screenshots is fine, a flood is not
 _NAME = re.compile(r"^[0-9a-f]{32}\.(?:png|jpg|gif|webp)$")
 _ALT_UNSAFE = re.compile(r"[\[\]()\\<>*_`!\r\n\t]+")
 
@@ -120,7 +123,9 @@ def store_image(
     storage: Storage,
     max_bytes: int,
 ) -> ContentImage:
-    """Read at most ``max_bytes`` (more is refused), re-encode, keep, and record."""
+    """Read at most ``max_bytes`` (more is refused), re-encode, keep, and record; at most
+    ``UPLOADS_PER_HOUR`` a person (429 with the wait), on every surface alike."""
+    _check_upload_rate(session, uploader)
     data = stream.read(max_bytes + 1)
     if not data:
         raise ImageRefused(_l("The file is empty."))
@@ -150,6 +155,29 @@ def store_image(
     session.add(image)
     session.flush()
     return image
+
+
+def _check_upload_rate(session: Session, uploader: User) -> None:
+    since = utcnow() - timedelta(hours=1)
+    recent = select(ContentImage.created_at).where(
+        ContentImage.uploader_id == uploader.id, ContentImage.created_at > since
+    )
+    count = session.scalar(select(func.count()).select_from(recent.subquery())) or 0
+    if count >= UPLOADS_PER_HOUR:
+        oldest = session.scalar(select(func.min(recent.subquery().c.created_at)))
+        if oldest is not None and oldest.tzinfo is None:  # SQLite: naive UTC
+            oldest = oldest.replace(tzinfo=UTC)
+        wait = (oldest - since).total_seconds() if oldest is not None else 60
+        raise TooManyRequests(
+            str(
+                _l(
+                    "You uploaded %(count)d images in the last hour. Try again in a while.",
+                    count=count,
+                )
+            ),
+            retry_after=int(wait) + 1,
+            field="file",
+        )
 
 
 def find(session: Session, name: str) -> ContentImage | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, current_app, jsonify, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -9,13 +11,13 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
 from portal.core.db import db
-from portal.core.extensions import limiter, per_signed_in_user
+from portal.core.identity import User
 from portal.core.storage import LocalStorage, storage_for
 from portal.media import service
+from portal.media.schemas import ImageOut
 
 bp = Blueprint("media", __name__)
 
-UPLOAD_LIMIT = "30 per hour"
 # Served with the page's own origin: nothing in the file may run if it is opened on its own.
 IMAGE_CSP = "default-src 'none'; sandbox"
 YEAR = 365 * 24 * 3600
@@ -25,30 +27,33 @@ def storage() -> LocalStorage:
     return storage_for(current_app.config["UPLOAD_DIR"], service.AREA)
 
 
-@bp.route("/uploads", methods=["POST"])
-@login_required
-@limiter.limit(UPLOAD_LIMIT, key_func=per_signed_in_user)
-def upload() -> tuple[Response, int]:
-    """Answers JSON: the image's URL and the Markdown that shows it."""
-    file = request.files.get("file")
+def receive_image(uploader: User, file: object) -> dict[str, Any]:
+    """Keep a posted image and commit; the answer both the page's script and the API give."""
     if not isinstance(file, FileStorage) or not file.filename:
         raise service.ImageRefused(_("Choose an image."))
     image = service.store_image(
-        db.session,
-        current_user._get_current_object(),
-        file.stream,
-        storage(),
-        current_app.config["MEDIA_MAX_IMAGE_BYTES"],
+        db.session, uploader, file.stream, storage(), current_app.config["MEDIA_MAX_IMAGE_BYTES"]
     )
     db.session.commit()
     url = url_for("media.image", name=image.name)
-    body = {
-        "url": url,
-        "markdown": service.markdown_for(url, file.filename),
-        "width": image.width,
-        "height": image.height,
-    }
-    return jsonify(body), 201
+    return ImageOut().dump(
+        {
+            "url": url,
+            "markdown": service.markdown_for(url, file.filename),
+            "content_type": image.content_type,
+            "width": image.width,
+            "height": image.height,
+        }
+    )
+
+
+@bp.route("/uploads", methods=["POST"])
+@login_required
+def upload() -> tuple[Response, int]:
+    """Answers JSON: the image's URL and the Markdown that shows it."""
+    return jsonify(
+        receive_image(current_user._get_current_object(), request.files.get("file"))
+    ), 201
 
 
 @bp.route("/uploads/<name>")

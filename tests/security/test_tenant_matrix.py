@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from flask import Flask, url_for
 from flask.testing import FlaskClient
+from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -270,6 +271,7 @@ ACCESS: dict[str, str | tuple[str, str]] = {  # (GET rule, other methods' rule)
     "api.rate": VIEW,
     "api.search": SIGNED_IN,
     "api.share": SIGNED_IN,
+    "api.upload_image": SIGNED_IN,
     "api.unmerge": PRODUCT_OR_MODERATOR,
     "api.unvote": SIGNED_IN,
     "api.update_me": SIGNED_IN,
@@ -424,12 +426,20 @@ def api_body(endpoint: str, world: World, side: Side) -> dict[str, Any]:
     }.get(endpoint, {})
 
 
+def png_bytes() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(out, "PNG")
+    return out.getvalue()
+
+
 def api_files(endpoint: str) -> dict[str, Any] | None:
     """Multipart bodies: a valid template file (or CSV) and the required fields."""
     if endpoint == "api.share":
         return {"title": "Matrix template", "file": (io.BytesIO(manifest_bytes()), "t.json")}
     if endpoint == "api.upload_version":
         return {"changelog": "Faster.", "file": (io.BytesIO(manifest_bytes("9.9.9")), "t.json")}
+    if endpoint == "api.upload_image":
+        return {"file": (io.BytesIO(png_bytes()), "chart.png")}
     if endpoint == "api.cs_import":
         return {"kind": "accounts", "file": (io.BytesIO(b"external_id,name\nX-1,X\n"), "a.csv")}
     return None
