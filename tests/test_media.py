@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from datetime import timedelta
 
 import pytest
 from PIL import Image
@@ -15,10 +16,11 @@ from sqlalchemy import func, select
 from moderation.models import ModerationItem
 from portal.accounts.service import create_api_token
 from portal.core import personal_data
+from portal.core.db import utcnow
 from portal.core.storage import storage_for
 from portal.media import service
 from portal.media.models import ContentImage
-from portal.qa.models import Question
+from portal.qa.models import Answer, Question
 from tests.conftest import login
 from tests.factories import UserFactory
 from tests.qa_factories import QA, member
@@ -272,3 +274,30 @@ def test_personal_data_lists_images_and_erasure_lets_the_files_go(client, sessio
     session.execute(ContentImage.__table__.delete())  # its organization was deleted
     service.sweep_unreferenced_files(session, store)
     assert not store.exists(key)
+
+
+def test_images_no_post_shows_are_swept_after_two_days(app, client, session):
+    author = member()
+    login(client, author)
+    used = upload(client, image_bytes("PNG", (30, 30))).get_json()["url"]
+    later = upload(client, image_bytes("PNG", (31, 31))).get_json()["url"]
+    abandoned = upload(client, image_bytes("PNG", (32, 32))).get_json()["url"]
+    ask(client, f"![chart]({used})")
+    question = session.scalars(select(Question)).one()
+    client.post(f"/questions/{question.id}/answers", data={"body": "First without a picture."})
+    answer_id = session.scalar(select(Answer.id))
+    client.post(
+        f"/questions/answers/{answer_id}/edit", data={"body": f"Now with one: ![it]({later})"}
+    )
+
+    def image(url):
+        session.expire_all()
+        return session.scalars(select(ContentImage).where(ContentImage.name == url[9:])).one()
+
+    assert image(used).claimed_at is not None and image(later).claimed_at is not None
+    assert image(abandoned).claimed_at is None
+    session.execute(ContentImage.__table__.update().values(created_at=utcnow() - timedelta(days=3)))
+    assert service.delete_unclaimed(session) == 1
+    names = set(session.scalars(select(ContentImage.name)))
+    assert names == {used[9:], later[9:]}
+    assert fetch(client, abandoned).status_code == 404 and fetch(client, used).status_code == 200

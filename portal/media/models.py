@@ -29,3 +29,6 @@ class ContentImage(Base):
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When a saved post first showed it; an image never shown (a draft abandoned, an upload
+    # never used) is deleted after UNCLAIMED_DAYS by the daily sweep.
+    claimed_at: Mapped[datetime | None]

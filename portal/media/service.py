@@ -20,11 +20,11 @@ import warnings
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from pathlib import PurePath
-from typing import IO
+from typing import IO, Any
 
 from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from portal.core.db import utcnow
@@ -45,6 +45,8 @@ MAX_ANIMATION_PIXELS = 200_000_000  # all frames of an animated GIF or WebP toge
 JPEG_QUALITY = 88
 UPLOADS_PER_HOUR = 30  # per person: a post with a dozen screenshots is fine, a flood is not
 _NAME = re.compile(r"^[0-9a-f]{32}\.(?:png|jpg|gif|webp)$")
+_SHOWN = re.compile(r'<img src="/uploads/([0-9a-f]{32}\.(?:png|jpg|gif|webp))"')
+UNCLAIMED_DAYS = 2
 _ALT_UNSAFE = re.compile(r"[\[\]()\\<>*_`!\r\n\t]+")
 
 
@@ -194,8 +196,50 @@ def markdown_for(url: str, filename: str | None) -> str:
     return f"![{alt}]({url})"
 
 
+# --- which images are used ---------------------------------------------------------------------
+
+_HTML_COLUMNS: dict[type, tuple[str, ...]] = {}
+
+
+def _html_columns(model: type) -> tuple[str, ...]:
+    """The stored-HTML columns of a model (``body_html``, ``description_html``...)."""
+    found = _HTML_COLUMNS.get(model)
+    if found is None:
+        columns = inspect(model).column_attrs
+        found = _HTML_COLUMNS[model] = tuple(c.key for c in columns if c.key.endswith("_html"))
+    return found
+
+
+def claim_shown_images(session: Session, _flush_context: Any) -> None:
+    """After each flush: the images that saved posts now show are in use. Every feature keeps
+    a post's rendered HTML in a ``*_html`` column, so no feature has to say so itself."""
+    names: set[str] = set()
+    for obj in (*session.new, *session.dirty):
+        for key in _html_columns(type(obj)):
+            html = getattr(obj, key, None)
+            if isinstance(html, str) and "/uploads/" in html:
+                names.update(_SHOWN.findall(html))
+    if names:
+        session.connection().execute(
+            update(ContentImage)
+            .where(ContentImage.name.in_(sorted(names)), ContentImage.claimed_at.is_(None))
+            .values(claimed_at=utcnow())
+        )
+
+
+def delete_unclaimed(session: Session) -> int:
+    """Forget images no saved post showed within ``UNCLAIMED_DAYS`` of their upload (an
+    abandoned draft's, an upload never used); their files go with the next file sweep."""
+    cutoff = utcnow() - timedelta(days=UNCLAIMED_DAYS)
+    return session.execute(
+        delete(ContentImage).where(
+            ContentImage.claimed_at.is_(None), ContentImage.created_at < cutoff
+        )
+    ).rowcount
+
+
 def sweep_unreferenced_files(session: Session, storage: Storage) -> int:
-    """Delete image files no row refers to any more (their uploader's content was erased, or
-    their organization deleted)."""
+    """Delete image files no row refers to any more (unclaimed images, the images of erased
+    content, of deleted organizations)."""
     referenced = set(session.scalars(select(ContentImage.storage_key).distinct()))
     return delete_unreferenced(storage, referenced)

@@ -1,4 +1,4 @@
-"""Media background work: image files nothing refers to leave the disk daily."""
+"""Media background work: images no post used, and files nothing refers to, leave daily."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ BEAT_SCHEDULE = {
 
 @shared_task(name="media.sweep_files", **RETRY_POLICY)
 def sweep_files_task() -> int:
-    """Idempotent: a second run finds nothing to delete."""
+    """Idempotent: a second run finds nothing to delete. Rows go first (committed), then the
+    files they no longer refer to."""
     with new_session() as session:
+        service.delete_unclaimed(session)
+        session.commit()
         return service.sweep_unreferenced_files(
             session, storage_for(current_app.config["UPLOAD_DIR"], service.AREA)
         )
