@@ -355,6 +355,50 @@ def test_followers_hear_about_each_published_answer_once(qa, session, outbox, mo
     assert len(verbs(session, "question.followed")) == 1
 
 
+def notes(session, user, kind: str) -> list[Notification]:
+    session.expire_all()
+    return list(
+        session.scalars(
+            select(Notification).where(Notification.user_id == user.id, Notification.kind == kind)
+        )
+    )
+
+
+def test_authors_hear_of_comments_on_their_posts_once_published(qa, session, outbox, moderator):
+    asker, answerer, newcomer = member(), member(), member(trust_level=0)
+    question = qa.question(asker, title="How do I export a dashboard as PDF?")
+    reply = qa.answer(question, answerer, "Use the share menu, then Export.")
+    qa(service.comment, answerer, "Which version are you on?", question_id=question.id)
+    (note,) = notes(session, asker, "qa_comment")
+    assert note.message == "New comment on your question “How do I export a dashboard as PDF?”"
+    (mail,) = [m for m in outbox(asker.email) if "comment" in m.subject]
+    assert "Which version are you on?" in mail.body and "/mail/unsubscribe/" in mail.body
+
+    qa(service.comment, answerer, "Self-reply: it is 5.2.", answer_id=reply.id)
+    assert notes(session, answerer, "qa_comment") == []  # one's own post: nothing
+
+    held = qa(service.comment, newcomer, "Does it keep the colors?", answer_id=reply.id)
+    assert notes(session, answerer, "qa_comment") == []  # not before it is published
+    qa(moderation.approve, moderator, moderation.item_id(session, service.COMMENT_KIND, held.id))
+    (note,) = notes(session, answerer, "qa_comment")
+    assert note.message.startswith("New comment on your answer to")
+    assert note.link.endswith(f"#answer-{reply.id}")
+
+
+def test_an_answer_s_author_hears_it_was_accepted(qa, session):
+    asker, answerer = member(), member()
+    question = qa.question(asker, title="Why does the weekly schedule skip Mondays?")
+    reply = qa.answer(question, answerer)
+    own = qa.answer(question, asker, "I found it myself: the holiday calendar.")
+    qa(service.accept, asker, question.id, own.id)
+    assert notes(session, asker, "qa_accepted") == []  # accepting one's own: nothing
+    qa(service.accept, asker, question.id, reply.id)
+    (note,) = notes(session, answerer, "qa_accepted")
+    assert (
+        note.message == "Your answer to “Why does the weekly schedule skip Mondays?” was accepted."
+    )
+
+
 # --- moderation hooks -------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     moderation.register()
     personal_data.register()
     mail.register_topic(service.NEW_ANSWER_MAIL, _l("New answers to questions I follow"))
+    mail.register_topic(service.COMMENT_MAIL, _l("Comments on my questions and answers"))
     search.register()
     home.register("qa", 10, home_section)
     app.register_blueprint(bp)

@@ -54,6 +54,13 @@ def _comment_shown(_session: Session, note: Comment, visible: bool) -> None:
     note.published = visible
 
 
+def _comment_published(session: Session, note: Comment) -> None:
+    """The post's author hears of a comment once, when it is first published."""
+    _comment_shown(session, note, True)
+    if _first_publication(session, service.COMMENT_KIND, note.id):
+        service.notify_commented(session, note)
+
+
 def _edit_question(_session: Session, question: Question, text: str) -> None:
     """Moderation edits the submitted "title\\n\\nbody" text: split it back."""
     title, _sep, body = text.partition("\n\n")
@@ -150,7 +157,7 @@ def register() -> None:
             summarize=lambda note: html_to_plain_text(note.body_html, SUMMARY_CHARS),
             url=_comment_url,
             visible_to=_comment_visible,
-            **visibility_hooks(_comment_shown),
+            **{**visibility_hooks(_comment_shown), "on_publish": _comment_published},
             apply_edit=_edit_comment,
             validate_edit=lambda _note, text: service.checked_comment(text),
         )

@@ -87,6 +87,7 @@ MAX_COMMENT = 600
 MAX_REASON = 500
 MAX_TAGS = 5
 NEW_ANSWER_MAIL = "qa_new_answer"  # the mail topic of a new answer to a followed question
+COMMENT_MAIL = "qa_new_comment"  # the mail topic of a comment on one's question or answer
 
 
 def render_post(body: str) -> str:
@@ -595,6 +596,15 @@ def accept(session: Session, actor: User, question_id: int, answer_id: int | Non
             {"author_id": chosen.author_id, "question_id": question.id},
         )
         signals.answer_accepted.send(chosen, session=session, actor=actor)
+        answerer = session.get(User, chosen.author_id) if chosen.author_id else None
+        if answerer is not None and answerer.id != actor.id and answerer.active:
+            notify(
+                session,
+                answerer,
+                "qa_accepted",
+                _l("Your answer to “%(title)s” was accepted.", title=question.title),
+                external_url("qa.question", question_id=question.id, _anchor=f"answer-{chosen.id}"),
+            )
     reindex_question(session, question)
     return question
 
@@ -784,6 +794,44 @@ def notify_followers(session: Session, reply: Answer) -> int:
         )
         told += 1
     return told
+
+
+def notify_commented(session: Session, note: Comment) -> bool:
+    """Tell the author of the question or answer a newly published comment is on (unless they
+    wrote it, or can no longer see the question): a notification and a mail."""
+    reply = session.get(Answer, note.answer_id) if note.answer_id is not None else None
+    question = session.get(Question, reply.question_id if reply else note.question_id)
+    post_author_id = reply.author_id if reply is not None else getattr(question, "author_id", None)
+    person = session.get(User, post_author_id) if post_author_id is not None else None
+    if (
+        question is None
+        or person is None
+        or person.id == note.author_id
+        or not person.active
+        or not can(person, Action.VIEW_CONTENT, question)
+    ):
+        return False
+    anchor = f"answer-{reply.id}" if reply is not None else None
+    link = external_url("qa.question", question_id=question.id, _anchor=anchor)
+    message = (
+        _l("New comment on your answer to “%(title)s”", title=question.title)
+        if reply is not None
+        else _l("New comment on your question “%(title)s”", title=question.title)
+    )
+    notify(session, person, "qa_comment", message, link)
+    queue_mail(
+        session,
+        person.email,
+        _l("New comment: %(title)s", title=question.title),
+        "qa_new_comment",
+        locale=person.locale,
+        topic=COMMENT_MAIL,
+        user=person,
+        question=question,
+        excerpt=html_to_plain_text(note.body_html, 500),
+        link=link,
+    )
+    return True
 
 
 def is_following(session: Session, user: User | None, question_id: int) -> bool:
