@@ -524,6 +524,18 @@ def item_id(session: Session, kind_name: str, object_id: int) -> int | None:
     )
 
 
+def first_publication(session: Session, kind_name: str, object_id: int) -> bool:
+    """True while the item holds the first version of its content (no earlier source): an
+    ``on_publish`` hook tells people of new content then, and not again after an edit or a
+    restore."""
+    previous = session.scalar(
+        select(ModerationItem.previous_source).where(
+            ModerationItem.kind == kind_name, ModerationItem.object_id == object_id
+        )
+    )
+    return previous is None
+
+
 # --- decisions ----------------------------------------------------------------------------
 
 

@@ -354,6 +354,42 @@ def test_comments_are_moderated_and_counted_when_published(rm, session):
     assert fresh(session, idea).comment_count == 2
 
 
+def roadmap_news(session, user) -> list[str]:
+    session.expire_all()
+    return list(
+        session.scalars(
+            select(Notification.message).where(
+                Notification.user_id == user.id, Notification.kind == service.NOTIFICATION_KIND
+            )
+        )
+    )
+
+
+def test_the_author_hears_of_comments_and_followers_of_the_vendors(rm, session, pm):
+    author, voter, newcomer = member(), member(), member(trust_level=0)
+    idea = rm.idea(author, title="Schedule dashboard exports to email")
+    rm.vote(voter, idea)  # voters follow the ideas they vote for
+    rm(service.comment, voter, idea.id, "We need this for finance.")
+    assert roadmap_news(session, author) == [
+        "New comment on your idea “Schedule dashboard exports to email”"
+    ]
+    assert roadmap_news(session, voter) == []  # one's own comment, a customer's
+
+    rm(service.comment, pm, idea.id, "Which formats do you need: PDF or Excel?")
+    expected = "The product team commented on “Schedule dashboard exports to email”"
+    assert roadmap_news(session, voter) == [expected]
+    assert roadmap_news(session, author)[-1] == expected
+
+    held = rm(service.comment, newcomer, idea.id, "Excel please")
+    assert len(roadmap_news(session, author)) == 2  # not before it is published
+    rm(
+        moderation.approve,
+        staff(Role.MODERATOR),
+        moderation.item_id(session, "idea_comment", held.id),
+    )
+    assert len(roadmap_news(session, author)) == 3
+
+
 # --- trending and impact --------------------------------------------------------------------
 
 

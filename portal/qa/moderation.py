@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from moderation.models import ModerationItem
 from moderation.registry import SUMMARY_CHARS, ModeratableKind, register_kind, visibility_hooks
+from moderation.service import first_publication
 from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.permissions import Action, can
 from portal.core.urls import external_url
@@ -29,24 +28,13 @@ def _question_visible(session: Session, question: Question, visible: bool) -> No
     service.reindex_question(session, question, with_answers=True)
 
 
-def _first_publication(session: Session, kind: str, object_id: int) -> bool:
-    """True while the moderation item holds the first version (no earlier source): edits and
-    restores do not notify followers again."""
-    previous = session.scalar(
-        select(ModerationItem.previous_source).where(
-            ModerationItem.kind == kind, ModerationItem.object_id == object_id
-        )
-    )
-    return previous is None
-
-
 def _answer_visible(session: Session, reply: Answer, visible: bool, notify: bool = False) -> None:
     reply.published = visible
     session.flush()
     service.refresh_answer_count(session, reply.question_id, touch=visible)
     schedule(session, service.ANSWER_KIND, reply.id)
     schedule(session, service.QUESTION_KIND, reply.question_id)
-    if notify and _first_publication(session, service.ANSWER_KIND, reply.id):
+    if notify and first_publication(session, service.ANSWER_KIND, reply.id):
         service.notify_followers(session, reply)
 
 
@@ -57,7 +45,7 @@ def _comment_shown(_session: Session, note: Comment, visible: bool) -> None:
 def _comment_published(session: Session, note: Comment) -> None:
     """The post's author hears of a comment once, when it is first published."""
     _comment_shown(session, note, True)
-    if _first_publication(session, service.COMMENT_KIND, note.id):
+    if first_publication(session, service.COMMENT_KIND, note.id):
         service.notify_commented(session, note)
 
 

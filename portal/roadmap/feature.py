@@ -24,7 +24,8 @@ def init_app(app: Flask) -> None:
     moderation.register()
     personal_data.register()
     mail.register_topic(
-        service.DIGEST_MAIL, _l("Status changes of roadmap ideas I follow (a daily digest)")
+        service.DIGEST_MAIL,
+        _l("Roadmap ideas I follow: status changes and comments (a daily digest)"),
     )
     search.register()
     home.register("roadmap", 20, home_section)

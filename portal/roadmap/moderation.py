@@ -13,6 +13,7 @@ from markupsafe import escape
 from sqlalchemy.orm import Session
 
 from moderation.registry import SUMMARY_CHARS, ModeratableKind, register_kind, visibility_hooks
+from moderation.service import first_publication
 from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.urls import external_url
 from portal.roadmap import service
@@ -33,6 +34,13 @@ def _comment_visible(session: Session, note: IdeaComment, visible: bool) -> None
     session.flush()
     service.refresh_comment_count(session, [note.idea_id])
     service.refresh_trending(session, [note.idea_id])
+
+
+def _comment_published(session: Session, note: IdeaComment) -> None:
+    """People hear of a comment once, when it is first published."""
+    _comment_visible(session, note, True)
+    if first_publication(session, service.COMMENT_KIND, note.id):
+        service.notify_commented(session, note)
 
 
 def _edit_idea(_session: Session, idea: Idea, text: str) -> None:
@@ -88,7 +96,7 @@ def register() -> None:
             summarize=lambda note: html_to_plain_text(note.body_html, SUMMARY_CHARS),
             url=lambda note: external_url("roadmap.idea", idea_id=note.idea_id),
             visible_to=_always,
-            **visibility_hooks(_comment_visible),
+            **{**visibility_hooks(_comment_visible), "on_publish": _comment_published},
             apply_edit=_edit_comment,
             validate_edit=lambda _note, text: service.checked_comment(text),
         )

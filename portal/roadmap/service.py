@@ -623,6 +623,34 @@ def notify_subscribers(session: Session, idea: Idea, actor: User, status: str) -
     return len(people)
 
 
+def notify_commented(session: Session, note: IdeaComment) -> int:
+    """A newly published comment: the idea's author hears of every one, its other
+    subscribers (voters, followers) of the vendor's own, which answer them; the commenter of
+    none. Notified like status changes, so the daily digest mails them too."""
+    idea = session.get(Idea, note.idea_id)
+    commenter = session.get(User, note.author_id) if note.author_id is not None else None
+    if idea is None:
+        return 0
+    from_vendor = commenter is not None and commenter.is_staff
+    audience = select(User).where(User.active.is_(True), User.id != note.author_id)
+    if from_vendor:
+        audience = audience.join(IdeaSubscription, IdeaSubscription.user_id == User.id).where(
+            IdeaSubscription.idea_id == idea.id
+        )
+    else:
+        audience = audience.where(User.id == idea.author_id)
+    people = session.scalars(audience).all()
+    link = external_url("roadmap.idea", idea_id=idea.id, _anchor=f"comment-{note.id}")
+    for person in people:
+        message = (
+            _l("The product team commented on “%(title)s”", title=idea.title)
+            if from_vendor
+            else _l("New comment on your idea “%(title)s”", title=idea.title)
+        )
+        notify(session, person, NOTIFICATION_KIND, message, link)
+    return len(people)
+
+
 def subscribe(session: Session, user: User, idea_id: int) -> bool:
     _require(_signed_in(user))
     idea = get_idea(session, user, idea_id, published=True)
