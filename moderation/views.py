@@ -476,6 +476,6 @@ def home_section(session: Session, viewer: User | None) -> str:
         return ""
     waiting = service.queue_counts(session)
     g.moderation_queue_count = waiting  # the navigation's badge: counted once
-    oldest = service.oldest_pending(session) if waiting else None
+    oldest = service.oldest_waiting(session) if waiting else None
     waited = round((utcnow() - oldest).total_seconds() / 60) if oldest else None
     return render_template("moderation/_home.html", waiting=waiting, waited_minutes=waited)
