@@ -4,6 +4,12 @@ document.addEventListener("DOMContentLoaded", () => {
   if (firstInvalid) firstInvalid.focus();
   document.querySelectorAll("[data-markdown-preview]").forEach(setUpMarkdownPreview);
   document.querySelectorAll("[data-draft]").forEach(setUpDraft);
+  // An image in a post opens full size in a new tab: a screenshot scaled down to the column
+  // is often unreadable. An image inside a link follows the link instead.
+  document.addEventListener("click", (event) => {
+    const image = event.target.closest && event.target.closest("main img[src^='/uploads/']");
+    if (image && !image.closest("a")) window.open(image.src, "_blank", "noopener");
+  });
   // Drafts stay with the person: signing out leaves none in this browser for the next one.
   document.querySelectorAll('form[action="/sign-out"]').forEach((form) => {
     form.addEventListener("submit", () => Drafts.clearAll());

@@ -175,8 +175,13 @@ def test_preview_shows_the_question_as_it_will_be_published(page: Page, live_app
     page.get_by_role("button", name="Post your question").click()
     expect(page).to_have_url(re.compile(r"/questions/\d+$"))
     assert page.locator(".qa-body").inner_html() == shown
-    assert loaded_width(page.locator(".qa-body").get_by_role("img", name="wiki chart")) == 120
+    shot = page.locator(".qa-body").get_by_role("img", name="wiki chart")
+    assert loaded_width(shot) == 120
     assert page.evaluate("window.previewed") is None
+    with page.context.expect_page() as opened:  # full size, in a tab of its own
+        shot.click()
+    opened.value.wait_for_load_state()
+    assert opened.value.url.endswith(shot.get_attribute("src"))
 
 
 def png(width: int, height: int) -> bytes:
