@@ -211,3 +211,10 @@ def test_choices_are_personal_data(client, session):
     assert QA_TOPIC not in exported and len(exported) == len(mail.topics()) - 1
     personal_data.erase_all(session, user, personal_data.KEEP)
     assert mail.topics_off(session, user.id) == set()
+
+
+def test_the_link_speaks_the_language_the_mail_was_written_in(qa, client, session, outbox):
+    fan = member(locale="zh_CN")
+    qa.answer(followed_question(qa, fan))
+    page = client.get(unsubscribe_path(outbox(fan.email)[0])).get_data(as_text=True)
+    assert "不再接收此类邮件" in page and 'lang="zh-CN"' in page

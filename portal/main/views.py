@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from flask import (
@@ -13,6 +14,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import force_locale
 from flask_login import current_user, login_required
 from marshmallow import fields, validate
 from sqlalchemy import select
@@ -75,9 +77,12 @@ def unsubscribe(token: str) -> str:
         mail.turn_off(db.session, user_id, name)
         db.session.commit()
     stopped = name in mail.topics_off(db.session, user_id)
-    return render_template(
-        "main/unsubscribe.html", topic=mail.topic(name), stopped=stopped, token=token
-    )
+    # Opened from the mail, most often signed out: in the language the mail was written in.
+    language = nullcontext() if current_user.is_authenticated else force_locale(person.locale)
+    with language:
+        return render_template(
+            "main/unsubscribe.html", topic=mail.topic(name), stopped=stopped, token=token
+        )
 
 
 @bp.route("/locale", methods=["POST"])
