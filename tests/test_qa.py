@@ -399,6 +399,52 @@ def test_an_answer_s_author_hears_it_was_accepted(qa, session):
     )
 
 
+def test_followers_of_a_tag_hear_of_each_new_question_they_may_see(
+    qa, client, session, outbox, moderator
+):
+    fan, insider_fan = member(), member()
+    qa.question(member(), tags=["sso", "dashboards"])  # the tags exist once used
+    login(client, fan)
+    page = client.get("/questions/tagged/SSO").get_data(as_text=True)
+    assert "Follow this tag" in page
+    client.post("/questions/tagged/sso/follow")
+    assert "Following this tag" in client.get("/questions/tagged/sso").get_data(as_text=True)
+    assert client.post("/questions/tagged/nosuchtag/follow").status_code == 404
+    qa(service.follow_tag, insider_fan, "dashboards")
+    qa(service.follow_tag, insider_fan, "sso")
+
+    public = qa.question(
+        member(), title="How do I set up SSO with Okta?", tags=["sso", "dashboards"]
+    )
+    (note,) = notes(session, fan, "qa_tagged")
+    assert note.message == "New question tagged dashboards sso: “How do I set up SSO with Okta?”"
+    assert len(notes(session, insider_fan, "qa_tagged")) == 1  # two followed tags, one notice
+    assert any("Okta" in m.subject for m in outbox(fan.email))
+
+    insider = insider_fan.organization
+    private = qa.question(
+        member(organization=insider),
+        title="Our SSO certificate expired",
+        tags=["sso"],
+        private=True,
+    )
+    assert private.is_private
+    assert len(notes(session, fan, "qa_tagged")) == 1  # another organization's private question
+    assert len(notes(session, insider_fan, "qa_tagged")) == 2
+
+    held = qa.question(
+        member(trust_level=0), title="Is SSO included in the basic plan?", tags=["sso"]
+    )
+    assert len(notes(session, fan, "qa_tagged")) == 1  # not before it is published
+    qa(moderation.approve, moderator, moderation.item_id(session, service.QUESTION_KIND, held.id))
+    assert len(notes(session, fan, "qa_tagged")) == 2
+
+    client.post("/questions/tagged/sso/follow", data={"follow": "0"})
+    qa.question(member(), title="Which SSO providers are supported?", tags=["sso"])
+    assert len(notes(session, fan, "qa_tagged")) == 2
+    assert public.id and qa(service.follows_tag, fan, "sso") is False
+
+
 # --- moderation hooks -------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ def init_app(app: Flask) -> None:
     personal_data.register()
     mail.register_topic(service.NEW_ANSWER_MAIL, _l("New answers to questions I follow"))
     mail.register_topic(service.COMMENT_MAIL, _l("Comments on my questions and answers"))
+    mail.register_topic(service.TAG_MAIL, _l("New questions with tags I follow"))
     search.register()
     home.register("qa", 10, home_section)
     app.register_blueprint(bp)

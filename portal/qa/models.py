@@ -205,6 +205,20 @@ class Revision(Base):
     editor: Mapped[User | None] = relationship()
 
 
+class TagFollow(Base):
+    """A user notified of each new question with a tag."""
+
+    __tablename__ = "qa_tag_follows"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(
+        ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Follow(Base):
     """A user notified of new answers to a question."""
 

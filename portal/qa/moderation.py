@@ -28,6 +28,13 @@ def _question_visible(session: Session, question: Question, visible: bool) -> No
     service.reindex_question(session, question, with_answers=True)
 
 
+def _question_published(session: Session, question: Question) -> None:
+    """People following its tags hear of a question once, when it is first published."""
+    _question_visible(session, question, True)
+    if first_publication(session, service.QUESTION_KIND, question.id):
+        service.notify_tag_followers(session, question)
+
+
 def _answer_visible(session: Session, reply: Answer, visible: bool, notify: bool = False) -> None:
     reply.published = visible
     session.flush()
@@ -111,7 +118,7 @@ def register() -> None:
             summarize=lambda q: f"{q.title}: {html_to_plain_text(q.body_html, SUMMARY_CHARS)}",
             url=lambda q: external_url("qa.question", question_id=q.id),
             visible_to=lambda q, user: can(user, Action.VIEW_CONTENT, q),
-            **visibility_hooks(_question_visible),
+            **{**visibility_hooks(_question_visible), "on_publish": _question_published},
             apply_edit=_edit_question,
             validate_edit=_check_question,
         )

@@ -9,7 +9,17 @@ from sqlalchemy.orm import Session
 
 from portal.core import personal_data
 from portal.core.identity import User
-from portal.qa.models import Answer, Comment, Follow, HelpfulMark, Question, Reputation, Vote
+from portal.qa.models import (
+    Answer,
+    Comment,
+    Follow,
+    HelpfulMark,
+    Question,
+    Reputation,
+    Tag,
+    TagFollow,
+    Vote,
+)
 from portal.qa.service import ANSWER_KIND, QUESTION_KIND, refresh_answer_count
 from portal.search.index import schedule
 
@@ -42,6 +52,14 @@ def export(session: Session, user: User) -> dict[str, Any]:
             session.scalars(select(Follow).where(Follow.user_id == user.id)),
             "question_id", "created_at",
         ),
+        "followed_tags": list(
+            session.scalars(
+                select(Tag.name)
+                .join(TagFollow, TagFollow.tag_id == Tag.id)
+                .where(TagFollow.user_id == user.id)
+                .order_by(Tag.name)
+            )
+        ),
         "reputation": points.points if points is not None else 0,
     }  # fmt: skip
 
@@ -50,6 +68,7 @@ def erase(session: Session, user: User, mode: str) -> None:
     """Follows and reputation are personal; votes and helpful marks stay (counts stay exact)
     unless the whole organization goes (``purge``), when scores give back the votes."""
     session.execute(delete(Follow).where(Follow.user_id == user.id))
+    session.execute(delete(TagFollow).where(TagFollow.user_id == user.id))
     session.execute(delete(Reputation).where(Reputation.user_id == user.id))
     question_ids = list(session.scalars(select(Question.id).where(Question.author_id == user.id)))
     answers = session.execute(

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, func, or_, select, true, update
+from sqlalchemy import Select, delete, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -52,6 +52,7 @@ from portal.qa.models import (
     Reputation,
     Revision,
     Tag,
+    TagFollow,
     Vote,
     question_tags,
 )
@@ -88,6 +89,7 @@ MAX_REASON = 500
 MAX_TAGS = 5
 NEW_ANSWER_MAIL = "qa_new_answer"  # the mail topic of a new answer to a followed question
 COMMENT_MAIL = "qa_new_comment"  # the mail topic of a comment on one's question or answer
+TAG_MAIL = "qa_tagged_question"  # the mail topic of a new question with a followed tag
 
 
 def render_post(body: str) -> str:
@@ -754,6 +756,90 @@ def unfollow(session: Session, user: User, question_id: int) -> None:
     row = session.get(Follow, (user.id, question.id))
     if row is not None:
         session.delete(row)
+
+
+def _tag(session: Session, user: User | None, name: str) -> Tag:
+    if not _signed_in(user):
+        raise PermissionDenied(str(_l("Sign in to follow a tag.")))
+    tag = session.scalar(select(Tag).where(Tag.name == (name or "").strip().lower()))
+    if tag is None:
+        raise NotFound(str(_l("No question has this tag yet.")))
+    return tag
+
+
+def follow_tag(session: Session, user: User, name: str) -> bool:
+    """Follow a tag (idempotent); returns whether a new follow was made."""
+    tag = _tag(session, user, name)
+    if session.get(TagFollow, (user.id, tag.id)) is not None:
+        return False
+    session.add(TagFollow(user_id=user.id, tag_id=tag.id))
+    session.flush()
+    return True
+
+
+def unfollow_tag(session: Session, user: User, name: str) -> None:
+    tag = _tag(session, user, name)
+    session.execute(
+        delete(TagFollow).where(TagFollow.user_id == user.id, TagFollow.tag_id == tag.id)
+    )
+
+
+def follows_tag(session: Session, user: User | None, name: str) -> bool:
+    if not _signed_in(user):
+        return False
+    return bool(
+        session.scalar(
+            select(func.count())
+            .select_from(TagFollow)
+            .join(Tag, Tag.id == TagFollow.tag_id)
+            .where(TagFollow.user_id == user.id, Tag.name == name)  # type: ignore[union-attr]
+        )
+    )
+
+
+def notify_tag_followers(session: Session, question: Question) -> int:
+    """Tell the people who follow any of a newly published question's tags (once each, and
+    only those who may see it; not its author): a notification and a mail."""
+    tag_ids = [tag.id for tag in question.tags]
+    if not tag_ids:
+        return 0
+    people = session.scalars(
+        select(User)
+        .where(
+            User.id.in_(select(TagFollow.user_id).where(TagFollow.tag_id.in_(tag_ids))),
+            User.active.is_(True),
+            User.id != question.author_id,
+        )
+        .options(selectinload(User.role_grants))
+    ).all()
+    link = external_url("qa.question", question_id=question.id)
+    tags = " ".join(tag.name for tag in question.tags)
+    told = 0
+    for person in people:
+        if not can(person, Action.VIEW_CONTENT, question):
+            continue
+        notify(
+            session,
+            person,
+            "qa_tagged",
+            _l("New question tagged %(tags)s: “%(title)s”", tags=tags, title=question.title),
+            link,
+        )
+        queue_mail(
+            session,
+            person.email,
+            _l("New question: %(title)s", title=question.title),
+            "qa_tagged_question",
+            locale=person.locale,
+            topic=TAG_MAIL,
+            user=person,
+            question=question,
+            tags=tags,
+            excerpt=html_to_plain_text(question.body_html, 500),
+            link=link,
+        )
+        told += 1
+    return told
 
 
 def notify_followers(session: Session, reply: Answer) -> int:

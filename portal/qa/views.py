@@ -108,6 +108,7 @@ def _list(tag: str | None = None) -> Any:
         "qa/list.html",
         body=Markup(body),  # noqa: S704 - our own template output, escaped when rendered  # nosec B704
         tag=tag,
+        following_tag=bool(tag) and service.follows_tag(db.session, viewer, tag),
     )
 
 
@@ -124,6 +125,22 @@ def index() -> Any:
 @bp.route("/tagged/<tag>")
 def tagged(tag: str) -> Any:
     return _list(tag.lower())
+
+
+@bp.route("/tagged/<tag>/follow", methods=["POST"])
+@login_required
+def follow_tag(tag: str) -> Response:
+    if request.form.get("follow") == "0":
+        perform(
+            lambda: service.unfollow_tag(db.session, current_user, tag),
+            _("You no longer follow this tag."),
+        )
+    else:
+        perform(
+            lambda: service.follow_tag(db.session, current_user, tag),
+            _("You follow this tag: we will tell you about new questions with it."),
+        )
+    return redirect(url_for("qa.tagged", tag=tag.lower()))
 
 
 # --- asking and editing ---------------------------------------------------------------------

@@ -102,6 +102,7 @@ ACCESS: dict[str, str | tuple[str, str]] = {  # (GET rule, other methods' rule)
     "qa.edit_answer": AUTHOR,
     "qa.edit_question": AUTHOR,
     "qa.follow": VIEW,
+    "qa.follow_tag": SIGNED_IN,
     "qa.helpful": VIEW,
     "qa.index": PUBLIC,
     "qa.post_answer": VIEW,
