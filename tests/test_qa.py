@@ -409,6 +409,8 @@ def test_followers_of_a_tag_hear_of_each_new_question_they_may_see(
     assert "Follow this tag" in page
     client.post("/questions/tagged/sso/follow")
     assert "Following this tag" in client.get("/questions/tagged/sso").get_data(as_text=True)
+    profile = client.get("/profile").get_data(as_text=True)
+    assert 'href="/questions/tagged/sso">sso</a>' in profile
     assert client.post("/questions/tagged/nosuchtag/follow").status_code == 404
     qa(service.follow_tag, insider_fan, "dashboards")
     qa(service.follow_tag, insider_fan, "sso")

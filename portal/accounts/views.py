@@ -197,6 +197,7 @@ def _render_profile(new_token: str | None = None, **forms_given: Any) -> Any:
             reputation=qa_service.reputation_of(db.session, current_user.id),
             trust_labels=TRUST_FACT_LABELS,
             mail_topics=mail.topics(),
+            followed_tags=qa_service.followed_tags(db.session, current_user),
             mail_off=mail.topics_off(db.session, current_user.id),
             **page_forms,
         ),

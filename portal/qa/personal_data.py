@@ -16,11 +16,10 @@ from portal.qa.models import (
     HelpfulMark,
     Question,
     Reputation,
-    Tag,
     TagFollow,
     Vote,
 )
-from portal.qa.service import ANSWER_KIND, QUESTION_KIND, refresh_answer_count
+from portal.qa.service import ANSWER_KIND, QUESTION_KIND, followed_tags, refresh_answer_count
 from portal.search.index import schedule
 
 
@@ -52,14 +51,7 @@ def export(session: Session, user: User) -> dict[str, Any]:
             session.scalars(select(Follow).where(Follow.user_id == user.id)),
             "question_id", "created_at",
         ),
-        "followed_tags": list(
-            session.scalars(
-                select(Tag.name)
-                .join(TagFollow, TagFollow.tag_id == Tag.id)
-                .where(TagFollow.user_id == user.id)
-                .order_by(Tag.name)
-            )
-        ),
+        "followed_tags": followed_tags(session, user),
         "reputation": points.points if points is not None else 0,
     }  # fmt: skip
 

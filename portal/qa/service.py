@@ -797,6 +797,17 @@ def follows_tag(session: Session, user: User | None, name: str) -> bool:
     )
 
 
+def followed_tags(session: Session, user: User) -> list[str]:
+    return list(
+        session.scalars(
+            select(Tag.name)
+            .join(TagFollow, TagFollow.tag_id == Tag.id)
+            .where(TagFollow.user_id == user.id)
+            .order_by(Tag.name)
+        )
+    )
+
+
 def notify_tag_followers(session: Session, question: Question) -> int:
     """Tell the people who follow any of a newly published question's tags (once each, and
     only those who may see it; not its author): a notification and a mail."""
