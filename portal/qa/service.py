@@ -87,9 +87,11 @@ MAX_BODY = 30_000
 MAX_COMMENT = 600
 MAX_REASON = 500
 MAX_TAGS = 5
-NEW_ANSWER_MAIL = "qa_new_answer"  # the mail topic of a new answer to a followed question
-COMMENT_MAIL = "qa_new_comment"  # the mail topic of a comment on one's question or answer
-TAG_MAIL = "qa_tagged_question"  # the mail topic of a new question with a followed tag
+# Mail topics, each also the name of its mail's template (templates/mail/<topic>.txt): a new
+# answer to a followed question, a comment on one's post, a new question with a followed tag.
+NEW_ANSWER_MAIL = "qa_new_answer"
+COMMENT_MAIL = "qa_new_comment"
+TAG_MAIL = "qa_tagged_question"
 
 
 def render_post(body: str) -> str:
@@ -797,6 +799,36 @@ def follows_tag(session: Session, user: User | None, name: str) -> bool:
     )
 
 
+def _tell(
+    session: Session,
+    person: User,
+    kind: str,
+    message: Any,
+    subject: Any,
+    topic: str,
+    question: Question,
+    post_html: str,
+    link: str,
+    **context: Any,
+) -> None:
+    """Every Q&A notice: the notification, and the mail of its topic (the topic names the
+    mail's template) with the post's first 500 characters, in the person's language."""
+    notify(session, person, kind, message, link)
+    queue_mail(
+        session,
+        person.email,
+        subject,
+        topic,
+        locale=person.locale,
+        topic=topic,
+        user=person,
+        question=question,
+        excerpt=html_to_plain_text(post_html, 500),
+        link=link,
+        **context,
+    )
+
+
 def followed_tags(session: Session, user: User) -> list[str]:
     return list(
         session.scalars(
@@ -829,25 +861,17 @@ def notify_tag_followers(session: Session, question: Question) -> int:
     for person in people:
         if not can(person, Action.VIEW_CONTENT, question):
             continue
-        notify(
+        _tell(
             session,
             person,
             "qa_tagged",
             _l("New question tagged %(tags)s: “%(title)s”", tags=tags, title=question.title),
-            link,
-        )
-        queue_mail(
-            session,
-            person.email,
             _l("New question: %(title)s", title=question.title),
-            "qa_tagged_question",
-            locale=person.locale,
-            topic=TAG_MAIL,
-            user=person,
-            question=question,
+            TAG_MAIL,
+            question,
+            question.body_html,
+            link,
             tags=tags,
-            excerpt=html_to_plain_text(question.body_html, 500),
-            link=link,
         )
         told += 1
     return told
@@ -870,24 +894,16 @@ def notify_followers(session: Session, reply: Answer) -> int:
     for person in followers:
         if person.id == reply.author_id or not can(person, Action.VIEW_CONTENT, question):
             continue
-        notify(
+        _tell(
             session,
             person,
             "qa_answer",
             _l("New answer to “%(title)s”", title=question.title),
-            link,
-        )
-        queue_mail(
-            session,
-            person.email,
             _l("New answer: %(title)s", title=question.title),
-            "qa_new_answer",
-            locale=person.locale,
-            topic=NEW_ANSWER_MAIL,
-            user=person,
-            question=question,
-            excerpt=html_to_plain_text(reply.body_html, 500),
-            link=link,
+            NEW_ANSWER_MAIL,
+            question,
+            reply.body_html,
+            link,
         )
         told += 1
     return told
@@ -915,18 +931,17 @@ def notify_commented(session: Session, note: Comment) -> bool:
         if reply is not None
         else _l("New comment on your question “%(title)s”", title=question.title)
     )
-    notify(session, person, "qa_comment", message, link)
-    queue_mail(
+    subject = _l("New comment: %(title)s", title=question.title)
+    _tell(
         session,
-        person.email,
-        _l("New comment: %(title)s", title=question.title),
-        "qa_new_comment",
-        locale=person.locale,
-        topic=COMMENT_MAIL,
-        user=person,
-        question=question,
-        excerpt=html_to_plain_text(note.body_html, 500),
-        link=link,
+        person,
+        "qa_comment",
+        message,
+        subject,
+        COMMENT_MAIL,
+        question,
+        note.body_html,
+        link,
     )
     return True
 
