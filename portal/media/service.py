@@ -81,7 +81,10 @@ def reencode(data: bytes) -> Encoded:
                 pixels = image.width * image.height
                 if pixels > MAX_PIXELS or pixels * frames > MAX_ANIMATION_PIXELS:
                     raise ImageRefused(
-                        _l("The image is too large: at most %(mp)d megapixels.", mp=40)
+                        _l(
+                            "The image is too large: at most %(mp)d megapixels.",
+                            mp=MAX_PIXELS // 1_000_000,
+                        )
                     )
                 return _encode(image, form, frames)
     except ImageRefused:
