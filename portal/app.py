@@ -15,21 +15,19 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from marshmallow import ValidationError
-from sqlalchemy import bindparam, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from portal.config import load_config
-from portal.core import home, i18n, sessions
+from portal.core import home, i18n, sessions, signed_in
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.extensions import csrf, limiter, login_manager
 from portal.core.fragments import Navigation, navigation_bar
-from portal.core.identity import User, shown_name
-from portal.core.notifications import unread_badge, unread_count, unread_count_column
+from portal.core.identity import shown_name
+from portal.core.notifications import unread_badge, unread_count
 from portal.core.tasks import celery_init_app
 from portal.core.urls import template_url_for
 from portal.core.web import IdConverter, remember_retry_after
@@ -126,23 +124,7 @@ def _init_login(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
-    # One query for what every page shows: the user, their roles and the unread count. Built
-    # once: constructing the statement cost a signed-in page more than running it.
-    user_with_counts = (
-        select(User, unread_count_column(User.id))
-        .options(joinedload(User.role_grants))
-        .where(User.id == bindparam("user_id"))
-    )
-
-    @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        if not user_id.isdigit():
-            return None
-        row = db.session.execute(user_with_counts, {"user_id": int(user_id)}).unique().first()
-        if row is None or not row[0].is_active:
-            return None
-        user, user.unread_notifications = row
-        return user
+    login_manager.user_loader(signed_in.load_user)
 
 
 def _register_features(app: Flask) -> None:

@@ -55,6 +55,7 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "ROADMAP_BOARD_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "GALLERY_LIST_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "CS_PORTFOLIO_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
+    "USER_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "MODERATION_QUEUE_CACHE_SECONDS": (None, float),  # default: 30, or 0 under TESTING
     "RETENTION_ACTIVITY_DAYS": (730, int),  # 0 keeps forever
     "RETENTION_SEARCH_LOG_DAYS": (180, int),  # 0 keeps forever

@@ -147,20 +147,18 @@ portfolio_cache = RenderedCache(
 def portfolio() -> str:
     user = require_cs(_user())
     today = _today()
-    key = (user.id, current_locale(), today)
-    seconds = portfolio_cache.ttl()
-    body = portfolio_cache.get(key) if seconds > 0 else None
-    if body is None:
+
+    def render() -> str:
         data = reports.portfolio(db.session, user, today)
-        body = render_template(
+        return render_template(
             "cs/_portfolio_body.html",
             data=data,
             arr_chart=_band_chart(data),
             band_labels=BAND_LABELS,
             renewal_args={"renewal": reports.RENEWAL_DAYS, "sort": "renewal"},
         )
-        if seconds > 0:
-            portfolio_cache.put(key, body, seconds)
+
+    body = portfolio_cache.kept((user.id, current_locale(), today), render)
     # The body is our own template's output, escaped as it was rendered.
     return render_template("cs/portfolio.html", body=Markup(body))  # noqa: S704  # nosec B704
 

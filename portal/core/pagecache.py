@@ -1,4 +1,5 @@
-"""Short-lived, per-process caches of rendered list bodies (the question list, the roadmap board).
+"""Short-lived, per-process caches of rendered list bodies (the question list, the roadmap board)
+and of other values read on every request (the signed-in user).
 
 A busy list page is the same for everyone with the same visibility scope, language, filters and
 page. A feature makes one :class:`RenderedCache` naming the models whose changes make its bodies
@@ -15,13 +16,15 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from itertools import chain
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
 MAX_ENTRIES = 512
+
+V = TypeVar("V")
 
 
 def cache_seconds(config_key: str, default: float = 5.0) -> float:
@@ -32,14 +35,18 @@ def cache_seconds(config_key: str, default: float = 5.0) -> float:
     return float(configured)
 
 
-class RenderedCache:
+class ChangeClearedCache(Generic[V]):
+    """Values kept for a configured number of seconds, all forgotten when a commit in this
+    process changed one of the ``watched`` models, or when a transaction that changed one
+    rolled back (a value read inside it may show what was undone)."""
+
     def __init__(self, name: str, watched: Iterable[type[Any]], config_key: str) -> None:
         self.config_key = config_key
         self._flag = f"cocreate_{name}_changed"
         self._watched = tuple(watched)
         self._tables = frozenset(model.__tablename__ for model in self._watched)
         self._lock = threading.Lock()
-        self._entries: dict[Hashable, tuple[float, int, str]] = {}
+        self._entries: dict[Hashable, tuple[float, int, V]] = {}
         self._generation = 0
         event.listen(Session, "after_flush", self._note_changes)
         event.listen(Session, "do_orm_execute", self._note_bulk_changes)
@@ -49,30 +56,39 @@ class RenderedCache:
     def ttl(self) -> float:
         return cache_seconds(self.config_key)
 
-    def get(self, key: Hashable) -> str | None:
+    def get(self, key: Hashable) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        expires, generation, html = entry
+        expires, generation, value = entry
         if generation != self._generation or expires < time.monotonic():
             return None
-        return html
+        return value
 
-    def put(self, key: Hashable, html: str, seconds: float) -> None:
+    def put(self, key: Hashable, value: V, seconds: float, generation: int | None = None) -> None:
+        """Keep ``value``; with ``generation`` (read before the value was), only if nothing
+        was cleared in between, so a value read just before a commit is not kept after it."""
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[key] = (time.monotonic() + seconds, self._generation, html)
+            self._entries[key] = (time.monotonic() + seconds, self._generation, value)
 
-    def kept(self, key: Hashable, render: Callable[[], str]) -> str:
-        """The body kept under ``key``, else ``render()``'s, kept for the configured seconds."""
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def kept(self, key: Hashable, render: Callable[[], V]) -> V:
+        """The value kept under ``key``, else ``render()``'s, kept for the configured seconds."""
         seconds = self.ttl()
-        body = self.get(key) if seconds > 0 else None
-        if body is None:
-            body = render()
+        value = self.get(key) if seconds > 0 else None
+        if value is None:
+            generation = self._generation
+            value = render()
             if seconds > 0:
-                self.put(key, body, seconds)
-        return body
+                self.put(key, value, seconds, generation)
+        return value
 
     def clear(self) -> None:
         with self._lock:
@@ -95,5 +111,10 @@ class RenderedCache:
             self.clear()
 
     def _forget(self, session: Session, previous_transaction: object) -> None:
-        if getattr(previous_transaction, "parent", None) is None:
-            session.info.pop(self._flag, None)
+        outermost = getattr(previous_transaction, "parent", None) is None
+        if outermost and session.info.pop(self._flag, False):
+            self.clear()
+
+
+class RenderedCache(ChangeClearedCache[str]):
+    """Rendered page bodies."""
