@@ -44,6 +44,7 @@ from portal.core.i18n import in_zone
 from portal.core.identity import Organization, User
 from portal.core.mail import queue_mail
 from portal.core.notifications import notify
+from portal.core.pagecache import ChangeClearedCache
 from portal.core.pagination import Page, paginate
 from portal.core.permissions import Action, can
 from portal.core.text import clean_text
@@ -1007,8 +1008,9 @@ def queue_page(
 # table (a count over every waiting item; a GROUP BY over every item of each author on the
 # page). Both change only with a transition, and every transition writes an audit row, so
 # they are cached per process and trusted only while the audit log's newest rows are
-# unchanged. The change key is read from the database on every use (an index range of at
-# most CHANGE_WINDOW primary keys), so a decision taken in another worker is seen at once.
+# unchanged. The change key is read from the database (an index range of at
+# most CHANGE_WINDOW primary keys; at most once a second, see queue_change_key), so a
+# decision taken in another worker is seen within that second.
 CHANGE_WINDOW = 1000
 _HISTORY_LIMIT = 20_000  # authors kept before the cache starts over
 
@@ -1055,9 +1057,21 @@ def _cache_for(key: tuple[Any, ...]) -> _QueueCache:
     return cache
 
 
+# The change key itself is read at most once a second per process (MODERATION_QUEUE_SYNC_SECONDS;
+# 0 under TESTING): a moderator's page asks for it on every view (the queue, the badge), and
+# that round trip was a fifth of a kept queue page. A transition committed in this process
+# forgets it at once; one committed in another process shows here within the second.
+_change_keys: ChangeClearedCache[tuple[Any, ...]] = ChangeClearedCache(
+    "moderation_change_key",
+    (ModerationItem, AuditEntry),
+    "MODERATION_QUEUE_SYNC_SECONDS",
+    default_seconds=1.0,
+)
+
+
 def queue_change_key(session: Session) -> tuple[Any, ...]:
     """Where the audit log stands: a new value whenever any item's state or text changed."""
-    return tuple(session.execute(_change_key_statement()).one())
+    return _change_keys.kept("audit", lambda: tuple(session.execute(_change_key_statement()).one()))
 
 
 def queue_counts(session: Session, change_key: tuple[Any, ...] | None = None) -> int:

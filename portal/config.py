@@ -57,6 +57,7 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "CS_PORTFOLIO_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "USER_CACHE_SECONDS": (None, float),  # default: 5, or 0 under TESTING
     "MODERATION_QUEUE_CACHE_SECONDS": (None, float),  # default: 30, or 0 under TESTING
+    "MODERATION_QUEUE_SYNC_SECONDS": (None, float),  # default: 1, or 0 under TESTING
     "RETENTION_ACTIVITY_DAYS": (730, int),  # 0 keeps forever
     "RETENTION_SEARCH_LOG_DAYS": (180, int),  # 0 keeps forever
     "RETENTION_OUTBOX_DAYS": (90, int),  # sent mail only; 0 keeps forever

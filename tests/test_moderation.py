@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from moderation import service as moderation
 from moderation.models import AuditEntry, Flag, ModerationItem, ModerationSetting, WatchedWordEntry
 from portal.accounts.models import UserProfile
+from portal.core import pagecache
 from portal.core.activity import Activity
 from portal.core.db import utcnow
 from portal.core.identity import Role, User
@@ -253,6 +254,39 @@ def test_queue_count_and_history_follow_decisions_taken_in_another_worker(
     assert "0 published, 1 rejected before" in html  # Hana's record, one decision later
     filtered = client.get("/moderation/queue?order=newest&reason=new_user").get_data(as_text=True)
     assert 'data-testid="queue-count">1<' in filtered  # the badge counts the whole queue
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [{"MODERATION_QUEUE_CACHE_SECONDS": 30, "MODERATION_QUEUE_SYNC_SECONDS": 60}],
+)
+def test_a_kept_change_key_shows_this_workers_decisions_at_once_and_others_within_its_seconds(
+    client, session, moderator, monkeypatch, app_config
+):
+    first, second, third = (UserFactory(trust_level=0) for _ in range(3))
+    for author in (first, second, third):
+        post_about(client, author, f"text of {author.display_name}")
+    login(client, moderator)
+
+    def waiting() -> str:
+        html = client.get("/moderation/queue").get_data(as_text=True)
+        return re.search(r'data-testid="queue-total">(\d+)<', html).group(1)
+
+    assert waiting() == "3"
+    # This worker's decision: the next view shows it.
+    assert (
+        client.post(f"/moderation/items/{item_for(session, first).id}/approve").status_code == 302
+    )
+    assert waiting() == "2"
+    # Another worker's (here: written on the same database without committing through this
+    # process): shown once the kept change key is older than the setting's seconds.
+    with client.application.test_request_context():
+        moderation.approve(session, moderator, item_for(session, second).id)
+        session.flush()
+    assert waiting() == "2"
+    later = pagecache.time.monotonic() + 61
+    monkeypatch.setattr(pagecache.time, "monotonic", lambda: later)
+    assert waiting() == "1"
 
 
 def test_settings_and_word_changes_apply_to_the_next_submit(client, session):

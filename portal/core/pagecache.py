@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
-from itertools import chain
+from itertools import chain, count
 from typing import Any, Generic, TypeVar
 
 from flask import current_app
@@ -35,13 +35,33 @@ def cache_seconds(config_key: str, default: float = 5.0) -> float:
     return float(configured)
 
 
+_apps = count()
+
+
+def _app_number() -> int:
+    """Entries are per app as well: a process may run several apps on different databases
+    (the tests do, one after another, reusing ids)."""
+    extensions = current_app.extensions
+    number = extensions.get("cocreate_cache_app")
+    if number is None:
+        number = extensions["cocreate_cache_app"] = next(_apps)
+    return number
+
+
 class ChangeClearedCache(Generic[V]):
     """Values kept for a configured number of seconds, all forgotten when a commit in this
     process changed one of the ``watched`` models, or when a transaction that changed one
     rolled back (a value read inside it may show what was undone)."""
 
-    def __init__(self, name: str, watched: Iterable[type[Any]], config_key: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        watched: Iterable[type[Any]],
+        config_key: str,
+        default_seconds: float = 5.0,
+    ) -> None:
         self.config_key = config_key
+        self._default_seconds = default_seconds
         self._flag = f"cocreate_{name}_changed"
         self._watched = tuple(watched)
         self._tables = frozenset(model.__tablename__ for model in self._watched)
@@ -54,10 +74,10 @@ class ChangeClearedCache(Generic[V]):
         event.listen(Session, "after_soft_rollback", self._forget)
 
     def ttl(self) -> float:
-        return cache_seconds(self.config_key)
+        return cache_seconds(self.config_key, self._default_seconds)
 
     def get(self, key: Hashable) -> V | None:
-        entry = self._entries.get(key)
+        entry = self._entries.get((_app_number(), key))
         if entry is None:
             return None
         expires, generation, value = entry
@@ -73,7 +93,11 @@ class ChangeClearedCache(Generic[V]):
                 return
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[key] = (time.monotonic() + seconds, self._generation, value)
+            self._entries[(_app_number(), key)] = (
+                time.monotonic() + seconds,
+                self._generation,
+                value,
+            )
 
     @property
     def generation(self) -> int:

@@ -17,10 +17,8 @@ changes, commits) works exactly as on an object the query returned.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import count
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -50,18 +48,6 @@ _USER_WITH_COUNTS = (
     .options(joinedload(User.role_grants))
     .where(User.id == bindparam("user_id"))
 )
-
-
-_apps = count()
-
-
-def _key(user_id: int) -> tuple[int, int]:
-    """Per app as well as per user: a process may run several apps on different databases
-    (tests do, one after another, reusing ids)."""
-    app_number = current_app.extensions.get("cocreate_signed_in_app")
-    if app_number is None:
-        app_number = current_app.extensions["cocreate_signed_in_app"] = next(_apps)
-    return app_number, user_id
 
 
 def _columns(obj: Any) -> dict[str, Any]:
@@ -110,7 +96,7 @@ def load_user(user_id: str) -> User | None:
     session = db.session()
     seconds = _kept.ttl()
     if seconds > 0:
-        snapshot = _kept.get(_key(int(user_id)))
+        snapshot = _kept.get(int(user_id))
         user = _attach(session, snapshot) if snapshot is not None else None
         if user is not None:
             return user
@@ -121,5 +107,5 @@ def load_user(user_id: str) -> User | None:
     user, unread = row
     user.unread_notifications = unread
     if seconds > 0:
-        _kept.put(_key(user.id), _snapshot(user, unread), seconds, generation)
+        _kept.put(user.id, _snapshot(user, unread), seconds, generation)
     return user
