@@ -237,9 +237,9 @@ def login(client: FlaskClient, user: Any) -> FlaskClient:
     return client
 
 
-def count_statements(client: FlaskClient, connection: Connection, url: str) -> int:
-    """SQL statements a GET of ``url`` runs (savepoint bookkeeping of the test harness aside),
-    for the constant-query-count tests of list pages; the page must answer 200."""
+def statements_of(client: FlaskClient, connection: Connection, url: str) -> list[str]:
+    """SQL statements a GET of ``url`` runs (savepoint bookkeeping of the test harness aside);
+    the page must answer 200."""
     from sqlalchemy import event
 
     statements: list[str] = []
@@ -253,7 +253,12 @@ def count_statements(client: FlaskClient, connection: Connection, url: str) -> i
     finally:
         event.remove(connection, "before_cursor_execute", listener)
     harness = ("SAVEPOINT", "RELEASE", "ROLLBACK")
-    return len([s for s in statements if not s.lstrip().upper().startswith(harness)])
+    return [s for s in statements if not s.lstrip().upper().startswith(harness)]
+
+
+def count_statements(client: FlaskClient, connection: Connection, url: str) -> int:
+    """How many statements a GET of ``url`` runs, for the constant-query-count tests."""
+    return len(statements_of(client, connection, url))
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from portal.core import pagecache
 from portal.core.identity import Role, User
 from portal.core.notifications import Notification, notify
-from tests.conftest import login
+from tests.conftest import login, statements_of
 from tests.factories import UserFactory
 
 
@@ -25,17 +25,7 @@ def app_config(request):
 
 def reads_user(client, connection, url: str) -> bool:
     """Whether a GET of ``url`` read the users table (and answered 200)."""
-    statements: list[str] = []
-
-    def listener(*args) -> None:
-        statements.append(args[2])
-
-    event.listen(connection, "before_cursor_execute", listener)
-    try:
-        assert client.get(url).status_code == 200
-    finally:
-        event.remove(connection, "before_cursor_execute", listener)
-    return any("FROM users" in statement for statement in statements)
+    return any("FROM users" in sql for sql in statements_of(client, connection, url))
 
 
 def test_a_signed_in_page_reads_the_person_once(client, session, connection):
