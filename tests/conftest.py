@@ -7,7 +7,7 @@ import gc
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -237,9 +237,9 @@ def login(client: FlaskClient, user: Any) -> FlaskClient:
     return client
 
 
-def statements_of(client: FlaskClient, connection: Connection, url: str) -> list[str]:
-    """SQL statements a GET of ``url`` runs (savepoint bookkeeping of the test harness aside);
-    the page must answer 200."""
+def statements_during(connection: Connection, action: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """What ``action()`` returned, and the SQL statements it ran (savepoint bookkeeping of the
+    test harness aside)."""
     from sqlalchemy import event
 
     statements: list[str] = []
@@ -249,11 +249,18 @@ def statements_of(client: FlaskClient, connection: Connection, url: str) -> list
 
     event.listen(connection, "before_cursor_execute", listener)
     try:
-        assert client.get(url).status_code == 200
+        result = action()
     finally:
         event.remove(connection, "before_cursor_execute", listener)
     harness = ("SAVEPOINT", "RELEASE", "ROLLBACK")
-    return [s for s in statements if not s.lstrip().upper().startswith(harness)]
+    return result, [s for s in statements if not s.lstrip().upper().startswith(harness)]
+
+
+def statements_of(client: FlaskClient, connection: Connection, url: str) -> list[str]:
+    """SQL statements a GET of ``url`` runs; the page must answer 200."""
+    response, statements = statements_during(connection, lambda: client.get(url))
+    assert response.status_code == 200
+    return statements
 
 
 def count_statements(client: FlaskClient, connection: Connection, url: str) -> int:

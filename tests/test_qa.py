@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from moderation import service as moderation
 from moderation.models import ModerationItem
+from portal.core import mail
 from portal.core.activity import Activity
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, NotFound, PermissionDenied
@@ -25,7 +26,7 @@ from portal.qa.models import (
     Tag,
     Vote,
 )
-from tests.conftest import count_statements, login
+from tests.conftest import count_statements, login, statements_during
 from tests.factories import OrganizationFactory, staff
 from tests.qa_factories import QA, member
 
@@ -445,6 +446,36 @@ def test_followers_of_a_tag_hear_of_each_new_question_they_may_see(
     qa.question(member(), title="Which SSO providers are supported?", tags=["sso"])
     assert len(notes(session, fan, "qa_tagged")) == 2
     assert public.id and qa(service.follows_tag, fan, "sso") is False
+
+
+def test_a_tags_followers_are_told_in_the_same_few_statements_however_many_they_are(
+    qa, session, connection, outbox
+):
+    """Telling followers was two round trips a person (their mail choices, then the mail's
+    INSERT): three seconds inside the publishing request for a thousand followers."""
+
+    def tell(followers: int) -> tuple[int, tuple[int, int], list]:
+        tag = f"exports{followers}"
+        qa.question(member(), tags=[tag])  # a tag exists once a question used it
+        people = [member() for _ in range(followers)]
+        for person in people:
+            qa(service.follow_tag, person, tag)
+        qa(mail.turn_off, people[0].id, service.TAG_MAIL)  # the notice, but no mail
+        question = qa.question(member(), title=f"Exports for {followers}", tags=[tag])
+        told, statements = statements_during(
+            connection, lambda: qa(service.notify_tag_followers, question)
+        )
+        reads = [sql for sql in statements if not sql.startswith("INSERT")]
+        return told, (len(reads), len(statements)), people
+
+    told_few, few, people = tell(3)
+    told_many, many, _ = tell(30)
+    assert (told_few, told_many) == (3, 30)
+    assert few[0] == many[0]  # the reads: the people, their roles, their mail choices
+    if session.get_bind().dialect.name == "postgresql":  # SQLite inserts row by row, in process
+        assert few[1] == many[1]
+    assert notes(session, people[0], "qa_tagged") and not outbox(people[0].email)
+    assert all(any("Exports for 3" in m.subject for m in outbox(p.email)) for p in people[1:])
 
 
 # --- moderation hooks -------------------------------------------------------------------------

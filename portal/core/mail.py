@@ -10,8 +10,8 @@ confirmation, password reset, invitations) has no topic and is always sent.
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -132,6 +132,89 @@ def read_unsubscribe_token(token: str) -> tuple[int, str] | None:
     return user_id, name
 
 
+@dataclass(frozen=True)
+class Mail:
+    """One mail to queue: ``templates/mail/<template>.txt`` rendered with ``context`` in
+    ``locale``. With a ``topic``, ``context["user"]`` is the recipient (see ``queue_mails``)."""
+
+    recipient: str
+    subject: object
+    template: str
+    locale: str = "en"
+    topic: str | None = None
+    context: Mapping[str, object] = field(default_factory=dict)
+
+
+# Opt-outs are read for this many people per query (SQLite allows 32,766 parameters).
+OPT_OUT_BATCH = 1000
+
+
+def _opted_out(session: Session, wanted: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of these (person, topic) pairs the person turned off, a query per thousand."""
+    people = sorted({user_id for user_id, _ in wanted})
+    names = sorted({name for _, name in wanted})
+    off: set[tuple[int, str]] = set()
+    for start in range(0, len(people), OPT_OUT_BATCH):
+        rows = session.execute(
+            select(MailOptOut.user_id, MailOptOut.topic).where(
+                MailOptOut.user_id.in_(people[start : start + OPT_OUT_BATCH]),
+                MailOptOut.topic.in_(names),
+            )
+        )
+        off.update((user_id, name) for user_id, name in rows)
+    return off
+
+
+def _topic_user(mail: Mail) -> User:
+    user = mail.context.get("user")
+    if mail.topic not in _TOPICS or not isinstance(user, User):
+        raise ValueError(f"a topic mail needs a registered topic and its user: {mail.topic!r}")
+    return user
+
+
+def queue_mails(session: Session, mails: Iterable[Mail]) -> list[OutboxMessage]:
+    """Render and queue ``mails``, leaving out each topic mail whose recipient turned that
+    topic off (a topic mail ends with how to stop it). A fan-out to a thousand followers is
+    one query for their choices and one INSERT, not two round trips a person (3 s before)."""
+    mails = list(mails)
+    wanted = {(_topic_user(m).id, m.topic) for m in mails if m.topic is not None}
+    off = _opted_out(session, wanted) if wanted else set()
+    messages = []
+    for mail in mails:
+        unsubscribe = None
+        if mail.topic is not None:
+            user_id = _topic_user(mail).id
+            if (user_id, mail.topic) in off:
+                continue
+            unsubscribe = external_url(
+                "main.unsubscribe", token=unsubscribe_token(user_id, mail.topic)
+            )
+        with force_locale(mail.locale):
+            body = render_template(f"mail/{mail.template}.txt", **mail.context)
+            if unsubscribe is not None:
+                body += render_template(
+                    "mail/_topic_footer.txt",
+                    topic=_TOPICS[mail.topic],
+                    unsubscribe=unsubscribe,
+                    choices=external_url("accounts.profile", _anchor="mail-heading"),
+                )
+            subject = str(mail.subject)
+        messages.append(
+            OutboxMessage(
+                recipient=mail.recipient,
+                subject=subject[:200],
+                body=body,
+                list_unsubscribe=unsubscribe,
+            )
+        )
+    if messages:
+        session.add_all(messages)
+        session.flush()
+    for message in messages:
+        enqueue_after_commit(session, send_outbox_message, message.id)
+    return messages
+
+
 def queue_mail(
     session: Session,
     recipient: str,
@@ -141,35 +224,9 @@ def queue_mail(
     topic: str | None = None,
     **context: object,
 ) -> OutboxMessage | None:
-    """Render ``templates/mail/<template>.txt`` in the recipient's language and queue it.
-
-    With a ``topic`` (the recipient is ``context["user"]``), nothing is queued if they turned
-    it off, and the mail ends with how to stop it."""
-    unsubscribe = None
-    if topic is not None:
-        user = context.get("user")
-        if topic not in _TOPICS or not isinstance(user, User):
-            raise ValueError(f"a topic mail needs a registered topic and its user: {topic!r}")
-        if topic in topics_off(session, user.id):
-            return None
-        unsubscribe = external_url("main.unsubscribe", token=unsubscribe_token(user.id, topic))
-    with force_locale(locale):
-        body = render_template(f"mail/{template}.txt", **context)
-        if unsubscribe is not None:
-            body += render_template(
-                "mail/_topic_footer.txt",
-                topic=_TOPICS[topic],
-                unsubscribe=unsubscribe,
-                choices=external_url("accounts.profile", _anchor="mail-heading"),
-            )
-        subject = str(subject)
-    message = OutboxMessage(
-        recipient=recipient, subject=subject[:200], body=body, list_unsubscribe=unsubscribe
-    )
-    session.add(message)
-    session.flush()
-    enqueue_after_commit(session, send_outbox_message, message.id)
-    return message
+    """One mail (see ``queue_mails``); None if its recipient turned its topic off."""
+    queued = queue_mails(session, [Mail(recipient, subject, template, locale, topic, context)])
+    return queued[0] if queued else None
 
 
 def deliver(message: OutboxMessage) -> None:

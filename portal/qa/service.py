@@ -28,7 +28,7 @@ from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
 from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.identity import AuthorRef, Organization, User
-from portal.core.mail import queue_mail
+from portal.core.mail import Mail, queue_mails
 from portal.core.notifications import notify
 from portal.core.pagination import Page
 from portal.core.permissions import Action, authorize, can
@@ -801,7 +801,7 @@ def follows_tag(session: Session, user: User | None, name: str) -> bool:
 
 def _tell(
     session: Session,
-    person: User,
+    people: Iterable[User],
     kind: str,
     message: Any,
     subject: Any,
@@ -810,23 +810,26 @@ def _tell(
     post_html: str,
     link: str,
     **context: Any,
-) -> None:
-    """Every Q&A notice: the notification, and the mail of its topic (the topic names the
-    mail's template) with the post's first 500 characters, in the person's language."""
-    notify(session, person, kind, message, link)
-    queue_mail(
-        session,
-        person.email,
-        subject,
-        topic,
-        locale=person.locale,
-        topic=topic,
-        user=person,
-        question=question,
-        excerpt=html_to_plain_text(post_html, 500),
-        link=link,
-        **context,
-    )
+) -> int:
+    """Every Q&A notice: to each person the notification, and the mail of its topic (the topic
+    names the mail's template) with the post's first 500 characters, in their language; all
+    mails queued at once (a tag's followers can be thousands). The number of people told."""
+    excerpt = html_to_plain_text(post_html, 500)
+    mails = []
+    for person in people:
+        notify(session, person, kind, message, link)
+        mails.append(
+            Mail(
+                person.email,
+                subject,
+                topic,
+                person.locale,
+                topic,
+                dict(user=person, question=question, excerpt=excerpt, link=link, **context),
+            )
+        )
+    queue_mails(session, mails)
+    return len(mails)
 
 
 def followed_tags(session: Session, user: User) -> list[str]:
@@ -857,24 +860,18 @@ def notify_tag_followers(session: Session, question: Question) -> int:
     ).all()
     link = external_url("qa.question", question_id=question.id)
     tags = " ".join(tag.name for tag in question.tags)
-    told = 0
-    for person in people:
-        if not can(person, Action.VIEW_CONTENT, question):
-            continue
-        _tell(
-            session,
-            person,
-            "qa_tagged",
-            _l("New question tagged %(tags)s: “%(title)s”", tags=tags, title=question.title),
-            _l("New question: %(title)s", title=question.title),
-            TAG_MAIL,
-            question,
-            question.body_html,
-            link,
-            tags=tags,
-        )
-        told += 1
-    return told
+    return _tell(
+        session,
+        [person for person in people if can(person, Action.VIEW_CONTENT, question)],
+        "qa_tagged",
+        _l("New question tagged %(tags)s: “%(title)s”", tags=tags, title=question.title),
+        _l("New question: %(title)s", title=question.title),
+        TAG_MAIL,
+        question,
+        question.body_html,
+        link,
+        tags=tags,
+    )
 
 
 def notify_followers(session: Session, reply: Answer) -> int:
@@ -890,23 +887,21 @@ def notify_followers(session: Session, reply: Answer) -> int:
         .options(selectinload(User.role_grants))
     ).all()
     link = external_url("qa.question", question_id=question.id, _anchor=f"answer-{reply.id}")
-    told = 0
-    for person in followers:
-        if person.id == reply.author_id or not can(person, Action.VIEW_CONTENT, question):
-            continue
-        _tell(
-            session,
-            person,
-            "qa_answer",
-            _l("New answer to “%(title)s”", title=question.title),
-            _l("New answer: %(title)s", title=question.title),
-            NEW_ANSWER_MAIL,
-            question,
-            reply.body_html,
-            link,
-        )
-        told += 1
-    return told
+    return _tell(
+        session,
+        [
+            person
+            for person in followers
+            if person.id != reply.author_id and can(person, Action.VIEW_CONTENT, question)
+        ],
+        "qa_answer",
+        _l("New answer to “%(title)s”", title=question.title),
+        _l("New answer: %(title)s", title=question.title),
+        NEW_ANSWER_MAIL,
+        question,
+        reply.body_html,
+        link,
+    )
 
 
 def notify_commented(session: Session, note: Comment) -> bool:
@@ -934,7 +929,7 @@ def notify_commented(session: Session, note: Comment) -> bool:
     subject = _l("New comment: %(title)s", title=question.title)
     _tell(
         session,
-        person,
+        [person],
         "qa_comment",
         message,
         subject,
