@@ -27,7 +27,7 @@ from portal.core.db import utcnow
 from portal.core.errors import Invalid, NotFound, PermissionDenied
 from portal.core.html import render_markdown
 from portal.core.identity import User
-from portal.core.mail import queue_mail
+from portal.core.mail import Mail, queue_mails
 from portal.core.notifications import notify
 from portal.core.pagination import Page
 from portal.core.storage import Storage, delete_unreferenced
@@ -862,7 +862,7 @@ def send_author_digests(session: Session, now: datetime | None = None) -> int:
             User.id.in_(select(Template.author_id).where(Template.listed.is_(True)).distinct())
         )
     ).all()
-    sent = 0
+    mails: list[Mail] = []
     for author in authors:
         state = session.get(AuthorDigest, author.id)
         since = state.sent_through if state is not None else now - timedelta(days=1)
@@ -882,20 +882,19 @@ def send_author_digests(session: Session, now: datetime | None = None) -> int:
         )
         link = external_url("gallery.mine")
         notify(session, author, "gallery_digest", message, link)
-        queue_mail(
-            session,
-            author.email,
-            _l("Your templates this week"),
-            "gallery_digest",
-            locale=author.locale,
-            topic=DIGEST_MAIL,
-            user=author,
-            lines=lines,
-            link=link,
+        mails.append(
+            Mail(
+                author.email,
+                _l("Your templates this week"),
+                "gallery_digest",
+                author.locale,
+                DIGEST_MAIL,
+                {"user": author, "lines": lines, "link": link},
+            )
         )
-        sent += 1
+    queue_mails(session, mails)
     session.flush()
-    return sent
+    return len(mails)
 
 
 def my_templates(session: Session, user: User) -> Sequence[Template]:

@@ -29,7 +29,7 @@ from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
 from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.identity import AuthorRef, Organization, Role, User
-from portal.core.mail import queue_mail
+from portal.core.mail import Mail, queue_mails
 from portal.core.notifications import Notification, notify
 from portal.core.pagination import Page
 from portal.core.text import (
@@ -1235,18 +1235,21 @@ def send_digests(session: Session, now: datetime | None = None) -> int:
     per_user: dict[int, tuple[User, list[Notification]]] = {}
     for note, person in rows:
         per_user.setdefault(person.id, (person, []))[1].append(note)
-    for person, notes in per_user.values():
-        queue_mail(
-            session,
-            person.email,
-            _l("Roadmap updates"),
-            "roadmap_digest",
-            locale=person.locale,
-            topic=DIGEST_MAIL,
-            user=person,
-            items=[(n.message, n.link) for n in notes],
-            link=external_url("roadmap.board"),
-        )
+    board = external_url("roadmap.board")
+    queue_mails(
+        session,
+        [
+            Mail(
+                person.email,
+                _l("Roadmap updates"),
+                "roadmap_digest",
+                person.locale,
+                DIGEST_MAIL,
+                {"user": person, "items": [(n.message, n.link) for n in notes], "link": board},
+            )
+            for person, notes in per_user.values()
+        ],
+    )
     _put_setting(session, DIGEST_KEY, now.isoformat())
     return len(per_user)
 
