@@ -23,6 +23,9 @@ from cs_metrics import worklist
 from cs_metrics.access import require_cs
 from cs_metrics.export import csv_response
 from cs_metrics.models import (
+    AccountProfile,
+    CsSetting,
+    CsTask,
     ImprovementItem,
     Referral,
     ReferralStatus,
@@ -31,8 +34,9 @@ from cs_metrics.models import (
 )
 from cs_metrics.views import bp, nav_item
 from cs_metrics.views.labels import DEPARTMENTS, IMPROVEMENT_STATUSES, task_label
-from portal.core.db import db
+from portal.core.db import db, utcnow
 from portal.core.identity import Organization, Role, User
+from portal.core.pagecache import ChangeClearedCache
 from portal.core.pagination import clamp_page_args, paginate
 from portal.core.permissions import Action, can
 from portal.core.urls import is_safe_next
@@ -586,9 +590,21 @@ def _back(default: str) -> Response:
     return redirect(target if is_safe_next(target) else default)
 
 
+# A CSM's open and overdue task counts, per reader and day, kept like their portfolio (the
+# same setting): their home page asks on every visit, and reading them was two queries (the
+# own-book setting, a count over some five hundred open tasks) and most of the page's time.
+# A task, an account's CSM or the setting changed in this process shows at once.
+_home_counts: ChangeClearedCache[tuple[int, int]] = ChangeClearedCache(
+    "cs_home_counts", (CsTask, AccountProfile, CsSetting), "CS_PORTFOLIO_CACHE_SECONDS"
+)
+
+
 def home_section(session: Session, viewer: User | None) -> str:
     """A CSM's home page shows their tasks first (``portal.core.home``); nobody else sees it."""
-    if not can(viewer, Action.VIEW_CS):
+    if viewer is None or not can(viewer, Action.VIEW_CS):
         return ""
-    total, overdue = worklist.my_task_counts(session, viewer)
+    today = utcnow().date()
+    total, overdue = _home_counts.kept(
+        (viewer.id, today), lambda: worklist.my_task_counts(session, viewer, today)
+    )
     return render_template("cs/_home.html", total=total, overdue=overdue)
