@@ -41,6 +41,7 @@ def seed_queue(database_url: str, config: dict[str, Any]) -> None:
     from sqlalchemy import insert, select
 
     from moderation.models import ModerationItem, WatchedWordEntry
+    from moderation.service import words_changed
     from portal.app import create_app
     from portal.core.db import db, utcnow
     from portal.core.identity import Organization, User
@@ -76,6 +77,7 @@ def seed_queue(database_url: str, config: dict[str, Any]) -> None:
                 for w, a in watched_words()
             ],
         )
+        words_changed(db.session)  # a bulk INSERT bypasses the ORM hook that stamps the list
         db.session.commit()
         db.session.remove()
         if db.engine.dialect.name == "postgresql":

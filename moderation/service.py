@@ -13,10 +13,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
+from itertools import chain
 from typing import Any
+from uuid import uuid4
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Integer, String, Text, and_, bindparam, func, not_, or_, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    event,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, joinedload
 
 from moderation import rules, trust
@@ -133,21 +147,34 @@ def save_trust_thresholds(
 _compiled_cache: dict[tuple[Any, ...], rules.CompiledWords] = {}
 
 
-def words_key_columns() -> list[Any]:
-    """(count, newest id, newest time) of the watched words: any add or removal changes it,
-    including a SQLite rowid reused after the newest word was removed (the time differs)."""
-    return [
-        select(func.count()).select_from(WatchedWordEntry).scalar_subquery(),
-        select(func.max(WatchedWordEntry.id)).scalar_subquery(),
-        select(func.max(WatchedWordEntry.created_at)).scalar_subquery(),
-    ]
+WORDS_VERSION = "watched_words_version"
+
+
+def _stamp_words_version(session: Session, _context: Any, _instances: Any) -> None:
+    """Any flush that adds, edits or deletes a watched word writes a new random token under
+    ``WORDS_VERSION``: ``submit`` reads it in its one statement (a primary-key lookup) and
+    recompiles the matcher when it differs, in every process, without scanning the list.
+    A bulk INSERT or DELETE of words bypasses the ORM and must call ``words_changed``."""
+    if any(
+        isinstance(obj, WatchedWordEntry)
+        for obj in chain(session.new, session.dirty, session.deleted)
+    ):
+        words_changed(session)
+
+
+def words_changed(session: Session) -> None:
+    with session.no_autoflush:
+        session.merge(ModerationSetting(key=WORDS_VERSION, value={"token": uuid4().hex}))
+
+
+event.listen(Session, "before_flush", _stamp_words_version)
 
 
 def compiled_words(session: Session, key: tuple[Any, ...] | None = None) -> rules.CompiledWords:
-    """The compiled matcher, rebuilt only when the list changes (see ``words_key_columns``);
+    """The compiled matcher, rebuilt only when the list changes (see ``_stamp_words_version``);
     ``submit`` passes the key it read along with its other facts."""
     if key is None:
-        key = tuple(session.execute(select(*words_key_columns())).one())
+        key = (session.scalar(select(_settings_text(WORDS_VERSION))),)
     compiled = _compiled_cache.get(key)
     if compiled is None:
         rows = session.scalars(select(WatchedWordEntry)).all()
@@ -216,33 +243,26 @@ def remove_watched_word(session: Session, actor: User, entry_id: int) -> None:
 @lru_cache(maxsize=1)
 def _submit_facts_statement() -> Any:
     """Everything ``submit`` reads before it decides, as one statement built once: the item
-    (when this is an edit), the rule settings, the watched words' change key and the author's
-    facts. Each part reads an index range: posts in the last minute and day the (author,
-    submitted_at) index, published posts the partial index of published items by author
-    (counted only up to ``published_cap``), an identical post its digest."""
+    (when this is an edit), the rule settings, the watched words' version and the author's
+    facts. Each part reads an index range: the author's posts of the last day the (author,
+    submitted_at) index, once for both posting limits; published posts the partial index of
+    published items by author (counted only up to ``published_cap``), an identical post its
+    digest. The settings are primary-key lookups."""
     author = ModerationItem.author_id == bindparam("author_id")
     same_item = and_(
         ModerationItem.kind == bindparam("kind"), ModerationItem.object_id == bindparam("object_id")
     )
-
-    def posts_since(name: str) -> Any:
-        return (
-            select(func.count())
-            .where(author, ModerationItem.submitted_at > bindparam(name))
-            .scalar_subquery()
-        )
-
     return select(
         select(ModerationItem.id).where(same_item).scalar_subquery(),
         _settings_text("rules"),
-        *words_key_columns(),
+        _settings_text(WORDS_VERSION),
         _published_count(author, bindparam("published_cap", type_=Integer)).scalar_subquery(),
-        posts_since("minute_ago"),
-        posts_since("day_ago"),
+        func.count().filter(ModerationItem.submitted_at > bindparam("minute_ago")),
+        func.count(),
         select(func.max(ModerationItem.submitted_at))
         .where(ModerationItem.source_digest == bindparam("digest"), author, not_(same_item))
         .scalar_subquery(),
-    )
+    ).where(author, ModerationItem.submitted_at > bindparam("day_ago"))
 
 
 def _published_count(author: Any, cap: Any) -> Any:
