@@ -25,13 +25,18 @@ class QA:
     """Calls services in an app context that is popped again before the next request (a
     pushed context would share ``g``, and flask-login's cached user, with the test client)."""
 
-    def __init__(self, app: Flask, session: Session) -> None:
-        self.app, self.session = app, session
+    def __init__(self, app: Flask, session: Session, *, commit: bool = False) -> None:
+        """``commit``: end each call as a request does, so what runs after a commit (telling
+        followers, sending mail) has run; otherwise the changes are only flushed."""
+        self.app, self.session, self.commit = app, session, commit
 
     def __call__(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         with self.app.app_context():
             result = function(self.session, *args, **kwargs)
-            self.session.flush()
+            if self.commit:
+                self.session.commit()
+            else:
+                self.session.flush()
             return result
 
     def question(self, author: User | None = None, **kwargs: Any) -> Question:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from celery import shared_task
 from sqlalchemy import select
 
 from portal.core.db import db
 from portal.core.mail import OutboxMessage, flush_outbox, queue_mail
+from portal.core.tasks import enqueue_after_commit
 
 
 def test_mail_is_sent_after_commit_and_not_after_rollback(app_ctx, session):
@@ -64,3 +66,27 @@ def test_flush_outbox_sends_what_the_broker_missed(app_ctx, session):
 
 class _Named:
     display_name = "Ann"
+
+
+_seen_by_probe: list[tuple[bool, bool, int]] = []
+
+
+@shared_task(name="tests.probe_context")
+def _probe_context() -> None:
+    from flask import has_app_context, has_request_context
+
+    _seen_by_probe.append((has_request_context(), has_app_context(), id(db.session())))
+
+
+def test_an_inline_task_runs_as_a_worker_would_outside_the_request(app):
+    """Without a broker a task runs at the request's commit, but not inside the request: with
+    its own app context and session, no request and no signed-in user (templates it renders
+    must not load one through the request's session, committed and inside its commit hook)."""
+    _seen_by_probe.clear()
+    with app.test_request_context("/"):
+        request_session = db.session()
+        enqueue_after_commit(request_session, _probe_context)
+        request_session.commit()
+        [(in_request, in_app, task_session)] = _seen_by_probe
+    assert (in_request, in_app) == (False, True)
+    assert task_session != id(request_session)

@@ -26,11 +26,13 @@ file, mail is sent under a row lock that checks ``sent_at``, an import of a fini
 one running elsewhere is a no-op), and the grace period keeps the doubles rare.
 
 Without a broker (eager mode: development and tests) tasks run inline at commit and no row is
-written at all.
+written at all; each runs as a worker would, in an empty context with an app context of its
+own (its own sessions, no request, no signed-in user).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Sequence
@@ -100,11 +102,19 @@ def celery_init_app(app: Flask) -> Celery:
 
     class FlaskTask(Task):
         def __call__(self, *args: object, **kwargs: object) -> object:
-            # Inline (eager) tasks already run inside the sending app's context.
-            if has_app_context():
+            if self.request.is_eager:
+                # Inline (no broker), run as a worker runs it: in an empty context, outside the
+                # sender's request and app contexts. Otherwise the task would share the
+                # request's session (committed, inside its commit hook) and its signed-in user.
+                sender = current_app._get_current_object() if has_app_context() else app
+                return contextvars.Context().run(self._in_app, sender, args, kwargs)
+            return self._in_app(app, args, kwargs)
+
+        def _in_app(self, flask_app: Flask, args: Any, kwargs: Any) -> object:
+            if has_app_context():  # a worker's own context (its tests push one)
                 result = self.run(*args, **kwargs)
             else:
-                with app.app_context():
+                with flask_app.app_context():
                     result = self.run(*args, **kwargs)
             # Only reached when the body returned: a task that raised (or asked for a retry)
             # keeps its row, and the flush sends it again after the grace period.

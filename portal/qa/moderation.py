@@ -16,9 +16,11 @@ from moderation.registry import SUMMARY_CHARS, ModeratableKind, register_kind, v
 from moderation.service import first_publication
 from portal.core.html import html_to_plain_text, render_markdown
 from portal.core.permissions import Action, can
+from portal.core.tasks import enqueue_after_commit
 from portal.core.urls import external_url
 from portal.qa import service
 from portal.qa.models import Answer, Comment, Question
+from portal.qa.tasks import tell_followers_task
 from portal.search.index import schedule
 
 
@@ -32,7 +34,7 @@ def _question_published(session: Session, question: Question) -> None:
     """People following its tags hear of a question once, when it is first published."""
     _question_visible(session, question, True)
     if first_publication(session, service.QUESTION_KIND, question.id):
-        service.notify_tag_followers(session, question)
+        enqueue_after_commit(session, tell_followers_task, service.QUESTION_KIND, question.id)
 
 
 def _answer_visible(session: Session, reply: Answer, visible: bool, notify: bool = False) -> None:
@@ -42,7 +44,7 @@ def _answer_visible(session: Session, reply: Answer, visible: bool, notify: bool
     schedule(session, service.ANSWER_KIND, reply.id)
     schedule(session, service.QUESTION_KIND, reply.question_id)
     if notify and first_publication(session, service.ANSWER_KIND, reply.id):
-        service.notify_followers(session, reply)
+        enqueue_after_commit(session, tell_followers_task, service.ANSWER_KIND, reply.id)
 
 
 def _comment_shown(_session: Session, note: Comment, visible: bool) -> None:

@@ -843,6 +843,16 @@ def followed_tags(session: Session, user: User) -> list[str]:
     )
 
 
+def tell_followers(session: Session, kind: str, object_id: int) -> int:
+    """Tell the followers of a newly published question (its tags') or answer (its
+    question's), run after the publication committed; nothing if it is gone or hidden since."""
+    if kind == QUESTION_KIND:
+        question = session.get(Question, object_id)
+        return notify_tag_followers(session, question) if question and question.published else 0
+    reply = session.get(Answer, object_id)
+    return notify_followers(session, reply) if reply is not None and reply.published else 0
+
+
 def notify_tag_followers(session: Session, question: Question) -> int:
     """Tell the people who follow any of a newly published question's tags (once each, and
     only those who may see it; not its author): a notification and a mail."""
