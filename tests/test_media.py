@@ -17,12 +17,14 @@ from moderation.models import ModerationItem
 from portal.accounts.service import create_api_token
 from portal.core import personal_data
 from portal.core.db import utcnow
+from portal.core.identity import Role
 from portal.core.storage import storage_for
 from portal.media import service
 from portal.media.models import ContentImage
 from portal.qa.models import Answer, Question
 from tests.conftest import login
-from tests.factories import UserFactory
+from tests.factories import UserFactory, staff
+from tests.gallery_factories import Gallery
 from tests.qa_factories import QA, member
 
 
@@ -70,15 +72,17 @@ def test_an_uploaded_image_is_served_back_safely(client, session, form, content_
     assert url.startswith("/uploads/") and (body["width"], body["height"]) == (64, 40)
     assert body["markdown"] == f"![Revenue chart Q3]({url})"
 
-    client.get("/sign-out")
-    served = fetch(client, url)  # readers of a public post need not be signed in
+    served = fetch(client, url)  # the editor's preview: its uploader sees it before any post
     assert served.status_code == 200 and served.mimetype == content_type
     assert served.headers["X-Content-Type-Options"] == "nosniff"
     assert served.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
-    assert "immutable" in served.headers["Cache-Control"]
+    assert served.headers["Cache-Control"] == "private, max-age=31536000, immutable"
     assert Image.open(io.BytesIO(served.data)).size == (64, 40)
     again = fetch(client, url, headers={"If-None-Match": served.headers["ETag"]})
     assert again.status_code == 304
+
+    client.post("/sign-out")
+    assert fetch(client, url).status_code == 404  # nobody else, until a post shows it
 
 
 def test_camera_metadata_is_dropped_and_photos_are_turned_upright(client, session, app):
@@ -194,7 +198,9 @@ def test_a_script_uploads_an_image_through_the_api(app, client, session):
     assert body["content_type"] == "image/jpeg" and body["markdown"].startswith(
         "![screen](/uploads/"
     )
-    assert fetch(client, body["url"]).status_code == 200
+    assert fetch(client, body["url"]).status_code == 404  # shown by no post yet
+    login(client, user)
+    assert fetch(client, body["url"]).status_code == 200  # but to its uploader
     assert api_upload(client, qa, user, image_bytes(), scope="read").status_code == 403
     missing = client.post(
         "/api/v1/images",
@@ -224,6 +230,70 @@ def test_a_question_shows_an_uploaded_image_and_drops_others(client, session):
     assert f'<img src="{url}" alt="chart">' in question.body_html
     assert "tracker.example" not in question.body_html and "tracker" in question.body_html
     assert f'<img src="{url}"' in fetch(client, f"/questions/{question.id}").get_data(as_text=True)
+
+
+def test_an_image_in_a_public_question_is_for_everyone_and_any_cache(client, session):
+    login(client, member())
+    url = upload(client, image_bytes()).get_json()["url"]
+    ask(client, f"![chart]({url})")
+    client.post("/sign-out")
+    served = fetch(client, url)  # readers of a public post need not be signed in
+    assert served.status_code == 200
+    assert served.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+
+
+def test_an_image_in_a_private_question_reaches_only_its_organization_and_staff(client, session):
+    """Its link passed to another organization, or found in a browser's history, shows
+    nothing: the image is "not found" for whoever may not read the question."""
+    author = member()
+    colleague, outsider = member(organization=author.organization), member()
+    moderator = staff(Role.MODERATOR)
+    login(client, author)
+    url = upload(client, image_bytes()).get_json()["url"]
+    client.post(
+        "/questions/ask",
+        data={
+            "title": "Our revenue chart",
+            "body": f"![chart]({url})",
+            "tags": "x",
+            "private": "y",
+        },
+    )
+    question = session.scalars(select(Question)).one()
+    assert question.is_private and question.published
+    login(client, colleague)
+    answer_url = upload(client, image_bytes("JPEG")).get_json()["url"]
+    client.post(f"/questions/{question.id}/answers", data={"body": f"Ours: ![it]({answer_url})"})
+    assert session.scalars(select(Answer)).one().published
+
+    for viewer, status in [(author, 200), (colleague, 200), (moderator, 200), (outsider, 404)]:
+        login(client, viewer)
+        for shown in (url, answer_url):
+            assert fetch(client, shown).status_code == status, (viewer, shown)
+    client.post("/sign-out")
+    assert fetch(client, url).status_code == 404
+    login(client, colleague)
+    assert fetch(client, url).headers["Cache-Control"].startswith("private")
+
+    login(client, outsider)  # a public post showing the private image does not open it
+    ask(client, f"Look: ![chart]({url})")
+    assert fetch(client, url).status_code == 404
+
+
+def test_an_organization_only_templates_images_stay_with_that_organization(app, client, session):
+    author = member()
+    login(client, author)
+    shown = upload(client, image_bytes()).get_json()["url"]
+    changelog = upload(client, image_bytes("JPEG")).get_json()["url"]
+    Gallery(app, session).template(
+        author,
+        description=f"The layout: ![layout]({shown})",
+        changelog=f"Now with ![totals]({changelog})",
+        visibility="organization",
+    )
+    for viewer, status in [(member(organization=author.organization), 200), (member(), 404)]:
+        login(client, viewer)
+        assert [fetch(client, url).status_code for url in (shown, changelog)] == [status] * 2
 
 
 def test_a_new_members_image_waits_for_review(client, session):

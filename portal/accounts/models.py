@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -65,6 +66,9 @@ class UserProfile(Base):
     # Only published text is shown to others; the author sees theirs "awaiting review".
     about_visible: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    # Images it shows may be fetched by anyone (portal.media claims them at save).
+    image_audience: ClassVar[int | None] = None
 
     user: Mapped[User] = relationship(lazy="joined")
 

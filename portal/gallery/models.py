@@ -28,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from portal.core.db import Base, utcnow
 from portal.core.identity import Organization, User
@@ -125,6 +125,12 @@ class Template(Base):
     def tags(self) -> list[str]:
         return [row.tag for row in self.tag_rows]
 
+    @property
+    def image_audience(self) -> int | None:
+        """Who may fetch the images it shows (portal.media): an organization-only template's
+        organization (and staff), else everyone."""
+        return self.organization_id if self.visibility == Visibility.ORGANIZATION else None
+
 
 class TemplateVersion(Base):
     __tablename__ = "gallery_versions"
@@ -153,6 +159,11 @@ class TemplateVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     template: Mapped[Template] = relationship(back_populates="versions", foreign_keys=[template_id])
+
+    @property
+    def image_audience(self) -> int | None:
+        return _template_of(self).image_audience
+
     author: Mapped[User | None] = relationship()
 
 
@@ -197,6 +208,10 @@ class Review(Base):
     template: Mapped[Template] = relationship()
     user: Mapped[User | None] = relationship()
 
+    @property
+    def image_audience(self) -> int | None:
+        return _template_of(self).image_audience
+
 
 class Download(Base):
     """Each download: the adoption signal CS reads per organization."""
@@ -228,3 +243,11 @@ class AuthorDigest(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     sent_through: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def _template_of(row: TemplateVersion | Review) -> Template:
+    """A row's template, also when the row is new and knows only the id (pending objects do
+    not load their relationships)."""
+    if row.template is not None:
+        return row.template
+    return object_session(row).get(Template, row.template_id)  # type: ignore[union-attr, return-value]

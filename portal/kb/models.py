@@ -4,6 +4,7 @@ and "was this helpful?" feedback."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -49,6 +50,9 @@ class Article(Base):
 
     category: Mapped[Category | None] = relationship()
     author: Mapped[User | None] = relationship()
+
+    # Images it shows may be fetched by anyone (portal.media claims them at save).
+    image_audience: ClassVar[int | None] = None
 
 
 class ArticleVersion(Base):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.core.db import Base, utcnow
@@ -10,8 +10,9 @@ from portal.core.db import Base, utcnow
 
 class ContentImage(Base):
     """An image uploaded for a post. Its bytes are kept once per content (``storage_key``);
-    readers fetch it by ``name``, random and unguessable, so an image in an organization's
-    private question reaches only those who can read the question (or were given its link)."""
+    readers fetch it by ``name``, random and unguessable, and only if they may read a post
+    that shows it (``service.may_see``): an image in an organization's private question stays
+    with that organization and staff even when its link is passed on."""
 
     __tablename__ = "content_images"
 
@@ -32,3 +33,9 @@ class ContentImage(Base):
     # When a saved post first showed it; an image never shown (a draft abandoned, an upload
     # never used) is deleted after UNCLAIMED_DAYS by the daily sweep.
     claimed_at: Mapped[datetime | None]
+    # Who may fetch it besides its uploader and staff: everyone once a public post shows it;
+    # else the organization whose private post first showed it (see claim_shown_images).
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    audience_organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )

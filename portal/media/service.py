@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import delete, func, inspect, select, update
+from sqlalchemy import delete, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal.core.db import utcnow
@@ -214,20 +214,86 @@ def _html_columns(model: type) -> tuple[str, ...]:
 
 
 def claim_shown_images(session: Session, _flush_context: Any) -> None:
-    """After each flush: the images that saved posts now show are in use. Every feature keeps
-    a post's rendered HTML in a ``*_html`` column, so no feature has to say so itself."""
-    names: set[str] = set()
+    """After each flush: the images that saved posts now show are in use, and readable by
+    whoever may read those posts. Every feature keeps a post's rendered HTML in a ``*_html``
+    column, so no feature has to say which images it shows; a post says who reads it with an
+    ``image_audience`` attribute: None when it is public, else the id of the one organization
+    that (with staff) may read it. Rows without one (the review queue's copy of a post) claim
+    an image but open it to no one.
+
+    Audiences only widen, and only by the organization they belong to: an image is public
+    once a public post shows it, unless a private post showed it first, in which case only a
+    public post of that organization (the question made public, a member reposting it)
+    opens it; another organization's post cannot, whatever links it was given."""
+    shown: set[str] = set()
+    public: dict[int | None, set[str]] = {}  # by the organization of the post
+    private: dict[int, set[str]] = {}
     for obj in (*session.new, *session.dirty):
+        names: set[str] = set()
         for key in _html_columns(type(obj)):
             html = getattr(obj, key, None)
             if isinstance(html, str) and "/uploads/" in html:
                 names.update(_SHOWN.findall(html))
-    if names:
-        session.connection().execute(
+        if not names:
+            continue
+        shown |= names
+        if not hasattr(type(obj), "image_audience"):
+            continue
+        audience = obj.image_audience
+        if audience is None:
+            public.setdefault(getattr(obj, "organization_id", None), set()).update(names)
+        else:
+            private.setdefault(int(audience), set()).update(names)
+    if not shown:
+        return
+    connection = session.connection()
+    connection.execute(
+        update(ContentImage)
+        .where(ContentImage.name.in_(sorted(shown)), ContentImage.claimed_at.is_(None))
+        .values(claimed_at=utcnow())
+    )
+    for organization_id, names in private.items():
+        connection.execute(
             update(ContentImage)
-            .where(ContentImage.name.in_(sorted(names)), ContentImage.claimed_at.is_(None))
-            .values(claimed_at=utcnow())
+            .where(
+                ContentImage.name.in_(sorted(names)),
+                ContentImage.is_public.is_(False),
+                ContentImage.audience_organization_id.is_(None),
+            )
+            .values(audience_organization_id=organization_id)
         )
+    for organization_id, names in public.items():
+        connection.execute(
+            update(ContentImage)
+            .where(
+                ContentImage.name.in_(sorted(names)),
+                ContentImage.is_public.is_(False),
+                or_(
+                    ContentImage.audience_organization_id.is_(None),
+                    ContentImage.audience_organization_id == organization_id,
+                ),
+            )
+            .values(is_public=True)
+        )
+
+
+def may_see(viewer: User | None, image: ContentImage) -> bool:
+    """Whether ``viewer`` may fetch ``image`` (else it is "not found", as the post would be):
+    everyone a public image; its uploader (the editor's preview, before any post shows it),
+    staff (the review queue), and the members of the organization whose private post shows
+    it."""
+    if image.is_public:
+        return True
+    if viewer is None or not viewer.is_authenticated or not viewer.is_active:
+        return False
+    return (
+        viewer.is_staff
+        or viewer.id == image.uploader_id
+        or (
+            image.audience_organization_id is not None
+            and viewer.organization_id == image.audience_organization_id
+        )
+    )
 
 
 def delete_unclaimed(session: Session) -> int:

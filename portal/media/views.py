@@ -59,7 +59,7 @@ def upload() -> tuple[Response, int]:
 @bp.route("/uploads/<name>")
 def image(name: str) -> Response:
     found = service.find(db.session, name)
-    if found is None:
+    if found is None or not service.may_see(current_user, found):
         abort(404)
     response = send_file(
         storage().open(found.storage_key),
@@ -68,7 +68,9 @@ def image(name: str) -> Response:
         max_age=YEAR,
         conditional=True,
     )
-    response.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
+    # The bytes never change; only a public image may be kept by shared caches.
+    scope = "public" if found.is_public else "private"
+    response.headers["Cache-Control"] = f"{scope}, max-age={YEAR}, immutable"
     response.headers["Content-Security-Policy"] = IMAGE_CSP
     response.headers["Content-Disposition"] = "inline"
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"

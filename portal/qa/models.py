@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from portal.core.db import Base, utcnow
 from portal.core.identity import Organization, User
@@ -104,6 +104,12 @@ class Question(Base):
         foreign_keys=[accepted_answer_id], post_update=True
     )
 
+    @property
+    def image_audience(self) -> int | None:
+        """Who may fetch the images it shows (portal.media): a private question's
+        organization (and staff), else everyone."""
+        return self.organization_id if self.is_private else None
+
 
 class Answer(Base):
     __tablename__ = "answers"
@@ -129,6 +135,15 @@ class Answer(Base):
     question: Mapped[Question] = relationship(back_populates="answers", foreign_keys=[question_id])
     organization: Mapped[Organization] = relationship()
     author: Mapped[User | None] = relationship()
+
+    @property
+    def image_audience(self) -> int | None:
+        """An answer is read by whoever reads its question (a new answer may know only its
+        id: pending objects do not load their relationships)."""
+        question = self.question
+        if question is None:
+            question = object_session(self).get(Question, self.question_id)  # type: ignore[union-attr]
+        return question.image_audience
 
 
 class Comment(Base):

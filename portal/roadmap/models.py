@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -78,6 +78,9 @@ class Idea(Base):
     release_notes_source: Mapped[str | None] = mapped_column(Text)
     release_notes_html: Mapped[str | None] = mapped_column(Text)
     shipped_at: Mapped[datetime | None]
+
+    # Images it shows may be fetched by anyone (portal.media claims them at save).
+    image_audience: ClassVar[int | None] = None
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -147,6 +150,9 @@ class IdeaComment(Base):
 
     author: Mapped[User | None] = relationship()
 
+    # Images it shows may be fetched by anyone (portal.media claims them at save).
+    image_audience: ClassVar[int | None] = None
+
 
 class IdeaSubscription(Base):
     """Who hears about status changes; voters and authors are added automatically."""
@@ -179,6 +185,9 @@ class StatusChange(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     actor: Mapped[User | None] = relationship()
+
+    # Images it shows may be fetched by anyone (portal.media claims them at save).
+    image_audience: ClassVar[int | None] = None
 
 
 class StatusLabel(Base):
