@@ -31,6 +31,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
 
 from moderation import rules, trust
@@ -163,8 +165,16 @@ def _stamp_words_version(session: Session, _context: Any, _instances: Any) -> No
 
 
 def words_changed(session: Session) -> None:
-    with session.no_autoflush:
-        session.merge(ModerationSetting(key=WORDS_VERSION, value={"token": uuid4().hex}))
+    """One upsert: two moderators changing the list at once must not both try to insert the
+    first token."""
+    dialect = session.get_bind().dialect.name
+    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(ModerationSetting)
+    token = {"token": uuid4().hex}
+    session.connection().execute(
+        insert.values(key=WORDS_VERSION, value=token).on_conflict_do_update(
+            index_elements=[ModerationSetting.key], set_={"value": token}
+        )
+    )
 
 
 event.listen(Session, "before_flush", _stamp_words_version)
