@@ -310,7 +310,7 @@ def main() -> int:
             report_submit(time_submit(args.database_url, config), "PostgreSQL")
             # The embedded default, seeded the same way: no network round trip per statement.
             sqlite_url = f"sqlite:///{workdir / 'submit.db'}"
-            sqlite_config = hp.app_config(sqlite_url, instance, secret_key)
+            sqlite_config = hp.app_config(sqlite_url, workdir / "instance-sqlite", secret_key)
             hp.migrate_and_load_demo(sqlite_url, sqlite_config)
             seed_queue(sqlite_url, sqlite_config)
             report_submit(time_submit(sqlite_url, sqlite_config), "SQLite")
