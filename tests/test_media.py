@@ -275,9 +275,13 @@ def test_an_image_in_a_private_question_reaches_only_its_organization_and_staff(
     login(client, colleague)
     assert fetch(client, url).headers["Cache-Control"].startswith("private")
 
-    login(client, outsider)  # a public post showing the private image does not open it
+    login(client, outsider)  # another organization's public post does not open it
     ask(client, f"Look: ![chart]({url})")
     assert fetch(client, url).status_code == 404
+    login(client, colleague)  # its own organization may publish it
+    ask(client, f"Shared on purpose: ![chart]({url})")
+    client.post("/sign-out")
+    assert fetch(client, url).status_code == 200
 
 
 def test_an_organization_only_templates_images_stay_with_that_organization(app, client, session):
