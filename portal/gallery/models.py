@@ -159,12 +159,11 @@ class TemplateVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     template: Mapped[Template] = relationship(back_populates="versions", foreign_keys=[template_id])
+    author: Mapped[User | None] = relationship()
 
     @property
     def image_audience(self) -> int | None:
         return _template_of(self).image_audience
-
-    author: Mapped[User | None] = relationship()
 
 
 class Rating(Base):

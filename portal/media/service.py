@@ -223,8 +223,8 @@ def claim_shown_images(session: Session, _flush_context: Any) -> None:
 
     Audiences only widen, and only by the organization they belong to: an image is public
     once a public post shows it, unless a private post showed it first, in which case only a
-    public post of that organization (the question made public, a member reposting it)
-    opens it; another organization's post cannot, whatever links it was given."""
+    public post by that organization (a member publishing it on purpose) opens it; another
+    organization's post cannot, whatever links it was given."""
     shown: set[str] = set()
     public: dict[int | None, set[str]] = {}  # by the organization of the post
     private: dict[int, set[str]] = {}
