@@ -59,7 +59,9 @@ def test_staff_writes_an_article_and_a_customer_marks_it_helpful(live_app, new_c
     expect(feedback.get_by_test_id("helpful-counts")).to_have_text("1 yes · 0 no")
     expect(feedback.get_by_test_id("your-feedback")).to_have_text("You said: Yes")
 
-    # Changing one's mind changes the answer rather than adding one.
+    # Changing one's mind changes the answer rather than adding one. The page that thanked
+    # the reader must have finished loading: under load, CI once saw this click send nothing.
+    reader.wait_for_load_state("load")
     feedback.get_by_role("button", name="No").click()
     expect(
         reader.get_by_role("region", name="Was this article helpful?").get_by_test_id(
