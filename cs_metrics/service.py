@@ -26,7 +26,7 @@ from typing import IO, Any
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Column, Integer, MetaData, Table, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -48,7 +48,7 @@ from cs_metrics.models import (
     UsageEvent,
 )
 from portal.core.activity import record_activity, register_verbs
-from portal.core.bulk import bulk_insert
+from portal.core.bulk import bulk_insert, dialect_insert
 from portal.core.db import utcnow
 from portal.core.errors import DomainError, NotFound, PermissionDenied
 from portal.core.identity import Organization, OrgKind, User
@@ -356,15 +356,6 @@ def _check_references(
             )  # fmt: skip
 
 
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"upserts are written for PostgreSQL and SQLite, not {dialect}")
-
-
 def _upsert(
     session: Session,
     model: Any,
@@ -391,7 +382,7 @@ def _upsert(
     at = [names.index(k) for k in keys]
     latest = {tuple(row[i] for i in at): row for row in rows}
     params = [dict(zip(names, row, strict=False)) for row in latest.values()]  # minus the line
-    stmt = _insert(session, table)
+    stmt = dialect_insert(session, table)
     excluded = stmt.excluded
     cols = [c for c in update_columns if c not in keys]
     if cols:
@@ -560,7 +551,7 @@ def _ensure_orgs(
         to_create.append({"name": r.name[:120], "slug": slug, "kind": OrgKind.CUSTOMER})
     if to_create:
         created = session.execute(
-            _insert(session, Organization.__table__).returning(
+            dialect_insert(session, Organization.__table__).returning(
                 Organization.__table__.c.id, Organization.__table__.c.slug
             ),
             to_create,

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cs_metrics import nps, worklist
@@ -23,6 +22,7 @@ from cs_metrics.models import NpsResponse, NpsSource, NpsSurveyState
 from cs_metrics.settings import DEFAULTS, get_setting
 from portal.core import consent
 from portal.core.activity import record_activity, register_verbs
+from portal.core.bulk import dialect_insert
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, PermissionDenied
 from portal.core.identity import OrgKind, User
@@ -104,10 +104,7 @@ def next_survey_at(session: Session, user: User, now: datetime) -> datetime | No
 
 def _save_state(session: Session, user_id: int, **values: datetime) -> None:
     """Insert or update the user's survey state in one statement (two tabs may race)."""
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-        NpsSurveyState.__table__
-    )
+    insert = dialect_insert(session, NpsSurveyState.__table__)
     session.execute(
         insert.values(user_id=user_id, **values).on_conflict_do_update(
             index_elements=["user_id"], set_=values

@@ -27,7 +27,6 @@ from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext
 from sqlalchemy import Select, and_, case, exists, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cs_metrics import kpis, nps, signals
@@ -46,6 +45,7 @@ from cs_metrics.models import (
 )
 from cs_metrics.settings import get_setting
 from portal.core.activity import Activity
+from portal.core.bulk import dialect_insert
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, NotFound
 from portal.core.i18n import in_zone
@@ -83,11 +83,6 @@ COUNTED_REFERRALS = (ReferralStatus.RECEIVED, ReferralStatus.CONVERTED)
 # --------------------------------------------------------------------------------------------
 # Close the loop: tasks from NPS responses
 # --------------------------------------------------------------------------------------------
-
-
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def _business_days(session: Session) -> int:
@@ -169,7 +164,7 @@ def open_loop_tasks(session: Session, since: datetime, *, only: Sequence[int] | 
         chunk = rows[start : start + INSERT_CHUNK]
         table = CsTask.__table__
         inserted = session.execute(
-            _insert(session, table)
+            dialect_insert(session, table)
             .values(chunk)
             .on_conflict_do_nothing()
             .returning(table.c.assignee_id, table.c.kind)

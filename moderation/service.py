@@ -31,8 +31,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
 
 from moderation import rules, trust
@@ -48,6 +46,7 @@ from moderation.models import (
 )
 from moderation.registry import SUMMARY_CHARS, get_kind, kinds
 from portal.core.activity import Activity, record_activity, register_verbs
+from portal.core.bulk import dialect_insert
 from portal.core.db import utcnow
 from portal.core.errors import (
     Conflict,
@@ -167,13 +166,11 @@ def _stamp_words_version(session: Session, _context: Any, _instances: Any) -> No
 def words_changed(session: Session) -> None:
     """One upsert: two moderators changing the list at once must not both try to insert the
     first token."""
-    dialect = session.get_bind().dialect.name
-    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(ModerationSetting)
     token = {"token": uuid4().hex}
     session.connection().execute(
-        insert.values(key=WORDS_VERSION, value=token).on_conflict_do_update(
-            index_elements=[ModerationSetting.key], set_={"value": token}
-        )
+        dialect_insert(session, ModerationSetting)
+        .values(key=WORDS_VERSION, value=token)
+        .on_conflict_do_update(index_elements=[ModerationSetting.key], set_={"value": token})
     )
 
 

@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import JSON, Table, insert, or_, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
@@ -54,6 +54,17 @@ def _array_literal(values: Iterable[Any], element: Callable[[Any], str] = _eleme
     """A PostgreSQL array literal, built with string methods (psycopg's own list dumper quotes
     each element with a regex, and took longer than the insert itself)."""
     return "{" + ",".join(map(element, values)) + "}"
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """The INSERT of ``session``'s database that has ``on_conflict_do_update`` /
+    ``on_conflict_do_nothing``: upserts are written for PostgreSQL and SQLite."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upserts are written for PostgreSQL and SQLite, not {dialect}")
 
 
 def bulk_insert(

@@ -16,13 +16,12 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, literal, or_, select, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cs_metrics.models import AccountProfile
 from moderation import service as moderation
 from portal.core.activity import record_activity, register_verbs
+from portal.core.bulk import dialect_insert
 from portal.core.db import utcnow
 from portal.core.errors import Invalid, NotFound, PermissionDenied
 from portal.core.html import render_markdown
@@ -485,10 +484,8 @@ def rate(session: Session, user: User, template_id: int, stars: int) -> Template
     template = _listed_for(session, user, template_id)
     if template.author_id == user.id:
         raise PermissionDenied(str(_l("You cannot rate your own template.")))
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     now = utcnow()
-    statement = insert(Rating).values(
+    statement = dialect_insert(session, Rating).values(
         template_id=template.id,
         user_id=user.id,
         organization_id=user.organization_id,

@@ -17,13 +17,12 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, delete, func, or_, select, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from moderation import service as moderation
 from portal.core.activity import Activity, record_activity, register_verbs
+from portal.core.bulk import dialect_insert
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, Invalid, NotFound, PermissionDenied
 from portal.core.html import html_to_plain_text, render_markdown
@@ -259,9 +258,7 @@ def _add_reputation(session: Session, user_id: int | None, points: int) -> None:
     """Atomic upsert: ``points = points + n``; two votes at once both count."""
     if not user_id or not points:
         return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(Reputation).values(user_id=user_id, points=points)
+    statement = dialect_insert(session, Reputation).values(user_id=user_id, points=points)
     statement = statement.on_conflict_do_update(
         index_elements=[Reputation.user_id], set_={"points": Reputation.points + points}
     )
