@@ -1253,34 +1253,46 @@ def _number_json(value: Any) -> str:
     return "null" if value is None else json.dumps(value)
 
 
+def _component_json(c: health.ComponentResult) -> str:
+    return (
+        '{"name": ' + json.dumps(c.name) + ', "raw": ' + _number_json(c.raw)
+        + ', "score": ' + _number_json(c.score) + ', "weight": ' + json.dumps(c.weight)
+        + ', "configured_share": ' + json.dumps(c.configured_share)
+        + ', "share": ' + _number_json(c.share) + ', "contribution": '
+        + _number_json(c.contribution) + (', "missing": true}' if c.missing else ', "missing": false}')
+    )  # fmt: skip
+
+
 def _explanation_json(score: health.HealthScore, fixed: dict[tuple[Any, ...], Any]) -> Any:
     """The snapshot's explanation: for each component a JSON object with ``name``, ``raw``,
     ``score``, ``weight``, ``configured_share``, ``share``, ``contribution`` and ``missing``,
     written as ``json.dumps`` of those dicts would, byte for byte, without building them (one
-    per account every night). ``fixed`` caches each component's unchanging text."""
+    per account every night). ``fixed`` caches, per component, a ``%r`` template of its
+    unchanging text (a present component's four numbers are floats, finite but for ``raw``:
+    ``%r`` of a finite float is what ``json.dumps`` writes) and a missing component's whole
+    text."""
     from portal.core.bulk import JSONText
 
     parts = []
     for c in score.components:
-        key = (c.name, c.weight, c.configured_share)
-        texts = fixed.get(key)
-        if texts is None:
-            texts = fixed[key] = (
-                '{"name": ' + json.dumps(c.name) + ', "raw": ',
-                ', "weight": ' + json.dumps(c.weight) + ', "configured_share": '
-                + json.dumps(c.configured_share) + ', "share": ',
-            )  # fmt: skip
-        parts.append(
-            texts[0]
-            + _number_json(c.raw)
-            + ', "score": '
-            + _number_json(c.score)
-            + texts[1]
-            + _number_json(c.share)
-            + ', "contribution": '
-            + _number_json(c.contribution)
-            + (', "missing": true}' if c.missing else ', "missing": false}')
-        )
+        key = (c.name, c.weight, c.configured_share, c.missing)
+        template = fixed.get(key)
+        if template is None:
+            if c.missing:
+                template = fixed[key] = _component_json(c)
+            else:
+                template = fixed[key] = (
+                    '{"name": ' + json.dumps(c.name).replace("%", "%%")
+                    + ', "raw": %r, "score": %r, "weight": ' + json.dumps(c.weight)
+                    + ', "configured_share": ' + json.dumps(c.configured_share)
+                    + ', "share": %r, "contribution": %r, "missing": false}'
+                )  # fmt: skip
+        if c.missing:
+            parts.append(template)
+        elif -math.inf < c.raw < math.inf:  # type: ignore[operator]
+            parts.append(template % (c.raw, c.score, c.share, c.contribution))
+        else:
+            parts.append(_component_json(c))
     return JSONText("[" + ", ".join(parts) + "]")
 
 
