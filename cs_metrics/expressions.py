@@ -1,7 +1,8 @@
 """A small, safe expression language for alert rules that staff write in a form.
 
 Pure module: standard library only, no ``eval``/``compile``. A hand-written tokenizer and
-recursive-descent parser build a tree of frozen dataclasses; :func:`evaluate` walks it.
+recursive-descent parser build a tree of frozen dataclasses; :func:`compile_value` turns it
+into closures, which :func:`evaluate` and :func:`compile_rule` call.
 
 Grammar (keywords are case-insensitive, metric names are not)::
 
@@ -45,8 +46,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +66,8 @@ __all__ = [
     "Metric",
     "Neg",
     "Not",
+    "compile_rule",
+    "compile_value",
     "evaluate",
     "evaluate_value",
     "metric_names",
@@ -549,9 +553,25 @@ def parse(text: str, known_metrics: Mapping[str, str] | Collection[str]) -> Expr
 # --------------------------------------------------------------------------------------------
 
 
+Evaluator = Callable[[Mapping[str, Value]], Value]
+
+
 def evaluate(expr: Expr, metrics: Mapping[str, Value]) -> bool:
     """Whether the rule fires for these metric values (unknown does not fire)."""
-    return evaluate_value(expr, metrics) is True
+    return compile_value(expr)(metrics) is True
+
+
+def compile_rule(expr: Expr) -> Callable[[Mapping[str, Value]], bool]:
+    """``evaluate`` for one expression over many accounts: the tree is turned into closures
+    once (the nightly run evaluates every rule for every account, 50,000 times at 10,000
+    accounts; walking the tree each time cost three times as much)."""
+    value = compile_value(expr)
+    return lambda metrics: value(metrics) is True
+
+
+def evaluate_value(expr: Expr, metrics: Mapping[str, Value]) -> Value:
+    """The value of any node; ``None`` is unknown (see the module docstring)."""
+    return compile_value(expr)(metrics)
 
 
 def _number(value: Any) -> float | None:
@@ -561,59 +581,130 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def evaluate_value(expr: Expr, metrics: Mapping[str, Value]) -> Value:
-    """The value of any node; ``None`` is unknown (see the module docstring)."""
+_ORDER: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_ARITHMETIC: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+}
+
+
+def compile_value(expr: Expr) -> Evaluator:
+    """A function of the metrics that computes ``expr``'s value: the one implementation of
+    the semantics in the module docstring (``None`` is unknown). A node's value is a finite
+    float, a text, a bool or ``None``; metrics are read through ``_number`` like any value."""
     if isinstance(expr, Literal):
-        return expr.value
+        constant = expr.value
+        return lambda metrics: constant
     if isinstance(expr, Metric):
-        value = metrics.get(expr.name)
+        return _compile_metric(expr.name)
+    if isinstance(expr, BoolOp):
+        return _compile_bool(expr.op == "or", [compile_value(node) for node in expr.operands])
+    if isinstance(expr, Not):
+        operand = compile_value(expr.operand)
+
+        def negation(metrics: Mapping[str, Value]) -> Value:
+            value = operand(metrics)
+            return (not value) if isinstance(value, bool) else None
+
+        return negation
+    if isinstance(expr, Compare):
+        return _compile_compare(expr)
+    if isinstance(expr, Neg):
+        inner = compile_value(expr.operand)
+
+        def minus(metrics: Mapping[str, Value]) -> Value:
+            value = _number(inner(metrics))
+            return None if value is None else -value
+
+        return minus
+    if isinstance(expr, BinOp):
+        return _compile_arithmetic(expr.op, compile_value(expr.left), compile_value(expr.right))
+    if isinstance(expr, Call):
+        return _compile_call(expr.function, [compile_value(a) for a in expr.args])
+    raise TypeError(f"not an expression node: {expr!r}")
+
+
+def _compile_metric(name: str) -> Evaluator:
+    def metric(metrics: Mapping[str, Value]) -> Value:
+        value = metrics.get(name)
+        if type(value) is float:
+            return value if -math.inf < value < math.inf else None
         if isinstance(value, bool | str) or value is None:
             return value
         return _number(value)
-    if isinstance(expr, BoolOp):
+
+    return metric
+
+
+def _compile_bool(is_or: bool, operands: list[Evaluator]) -> Evaluator:
+    def boolean(metrics: Mapping[str, Value]) -> Value:
         unknown = False
-        for node in expr.operands:
-            value = evaluate_value(node, metrics)
+        for operand in operands:
+            value = operand(metrics)
             if not isinstance(value, bool):
                 unknown = True
-            elif value is (expr.op == "or"):
+            elif value is is_or:
                 return value  # true or ..., false and ...
-        return None if unknown else expr.op == "and"
-    if isinstance(expr, Not):
-        value = evaluate_value(expr.operand, metrics)
-        return (not value) if isinstance(value, bool) else None
-    if isinstance(expr, Compare):
-        return _compare(
-            expr.op, evaluate_value(expr.left, metrics), evaluate_value(expr.right, metrics)
-        )
-    if isinstance(expr, Neg):
-        value = _number(evaluate_value(expr.operand, metrics))
-        return None if value is None else -value
-    if isinstance(expr, BinOp):
-        left = _number(evaluate_value(expr.left, metrics))
-        right = _number(evaluate_value(expr.right, metrics))
-        if left is None or right is None:
+        return None if unknown else not is_or
+
+    return boolean
+
+
+def _compile_compare(expr: Compare) -> Evaluator:
+    op = expr.op
+    left, right = compile_value(expr.left), compile_value(expr.right)
+    order = _ORDER.get(op)
+    bound = _number(expr.right.value) if isinstance(expr.right, Literal) else None
+    if order is not None and bound is not None and not isinstance(expr.left, Literal):
+        # ``metric < 30``, the common shape: a float on the left needs no other check (only a
+        # literal can be an infinite float; every other node gives finite ones or None)
+
+        def against_number(metrics: Mapping[str, Value]) -> Value:
+            value = left(metrics)
+            if type(value) is float:
+                return order(value, bound)
+            return _compare(op, value, bound)
+
+        return against_number
+    return lambda metrics: _compare(op, left(metrics), right(metrics))
+
+
+def _compile_arithmetic(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
+    apply = _ARITHMETIC.get(op)
+
+    def arithmetic(metrics: Mapping[str, Value]) -> Value:
+        a = _number(left(metrics))
+        b = _number(right(metrics))
+        if a is None or b is None:
             return None
-        if expr.op == "+":
-            result = left + right
-        elif expr.op == "-":
-            result = left - right
-        elif expr.op == "*":
-            result = left * right
+        if apply is not None:
+            result = apply(a, b)
+        elif b == 0:
+            return None
         else:
-            if right == 0:
-                return None
-            result = left / right
+            result = a / b
         return result if math.isfinite(result) else None
-    if isinstance(expr, Call):
-        values = [_number(evaluate_value(a, metrics)) for a in expr.args]
+
+    return arithmetic
+
+
+def _compile_call(function: str, args: list[Evaluator]) -> Evaluator:
+    def call(metrics: Mapping[str, Value]) -> Value:
+        values = [_number(a(metrics)) for a in args]
         if any(v is None for v in values):
             return None
         numbers = [v for v in values if v is not None]
-        if expr.function == "abs":
+        if function == "abs":
             return abs(numbers[0])
-        return min(numbers) if expr.function == "min" else max(numbers)
-    raise TypeError(f"not an expression node: {expr!r}")
+        return min(numbers) if function == "min" else max(numbers)
+
+    return call
 
 
 def _compare(op: str, left: Value, right: Value) -> bool | None:

@@ -906,12 +906,10 @@ def evaluate_rules(
         return 0
     metrics = account_metrics(session, day, collected=collected, scores=scores)
     ordered = sorted(metrics.items())
-    fired = [
-        (rule, expr, org_id)
-        for rule, expr in parsed
-        for org_id, seen in ordered
-        if expressions.evaluate(expr, seen)
-    ]
+    fired: list[tuple[AlertRule, expressions.Expr, int]] = []
+    for rule, expr in parsed:
+        fires = expressions.compile_rule(expr)
+        fired.extend((rule, expr, org_id) for org_id, seen in ordered if fires(seen))
     if not fired:
         return 0
     open_now: set[tuple[int, str]] = set(
