@@ -45,7 +45,7 @@ from cs_metrics.models import (
 )
 from cs_metrics.settings import get_setting
 from portal.core.activity import Activity
-from portal.core.bulk import dialect_insert
+from portal.core.bulk import bulk_insert
 from portal.core.db import utcnow
 from portal.core.errors import Conflict, DomainError, NotFound
 from portal.core.i18n import in_zone
@@ -62,7 +62,6 @@ MAX_OUTCOME = 2000
 MAX_TEXT = 5000
 MAX_TITLE = 300
 MAX_NAME = 200
-INSERT_CHUNK = 500
 CONTEXT_LIMIT = 20
 EXPORT_LIMIT = 50_000
 
@@ -158,26 +157,20 @@ def open_loop_tasks(session: Session, since: datetime, *, only: Sequence[int] | 
                 "created_at": now,
             }
         )
-    created = 0
-    detractors: Counter[int] = Counter()  # new close-the-loop tasks per CSM, to tell them
-    for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
-        table = CsTask.__table__
+    ids = bulk_insert(session, CsTask.__table__, rows, skip_conflicting=True)
+    inserted: Sequence[Any] = [(row["assignee_id"], row["kind"]) for row in rows]
+    if len(ids) < len(rows):  # another run opened some of these tasks meanwhile
         inserted = session.execute(
-            dialect_insert(session, table)
-            .values(chunk)
-            .on_conflict_do_nothing()
-            .returning(table.c.assignee_id, table.c.kind)
+            select(CsTask.assignee_id, CsTask.kind).where(CsTask.id.in_(ids))
         ).all()
-        created += len(inserted)
-        detractors.update(
-            assignee
-            for assignee, kind in inserted
-            if assignee is not None and kind == TaskKind.CLOSE_THE_LOOP
-        )
+    detractors: Counter[int] = Counter(  # new close-the-loop tasks per CSM, to tell them
+        assignee
+        for assignee, kind in inserted
+        if assignee is not None and kind == TaskKind.CLOSE_THE_LOOP
+    )
     if detractors:
         _tell_assignees(session, detractors)
-    return created
+    return len(ids)
 
 
 def _tell_assignees(session: Session, counts: Counter[int]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
@@ -133,6 +134,83 @@ def test_business_days_setting_and_unassigned_accounts(app, session, admin):
     call(app, worklist.open_loop_tasks, session, FRIDAY)
     [task] = all_tasks(session)
     assert task.assignee_id is None and task.due_on == date(2026, 3, 11)
+
+
+def test_two_runs_at_once_open_each_task_once_and_tell_the_csm_once(tmp_root):
+    """The nightly run and an on-demand recompute, both past their read before either writes:
+    each response still gets one task, and the CSM one notification per task."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from cs_metrics.models import AccountProfile, NpsResponse
+    from portal import migrate
+    from portal.accounts.service import create_user
+    from portal.app import create_app
+    from portal.core.db import db
+    from portal.core.identity import Organization
+    from portal.core.notifications import Notification
+    from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
+
+    url = sibling_database(TEST_DATABASE_URL, "loop_race", tmp_root)
+    migrate.upgrade(url)
+    app = create_app(test_config(url, tmp_root, TESTING=False))
+    with app.app_context():
+        vendor = Organization(name="V", slug="v", kind="vendor")
+        customer = Organization(name="C", slug="c", kind="customer")
+        db.session.add_all([vendor, customer])
+        db.session.flush()
+        csm = create_user(
+            db.session, vendor, "csm@v.example", "Carla", "long-password-xyz", roles=(Role.CSM,)
+        )
+        db.session.add(AccountProfile(organization_id=customer.id, csm_id=csm.id))
+        db.session.add_all(
+            NpsResponse(organization_id=customer.id, score=score, responded_at=utcnow())
+            for score in (1, 2, 3, 10)
+        )
+        db.session.commit()
+        csm_id = csm.id
+
+    barrier = threading.Barrier(2, timeout=30)
+
+    def wait_for_the_other(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO cs_tasks"):
+            barrier.wait()  # both runs have read the responses without tasks
+
+    engine = app.extensions["cocreate_engine"]
+    event.listen(engine, "before_cursor_execute", wait_for_the_other)
+    outcomes: list[object] = []
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                outcomes.append(worklist.open_loop_tasks(db.session, utcnow() - timedelta(days=1)))
+                db.session.commit()
+            except OperationalError as error:  # SQLite: one writer at a time
+                db.session.rollback()
+                outcomes.append(type(error))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    event.remove(engine, "before_cursor_execute", wait_for_the_other)
+    with app.app_context():
+        tasks = db.session.scalars(select(CsTask.kind)).all()
+        told = db.session.scalars(
+            select(Notification.message).where(Notification.user_id == csm_id)
+        ).all()
+        db.session.remove()
+    engine.dispose()
+    assert sorted(tasks) == sorted([TaskKind.CLOSE_THE_LOOP] * 3 + [TaskKind.REFERRAL_ASK])
+    assert len(told) == 1 and "3" in told[0]
+    if url.startswith("postgresql"):
+        # the later run waited for the earlier one's rows, then skipped them all
+        assert sorted(outcomes) == [0, 4]
+    else:
+        assert 4 in outcomes and len(outcomes) == 2
 
 
 # --- the task page ----------------------------------------------------------------------------

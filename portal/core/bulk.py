@@ -96,12 +96,15 @@ def bulk_insert(
     *,
     conflict: Sequence[str] = (),
     unchanged_if_same: Sequence[str] = (),
+    skip_conflicting: bool = False,
 ) -> list[int]:
     """Insert ``rows`` (same keys each) in one statement; their ids, in row order.
 
     ``conflict``: the unique columns of an upsert (the other columns are replaced). With
     ``unchanged_if_same`` (columns such as a timestamp), an existing row whose other columns
-    already hold the new values is left alone: a rerun writes nothing. Column
+    already hold the new values is left alone: a rerun writes nothing. With
+    ``skip_conflicting``, a row that would break any unique index is left out (ON CONFLICT DO
+    NOTHING) and only the inserted rows' ids come back. Column
     defaults of the model (``created_at``) are filled in here. On PostgreSQL every column goes
     as one array (``unnest``): a multi-row VALUES of thousands of rows spent most of its time
     building and parsing the SQL text. The nightly recompute writes its snapshots and every
@@ -123,7 +126,9 @@ def bulk_insert(
         stmt = (sqlite.insert(table) if dialect.name == "sqlite" else insert(table)).returning(
             table.c.id
         )
-        if conflict:
+        if skip_conflicting:
+            stmt = stmt.on_conflict_do_nothing()
+        elif conflict:
             compared = [n for n in names if n not in conflict and n not in unchanged_if_same]
             stmt = stmt.on_conflict_do_update(
                 index_elements=list(conflict),
@@ -161,7 +166,9 @@ def bulk_insert(
         f"INSERT INTO {table.name} ({columns}) SELECT {columns} "  # noqa: S608 - our names  # nosec B608
         f"FROM unnest({', '.join(casts)}) WITH ORDINALITY AS u({columns}, n) ORDER BY n"
     )
-    if conflict:
+    if skip_conflicting:
+        sql += " ON CONFLICT DO NOTHING"
+    elif conflict:
         sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET " + ", ".join(  # nosec B608
             f"{n} = EXCLUDED.{n}" for n in names if n not in conflict
         )
