@@ -175,6 +175,15 @@ def test_config(database_url: str, tmp_root: Path, **overrides: Any) -> dict[str
 test_config.__test__ = False  # a helper, not a test, wherever it is imported
 
 
+def committing_app(suffix: str, tmp_root: Path) -> Flask:
+    """An app on a migrated database of its own whose sessions really commit (TESTING off):
+    for races between threads or requests, which the rolled-back test session cannot show.
+    ``app.config["DATABASE_URL"]`` says which database it is."""
+    url = sibling_database(TEST_DATABASE_URL, suffix, tmp_root)
+    migrate.upgrade(url)
+    return create_app(test_config(url, tmp_root, TESTING=False))
+
+
 @pytest.fixture
 def connection(engine: Engine) -> Iterator[Connection]:
     connection = engine.connect()

@@ -143,17 +143,14 @@ def test_two_runs_at_once_open_each_task_once_and_tell_the_csm_once(tmp_root):
     from sqlalchemy.exc import OperationalError
 
     from cs_metrics.models import AccountProfile, NpsResponse
-    from portal import migrate
     from portal.accounts.service import create_user
-    from portal.app import create_app
     from portal.core.db import db
     from portal.core.identity import Organization
     from portal.core.notifications import Notification
-    from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
+    from tests.conftest import committing_app
 
-    url = sibling_database(TEST_DATABASE_URL, "loop_race", tmp_root)
-    migrate.upgrade(url)
-    app = create_app(test_config(url, tmp_root, TESTING=False))
+    app = committing_app("loop_race", tmp_root)
+    url = app.config["DATABASE_URL"]
     with app.app_context():
         vendor = Organization(name="V", slug="v", kind="vendor")
         customer = Organization(name="C", slug="c", kind="customer")

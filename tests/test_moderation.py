@@ -618,16 +618,13 @@ def test_concurrent_decisions_change_an_item_once(tmp_root):
 
     from werkzeug.serving import make_server
 
-    from portal import migrate
     from portal.accounts.service import create_api_token, create_user, update_about
-    from portal.app import create_app
     from portal.core.db import db
     from portal.core.identity import Organization
-    from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
+    from tests.conftest import committing_app
 
-    url = sibling_database(TEST_DATABASE_URL, "concurrency", tmp_root)
-    migrate.upgrade(url)
-    app = create_app(test_config(url, tmp_root, TESTING=False))
+    app = committing_app("concurrency", tmp_root)
+    url = app.config["DATABASE_URL"]
     with app.app_context():
         vendor = Organization(name="V", slug="v", kind="vendor")
         customer = Organization(name="C", slug="c", kind="customer")

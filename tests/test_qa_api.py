@@ -152,17 +152,13 @@ def test_concurrent_votes_all_count(tmp_root):
     loses the lock race answers 503 with Retry-After, and the client retries as told."""
     from werkzeug.serving import make_server
 
-    from portal import migrate
     from portal.accounts.service import create_user
-    from portal.app import create_app
     from portal.core.db import db
     from portal.core.identity import Organization
-    from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
+    from tests.conftest import committing_app
 
     voters = 12
-    url = sibling_database(TEST_DATABASE_URL, "qa_votes", tmp_root)
-    migrate.upgrade(url)
-    app = create_app(test_config(url, tmp_root, TESTING=False))
+    app = committing_app("qa_votes", tmp_root)
     with app.app_context():
         org = Organization(name="C", slug="c", kind="customer")
         db.session.add(org)

@@ -155,17 +155,13 @@ def test_concurrent_votes_and_unvotes_leave_exact_counts(tmp_root):
     live threaded server; odd ones finally unvote. Every count equals the rows and the truth."""
     from werkzeug.serving import make_server
 
-    from portal import migrate
     from portal.accounts.service import create_user
-    from portal.app import create_app
     from portal.core.db import db
     from portal.core.identity import Organization
-    from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
+    from tests.conftest import committing_app
 
     people_count = 16
-    url = sibling_database(TEST_DATABASE_URL, "roadmap_votes", tmp_root)
-    migrate.upgrade(url)
-    app = create_app(test_config(url, tmp_root, TESTING=False))
+    app = committing_app("roadmap_votes", tmp_root)
     with app.app_context():
         org = Organization(name="C", slug="c", kind="customer")
         db.session.add(org)
