@@ -460,9 +460,11 @@ class ComponentResult(NamedTuple):
     missing: bool
 
 
-@dataclass(frozen=True)
-class HealthScore:
-    """A computed score with its explanation. ``score`` is ``None`` only when no data at all."""
+class HealthScore(NamedTuple):
+    """A computed score with its explanation. ``score`` is ``None`` only when no data at all.
+
+    A named tuple, like ``ComponentResult`` and ``EffectiveHealth``: one per account every
+    night, and a frozen dataclass's ``__init__`` was a fifth of scoring an account."""
 
     model_version: str
     score: float | None
@@ -566,8 +568,7 @@ class Override:
         return now < self.expires_at
 
 
-@dataclass(frozen=True)
-class EffectiveHealth:
+class EffectiveHealth(NamedTuple):
     """The score to show: the override while active, else the computed one (always beside)."""
 
     score: float | None
