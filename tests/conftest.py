@@ -184,6 +184,18 @@ def committing_app(suffix: str, tmp_root: Path) -> Flask:
     return create_app(test_config(url, tmp_root, TESTING=False))
 
 
+def vendor_and_customer(session: Session) -> tuple[Any, Any]:
+    """The vendor and one customer organization, flushed: where a ``committing_app`` test
+    starts (the factories are bound to the rolled-back test session, not to its app)."""
+    from portal.core.identity import Organization
+
+    vendor = Organization(name="V", slug="v", kind="vendor")
+    customer = Organization(name="C", slug="c", kind="customer")
+    session.add_all([vendor, customer])
+    session.flush()
+    return vendor, customer
+
+
 @pytest.fixture
 def connection(engine: Engine) -> Iterator[Connection]:
     connection = engine.connect()

@@ -145,17 +145,13 @@ def test_two_runs_at_once_open_each_task_once_and_tell_the_csm_once(tmp_root):
     from cs_metrics.models import AccountProfile, NpsResponse
     from portal.accounts.service import create_user
     from portal.core.db import db
-    from portal.core.identity import Organization
     from portal.core.notifications import Notification
-    from tests.conftest import committing_app
+    from tests.conftest import committing_app, vendor_and_customer
 
     app = committing_app("loop_race", tmp_root)
     url = app.config["DATABASE_URL"]
     with app.app_context():
-        vendor = Organization(name="V", slug="v", kind="vendor")
-        customer = Organization(name="C", slug="c", kind="customer")
-        db.session.add_all([vendor, customer])
-        db.session.flush()
+        vendor, customer = vendor_and_customer(db.session)
         csm = create_user(
             db.session, vendor, "csm@v.example", "Carla", "long-password-xyz", roles=(Role.CSM,)
         )

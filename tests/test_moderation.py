@@ -620,16 +620,12 @@ def test_concurrent_decisions_change_an_item_once(tmp_root):
 
     from portal.accounts.service import create_api_token, create_user, update_about
     from portal.core.db import db
-    from portal.core.identity import Organization
-    from tests.conftest import committing_app
+    from tests.conftest import committing_app, vendor_and_customer
 
     app = committing_app("concurrency", tmp_root)
     url = app.config["DATABASE_URL"]
     with app.app_context():
-        vendor = Organization(name="V", slug="v", kind="vendor")
-        customer = Organization(name="C", slug="c", kind="customer")
-        db.session.add_all([vendor, customer])
-        db.session.flush()
+        vendor, customer = vendor_and_customer(db.session)
         tokens = []
         for i in range(2):
             moderator = create_user(
