@@ -184,14 +184,17 @@ def usage_months(
 def usage_trend(
     session: Session, day: date, months: Mapping[int, tuple[float, float, float]] | None = None
 ) -> Values:
-    """Percent change of the last 30 days' usage against the 30 before (``usage_months``)."""
+    """Percent change of the last 30 days' usage against the 30 before (``usage_months``),
+    rounded to 1e-9 points: PostgreSQL's parallel ``sum`` adds the float values in no fixed
+    order, so two runs over the same events differed in the last bits, and a rerun rewrote
+    about 1% of the day's snapshots (and their ``computed_at``) with nothing changed."""
     if months is None:
         months = usage_months(session, day)
     result: Values = {}
     for org_id, (current, previous, _) in months.items():
         change = health.percent_change(current, previous)
         if change is not None:
-            result[org_id] = change
+            result[org_id] = round(change, 9)
     return result
 
 

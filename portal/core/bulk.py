@@ -154,7 +154,7 @@ def bulk_insert(
         if isinstance(column.type, JSON):
             params[f"p{i}"] = _json_document(values)
             elements = (
-                f"ARRAY(SELECT e FROM json_array_elements(CAST(:p{i} AS json)) "  # noqa: S608 # nosec B608
+                f"ARRAY(SELECT e FROM json_array_elements(CAST(:p{i} AS json)) "  # noqa: S608 # nosec B608 - a placeholder
                 "WITH ORDINALITY AS j(e, k) ORDER BY k)"
             )
             casts.append(f"CAST({elements} AS {array_type})")
