@@ -275,9 +275,13 @@ def _submit_facts_statement() -> Any:
 def _published_count(author: Any, cap: Any) -> Any:
     """The author's published posts, counted up to ``cap`` (the new-user threshold is all
     the rules ask about) from the partial index of published items by author."""
+    # The state is written into the SQL, not bound: a prepared statement's generic plan can
+    # only use the partial index (``state = 'published'``) when it sees the value; bound, the
+    # plan PostgreSQL keeps after five runs read the whole table (3 ms at 10,000 items).
+    published_state = bindparam("published_state", State.PUBLISHED.value, literal_execute=True)
     published = (
         select(ModerationItem.id)
-        .where(author, ModerationItem.state == State.PUBLISHED)
+        .where(author, ModerationItem.state == published_state)
         .limit(cap)
         .subquery()
     )
