@@ -200,6 +200,9 @@ class HealthSnapshot(Base):
     complete: Mapped[bool] = mapped_column(Boolean, default=False)
     model_version: Mapped[str] = mapped_column(String(40))
     components: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Of score, band, complete, model_version and components (what only the recompute
+    # writes): a rerun of the day compares it, not 1.5 KB of explanation per account.
+    computed_digest: Mapped[str | None] = mapped_column(String(32))
     effective_score: Mapped[float | None] = mapped_column(Float)
     effective_band: Mapped[str | None] = mapped_column(String(8))
     override_id: Mapped[int | None] = mapped_column(

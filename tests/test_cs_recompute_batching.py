@@ -124,3 +124,44 @@ def test_recompute_twice_a_day_keeps_unchanged_snapshots(session):
     session.expire_all()
     changed = session.scalar(select(HealthSnapshot).where(HealthSnapshot.organization_id == org.id))
     assert changed.score != score and count(session, HealthSnapshot) == 1
+
+
+def test_a_rerun_sends_only_the_snapshots_that_changed(session, connection):
+    orgs = [OrganizationFactory() for _ in range(3)]
+    for org in orgs:
+        AccountFactory(organization_id=org.id)
+        UsageFactory(organization_id=org.id, day=DAY - timedelta(days=40), value=100)
+        UsageFactory(organization_id=org.id, day=DAY - timedelta(days=5), value=120 + org.id)
+    service.recompute(session, DAY)
+
+    def digests() -> dict[int, str]:
+        session.expire_all()
+        return dict(
+            session.execute(
+                select(HealthSnapshot.organization_id, HealthSnapshot.computed_digest)
+            ).all()
+        )
+
+    def rerun_sends() -> str:
+        """The parameters of every snapshot write, as text (each row carries its digest)."""
+        sent: list[str] = []
+
+        def listener(conn, cursor, statement, parameters, context, executemany):
+            if "INTO cs_health_snapshots" in statement:
+                sent.append(repr(parameters))
+
+        event.listen(connection, "before_cursor_execute", listener)
+        try:
+            service.recompute(session, DAY)
+        finally:
+            event.remove(connection, "before_cursor_execute", listener)
+        return "".join(sent)
+
+    before = digests()
+    assert len(set(before.values())) == 3 and rerun_sends() == ""
+    UsageFactory(organization_id=orgs[1].id, day=DAY - timedelta(days=3), value=5000)
+    sent = rerun_sends()
+    after = digests()
+    assert after[orgs[1].id] != before[orgs[1].id] and after[orgs[1].id] in sent
+    assert [after[o.id] in sent for o in (orgs[0], orgs[2])] == [False, False]
+    assert rerun_sends() == ""  # the stored digest is the one a rerun computes
