@@ -49,7 +49,7 @@ from cs_metrics.models import (
     UsageEvent,
 )
 from portal.core.activity import record_activity, register_verbs
-from portal.core.bulk import bulk_insert, dialect_insert
+from portal.core.bulk import bulk_insert, cycle_collection_paused, dialect_insert
 from portal.core.db import utcnow
 from portal.core.errors import DomainError, NotFound, PermissionDenied
 from portal.core.identity import Organization, OrgKind, User
@@ -1333,6 +1333,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
+@cycle_collection_paused()
 def recompute(
     session: Session,
     day: date | None = None,

@@ -165,3 +165,24 @@ def test_a_rerun_sends_only_the_snapshots_that_changed(session, connection):
     assert after[orgs[1].id] != before[orgs[1].id] and after[orgs[1].id] in sent
     assert [after[o.id] in sent for o in (orgs[0], orgs[2])] == [False, False]
     assert rerun_sends() == ""  # the stored digest is the one a rerun computes
+
+
+def test_the_cycle_collector_is_paused_for_a_recompute_and_back_after(session, monkeypatch):
+    import gc
+
+    from cs_metrics import signals
+
+    org = OrganizationFactory()
+    AccountFactory(organization_id=org.id)
+    seen: list[bool] = []
+    collect = signals.collect
+    monkeypatch.setattr(
+        signals, "collect", lambda *a: (seen.append(gc.isenabled()), collect(*a))[1]
+    )
+    assert gc.isenabled()
+    service.recompute(session, DAY)
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(RuntimeError):  # a failed run leaves it as it found it too
+        monkeypatch.setattr(signals, "collect", lambda *a: (_ for _ in ()).throw(RuntimeError))
+        service.recompute(session, DAY)
+    assert gc.isenabled()

@@ -1,4 +1,5 @@
-"""Writing many rows in one statement, fast on PostgreSQL: :func:`bulk_insert`.
+"""Writing many rows in one statement, fast on PostgreSQL: :func:`bulk_insert`; and
+:func:`cycle_collection_paused` for the batch jobs that do.
 
 Nightly jobs (the CS recompute: snapshots, and every alert firing's alert, task, tag,
 notification and activity rows) write thousands of rows; an ORM flush per row, or even a
@@ -7,8 +8,10 @@ multi-row VALUES, cost more than the work itself.
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
@@ -16,6 +19,24 @@ from typing import Any
 from sqlalchemy import JSON, Table, insert, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+
+@contextmanager
+def cycle_collection_paused() -> Iterator[None]:
+    """Python's cycle collector paused for a batch job (also usable as a decorator).
+
+    The nightly recompute allocates hundreds of thousands of short-lived objects, which
+    reference counting frees; the allocations kept triggering the cycle collector, which
+    walked every live object each time for nothing: 0.26-0.47 s of a 4 s run at 10,000
+    accounts. Cycles made meanwhile are collected by the next ordinary collection. Left
+    off if it was off (a caller that paused it keeps it paused)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _quoted(text: str) -> str:
