@@ -544,6 +544,60 @@ def score_account(model: HealthModel, values: Mapping[str, float | None]) -> Hea
     )
 
 
+StoredComponent = list[float | None] | None  # [raw, score], or None when missing
+
+
+def compact_explanation(components: Sequence[ComponentResult]) -> list[StoredComponent]:
+    """What a snapshot stores of its explanation, in the model's order: ``[raw, score]`` of
+    each present component (``raw`` ``None`` when not finite, which JSON cannot carry) and
+    ``None`` for a missing one. Names, weights and shares follow from the model's version
+    (``expand_explanation``); storing them too made each snapshot 1.5 KB instead of 0.3,
+    15 MB a night at 10,000 accounts."""
+    return [
+        None
+        if c.missing
+        else [c.raw if c.raw is not None and -math.inf < c.raw < math.inf else None, c.score]
+        for c in components
+    ]
+
+
+def expand_explanation(
+    model: HealthModel, stored: Sequence[StoredComponent]
+) -> tuple[ComponentResult, ...]:
+    """The components ``score_account`` gave, from ``compact_explanation``'s form and the
+    model of the same version: shares and contributions computed as it computes them."""
+    if len(stored) != len(model.components):
+        raise HealthModelError(
+            "components", "not_this_model", "do not match the model's components"
+        )
+    configured = model._shares
+    present_weight = math.fsum(
+        c.weight for c, entry in zip(model.components, stored, strict=True) if entry is not None
+    )
+    results: list[ComponentResult] = []
+    for c, entry in zip(model.components, stored, strict=True):
+        if entry is None:
+            results.append(
+                ComponentResult(c.name, None, None, c.weight, configured[c.name], 0.0, 0.0, True)
+            )
+            continue
+        raw, score = entry
+        share = c.weight / present_weight
+        results.append(
+            ComponentResult(
+                c.name,
+                raw,
+                score,
+                c.weight,
+                configured[c.name],
+                share,
+                (score or 0.0) * share,
+                False,
+            )  # fmt: skip
+        )
+    return tuple(results)
+
+
 # --------------------------------------------------------------------------------------------
 # CSM override
 # --------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from cs_metrics.models import (
 from cs_metrics.nps import classify
 from portal.core.activity import VERBS as ACTIVITY_VERBS
 from portal.core.activity import Activity
-from portal.core.bulk import JSONText, bulk_insert
+from portal.core.bulk import bulk_insert
 from portal.core.db import utcnow
 from portal.core.errors import DomainError, NotFound
 from portal.core.identity import Organization, OrgKind, Role, User, UserRole
@@ -1274,7 +1274,6 @@ __all__ = [
     "ALERT_STATUSES",
     "CATALOG",
     "DEFAULT_RULES",
-    "JSONText",
     "METRIC_TYPES",
     "SEVERITIES",
     "MetricInfo",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import pickle  # nosec B403
 import re
@@ -1248,55 +1247,6 @@ class RecomputeResult:
     model_version: str = ""
 
 
-def _number_json(value: Any) -> str:
-    if type(value) is float and -math.inf < value < math.inf:  # finite (NaN fails both)
-        return float.__repr__(value)  # what json.dumps writes
-    return "null" if value is None else json.dumps(value)
-
-
-def _component_json(c: health.ComponentResult) -> str:
-    return (
-        '{"name": ' + json.dumps(c.name) + ', "raw": ' + _number_json(c.raw)
-        + ', "score": ' + _number_json(c.score) + ', "weight": ' + json.dumps(c.weight)
-        + ', "configured_share": ' + json.dumps(c.configured_share)
-        + ', "share": ' + _number_json(c.share) + ', "contribution": '
-        + _number_json(c.contribution) + (', "missing": true}' if c.missing else ', "missing": false}')
-    )  # fmt: skip
-
-
-def _explanation_json(score: health.HealthScore, fixed: dict[tuple[Any, ...], Any]) -> Any:
-    """The snapshot's explanation: for each component a JSON object with ``name``, ``raw``,
-    ``score``, ``weight``, ``configured_share``, ``share``, ``contribution`` and ``missing``,
-    written as ``json.dumps`` of those dicts would, byte for byte, without building them (one
-    per account every night). ``fixed`` caches, per component, a ``%r`` template of its
-    unchanging text (a present component's four numbers are floats, finite but for ``raw``:
-    ``%r`` of a finite float is what ``json.dumps`` writes) and a missing component's whole
-    text."""
-    from portal.core.bulk import JSONText
-
-    parts = []
-    for c in score.components:
-        key = (c.name, c.weight, c.configured_share, c.missing)
-        template = fixed.get(key)
-        if template is None:
-            if c.missing:
-                template = fixed[key] = _component_json(c)
-            else:
-                template = fixed[key] = (
-                    '{"name": ' + json.dumps(c.name).replace("%", "%%")
-                    + ', "raw": %r, "score": %r, "weight": ' + json.dumps(c.weight)
-                    + ', "configured_share": ' + json.dumps(c.configured_share)
-                    + ', "share": %r, "contribution": %r, "missing": false}'
-                )  # fmt: skip
-        if c.missing:
-            parts.append(template)
-        elif -math.inf < c.raw < math.inf:  # type: ignore[operator]
-            parts.append(template % (c.raw, c.score, c.share, c.contribution))
-        else:
-            parts.append(_component_json(c))
-    return JSONText("[" + ", ".join(parts) + "]")
-
-
 SNAPSHOT_BATCH = 5000  # rows per upsert statement (each column is one array parameter)
 
 
@@ -1371,7 +1321,6 @@ def recompute(
 
     rows: list[dict[str, Any]] = []
     scores: dict[int, tuple[float | None, str | None]] = {}
-    fixed: dict[tuple[Any, ...], Any] = {}
     for i, org_id in enumerate(org_ids, 1):
         computed = health.score_account(model, collected.for_account(org_id))
         ov = overrides.get(org_id)
@@ -1402,7 +1351,7 @@ def recompute(
                     "band": band,
                     "complete": computed.complete,
                     "model_version": model.version,
-                    "components": _explanation_json(computed, fixed),
+                    "components": health.compact_explanation(computed.components),
                     "computed_digest": digest,
                     "effective_score": effective.score,
                     "effective_band": effective_band,
@@ -1453,6 +1402,31 @@ def close_alert(session: Session, actor: User | None, alert_id: int) -> HealthAl
 # --------------------------------------------------------------------------------------------
 
 
+def _model_of_version(session: Session, version: str) -> health.HealthModel | None:
+    if version == health.DEFAULT_MODEL.version:
+        return health.DEFAULT_MODEL
+    row = session.scalar(select(HealthModelVersion).where(HealthModelVersion.version == version))
+    return model_from_config(row.version, row.config, known_names=False) if row else None
+
+
+def snapshot_components(session: Session, snapshot: HealthSnapshot) -> list[dict[str, Any]]:
+    """A snapshot's explanation: for each component its ``name``, ``raw``, ``score``,
+    ``weight``, ``configured_share``, ``share``, ``contribution`` and ``missing``. Snapshots
+    store only raw values and scores (``health.compact_explanation``), expanded here with
+    their model's version; those written before 2026-11-29 hold the expanded form already.
+    Empty when the model version is unknown."""
+    stored = snapshot.components or []
+    if not stored or all(isinstance(entry, dict) for entry in stored):
+        return list(stored)
+    model = _model_of_version(session, snapshot.model_version)
+    if model is None:
+        return []
+    try:
+        return [c._asdict() for c in health.expand_explanation(model, stored)]
+    except health.HealthModelError:
+        return []
+
+
 def explain(session: Session, org_id: int, *, history_days: int = 90) -> dict[str, Any]:
     """An account's latest health with its explanation, its active override, its open alerts
     and the history (each point with its model version, so a chart can mark model changes)."""
@@ -1495,7 +1469,7 @@ def explain(session: Session, org_id: int, *, history_days: int = 90) -> dict[st
             "band": latest.band,
             "complete": latest.complete,
             "model_version": latest.model_version,
-            "components": latest.components,
+            "components": snapshot_components(session, latest),
             "effective_score": latest.effective_score,
             "effective_band": latest.effective_band,
         },
@@ -1531,5 +1505,6 @@ __all__ = [
     "run_import",
     "save_health_model",
     "set_override",
+    "snapshot_components",
     "start_import",
 ]

@@ -378,6 +378,25 @@ def test_default_model_monotonic(data: st.DataObject) -> None:
     assert high >= low - 1e-9
 
 
+@FAST
+@given(st.data())
+def test_a_stored_explanation_expands_to_the_components_scored(data: st.DataObject) -> None:
+    """What a snapshot keeps (raw values and scores, through JSON) and the model of its
+    version give back every component exactly as ``score_account`` made it."""
+    import json
+
+    values = {c.name: data.draw(st.one_of(st.none(), finite)) for c in DEFAULT_MODEL.components}
+    result = score_account(DEFAULT_MODEL, values)
+    stored = json.loads(json.dumps(health.compact_explanation(result.components)))
+    assert health.expand_explanation(DEFAULT_MODEL, stored) == result.components
+
+
+def test_an_explanation_of_another_model_is_refused() -> None:
+    result = score_account(DEFAULT_MODEL, {})
+    with pytest.raises(HealthModelError):
+        health.expand_explanation(DEFAULT_MODEL, health.compact_explanation(result.components)[1:])
+
+
 # ============================================================================================
 # nps
 # ============================================================================================

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import object_session
 
 from cs_metrics import service
 from cs_metrics.cli import metrics_group
@@ -321,7 +322,8 @@ def snapshot(session, org) -> HealthSnapshot:
 
 
 def components(snap) -> dict[str, dict]:
-    return {c["name"]: c for c in snap.components}
+    stored = service.snapshot_components(object_session(snap), snap)
+    return {c["name"]: c for c in stored}
 
 
 def test_recompute_scores_known_bands_and_explains_with_renormalized_weights(session):
@@ -557,8 +559,25 @@ def test_health_model_versions(session, csm):
     snap = snapshot(session, org)
     assert snap.model_version == "v1"
     assert snap.score == pytest.approx(50.0) and snap.band == "red"  # usage alone: 50 < 60
-    assert service.save_health_model(session, admin, config).version == "v2"
+    changed = {**config, "components": [{**config["components"][0], "weight": 1}]}
+    assert service.save_health_model(session, admin, changed).version == "v2"
     assert service.active_model(session).version == "v2"
+    # The day's snapshot is still explained by the model it was scored with (v1): the
+    # snapshot keeps raw values and scores, the names and weights come from its version.
+    assert isinstance(snapshot(session, org).components[0], list)
+    parts = components(snapshot(session, org))
+    assert list(parts) == ["usage_trend", "payment_days_overdue"]
+    assert parts["usage_trend"]["weight"] == 3 and parts["usage_trend"]["configured_share"] == 0.75
+    assert parts["usage_trend"]["contribution"] == pytest.approx(50.0)
+    assert parts["payment_days_overdue"]["missing"]
+
+
+def test_a_snapshot_written_with_the_whole_explanation_is_still_explained(session):
+    org = account(session)
+    whole = [{"name": "usage_trend", "raw": 5.0, "score": 60.0, "weight": 20.0,
+              "configured_share": 0.2, "share": 1.0, "contribution": 60.0, "missing": False}]  # fmt: skip
+    SnapshotFactory(organization_id=org.id, day=DAY, score=60.0, band="red", components=whole)
+    assert service.explain(session, org.id)["latest"]["components"] == whole
 
 
 def test_an_nps_response_dated_in_the_future_is_refused_and_opens_no_task(app, session, csm):
