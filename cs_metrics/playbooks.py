@@ -35,11 +35,11 @@ from typing import Any
 from flask import has_app_context
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, distinct, func, select, true
+from sqlalchemy import and_, distinct, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from cs_metrics import expressions, health, signals
+from cs_metrics import expressions, signals
 from cs_metrics.access import book_filter, require_account, require_cs
 from cs_metrics.models import (
     AccountProfile,
@@ -50,7 +50,6 @@ from cs_metrics.models import (
     CsTask,
     HealthAlert,
     HealthSnapshot,
-    Invoice,
     NpsResponse,
     TaskKind,
     TaskStatus,
@@ -68,7 +67,6 @@ from portal.core.permissions import Action
 
 MONTH_DAYS = 30
 RATING_DAYS = 90
-ORDER_DAYS = 90
 IDEAS_DAYS = 90
 HEALTH_WINDOW_DAYS = 30
 QUESTION_ASKED = "question.asked"
@@ -147,28 +145,10 @@ METRIC_TYPES: dict[str, str] = {m.name: m.type for m in CATALOG}
 # --------------------------------------------------------------------------------------------
 
 
-def _as_date(value: Any) -> date | None:
-    if isinstance(value, str):  # SQLite returns MIN()/MAX() of an expression as text
-        return date.fromisoformat(value[:10])
-    if isinstance(value, datetime):
-        return value.date()
-    return value
-
-
 def _down_two(m0: Any, m1: Any, m2: Any) -> bool | None:
     if m0 is None or m1 is None or m2 is None:
         return None
     return bool(m2 > m1 > m0)
-
-
-def _month_sums(column: Any, value: Any, day: date) -> list[Any]:
-    """Sums of ``value`` over the three 30-day windows ending on ``day`` (m0, m1, m2)."""
-    sums = []
-    for k in range(3):
-        upper = day - timedelta(days=k * MONTH_DAYS)
-        lower = upper - timedelta(days=MONTH_DAYS - 1)
-        sums.append(func.sum(case(((column >= lower) & (column <= upper), value), else_=0)))
-    return sums
 
 
 def _orgs_where(column: Any, org_ids: set[int] | None) -> Any:
@@ -321,34 +301,19 @@ def _order_metrics(
     collected: signals.Signals | None,
 ) -> None:
     """Orders are invoices (by order date); overdue days as the health signal counts them."""
-    if collected is not None:
-        overdue = collected.values[health.PAYMENT_DAYS_OVERDUE]
-    else:
-        overdue, _ = signals.invoice_signals(session, day)
-    recent = (Invoice.order_date > day - timedelta(days=ORDER_DAYS)) & (Invoice.order_date <= day)
-    largest = func.max(case((recent, Invoice.amount), else_=None))
-    last_order = func.max(case((Invoice.order_date <= day, Invoice.order_date), else_=None))
-    for org_id, m0, m1, m2, biggest, last in session.execute(
-        select(
-            Invoice.organization_id,
-            *_month_sums(Invoice.order_date, 1, day),
-            largest,
-            last_order,
-        )
-        .where(_orgs_where(Invoice.organization_id, ids))
-        .group_by(Invoice.organization_id)
-    ):
+    facts = (
+        collected.invoices if collected is not None else signals.invoice_facts(session, day, ids)
+    )
+    for org_id, f in facts.items():
         metrics = out.get(org_id)
         if metrics is None:
             continue
-        values = [float(m or 0) for m in (m0, m1, m2)]
-        metrics["orders_m0"], metrics["orders_m1"], metrics["orders_m2"] = values
-        metrics["purchases_down_two_months"] = _down_two(*values)
-        metrics["largest_order_90d"] = float(biggest) if biggest is not None else 0.0
-        last_day = _as_date(last)
-        if last_day is not None:
-            metrics["months_since_last_order"] = round((day - last_day).days / MONTH_DAYS, 2)
-        metrics["max_days_overdue"] = overdue.get(org_id)
+        metrics["orders_m0"], metrics["orders_m1"], metrics["orders_m2"] = f.order_months
+        metrics["purchases_down_two_months"] = _down_two(*f.order_months)
+        metrics["largest_order_90d"] = f.largest_recent if f.largest_recent is not None else 0.0
+        if f.last_order is not None:
+            metrics["months_since_last_order"] = round((day - f.last_order).days / MONTH_DAYS, 2)
+        metrics["max_days_overdue"] = f.days_overdue
 
 
 def _rating_metrics(
@@ -799,7 +764,9 @@ def preview_rule(
     require_account(session, actor, org_id)
     expr = parse_expression(str(expression or "").strip())
     if day is None:
-        day = _as_date(session.scalar(select(func.max(HealthSnapshot.day)))) or utcnow().date()
+        day = (
+            signals.as_date(session.scalar(select(func.max(HealthSnapshot.day)))) or utcnow().date()
+        )
     metrics = account_metrics(session, day, [org_id]).get(org_id, {})
     used = expressions.metric_names(expr)
     return {

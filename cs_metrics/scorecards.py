@@ -265,16 +265,6 @@ def _bounds(period: Period) -> tuple[datetime, datetime]:
     return _at(period.start), _at(period.end)
 
 
-def _as_date(value: Any) -> date | None:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite returns MIN()/MAX() of a date as text
-        return date.fromisoformat(value[:10])
-    if isinstance(value, datetime):
-        return value.date()
-    return value
-
-
 def _last_day(period: Period, today: date) -> date:
     """The day a period is judged on: its last day, or today while it is running."""
     return min(period.end - timedelta(days=1), today)
@@ -729,8 +719,8 @@ def _first_year(session: Session, period: Period, today: date) -> kpis.RateBreak
     )
     accounts: list[kpis.YearOneAccount[str]] = []
     for owner, contract_start, first, last in rows:
-        started = _as_date(contract_start) or _as_date(first)
-        last_order = _as_date(last)
+        started = signals.as_date(contract_start) or signals.as_date(first)
+        last_order = signals.as_date(last)
         if started is None or last_order is None:
             continue
         first_year_end = kpis.anniversary(started)

@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import CompoundSelect, and_, case, distinct, exists, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
@@ -44,6 +44,7 @@ WINDOW_DAYS = 30
 CSAT_DAYS = 90
 NPS_DAYS = 180
 PURCHASE_DAYS = 365
+ORDER_DAYS = 90  # the largest order looked at by the alert rules
 SESSION_GAP = timedelta(minutes=30)
 
 ENGAGEMENT_VERBS: Mapping[str, str] = {
@@ -143,6 +144,7 @@ class Signals:
     values: dict[str, Values]
     usage_months: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     mean_ratings: Values = field(default_factory=dict)  # see ticket_facts
+    invoices: dict[int, InvoiceFacts] = field(default_factory=dict)
 
     def for_account(self, org_id: int) -> dict[str, float | None]:
         return {name: per_org.get(org_id) for name, per_org in self.values.items()}
@@ -391,42 +393,79 @@ def search_sessions(events: list[tuple[str, datetime]]) -> list[kpis.SearchSessi
     return found
 
 
-def invoice_signals(session: Session, day: date) -> tuple[Values, Values]:
-    """(days overdue of the oldest unpaid invoice, orders in 365 days) per account."""
-    overdue_since = func.min(
-        case(
-            (Invoice.paid_date.is_(None) & (Invoice.due_date < day), Invoice.due_date),
-            else_=None,
+class InvoiceFacts(NamedTuple):
+    """An account's orders and payments on a day: the health signals (days overdue,
+    purchases in a year) and the alert rules' order metrics, from one pass."""
+
+    days_overdue: float  # of the oldest unpaid invoice past its due date; 0 when none
+    purchases: float  # orders in PURCHASE_DAYS
+    order_months: tuple[float, float, float]  # orders in the three 30-day windows, m0 newest
+    largest_recent: float | None  # the largest order of the last ORDER_DAYS
+    last_order: date | None
+
+
+def as_date(value: Any) -> date | None:
+    """A date read from MIN()/MAX() of a date or an expression over one."""
+    if isinstance(value, str):  # SQLite returns MIN()/MAX() of an expression as text
+        return date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        return value.date()
+    return value
+
+
+def invoice_facts(
+    session: Session, day: date, org_ids: Collection[int] | None = None
+) -> dict[int, InvoiceFacts]:
+    """``InvoiceFacts`` of every account with an invoice (or of ``org_ids``): one grouped
+    query, read once by the nightly run for the health signals and the alert rules."""
+    ordered = Invoice.order_date <= day
+
+    def count_orders(after: date, until: date) -> Any:
+        return func.sum(case(((Invoice.order_date > after) & (Invoice.order_date <= until), 1),
+                             else_=0))  # fmt: skip
+
+    months = [
+        count_orders(day - timedelta(days=(k + 1) * WINDOW_DAYS), day - timedelta(days=k * WINDOW_DAYS))
+        for k in range(3)
+    ]  # fmt: skip
+    stmt = select(
+        Invoice.organization_id,
+        func.min(
+            case(
+                (Invoice.paid_date.is_(None) & (Invoice.due_date < day), Invoice.due_date),
+                else_=None,
+            )
+        ),  # fmt: skip
+        count_orders(day - timedelta(days=PURCHASE_DAYS), day),
+        *months,
+        func.max(
+            case(
+                (ordered & (Invoice.order_date > day - timedelta(days=ORDER_DAYS)), Invoice.amount),
+                else_=None,
+            )
+        ),  # fmt: skip
+        func.max(case((ordered, Invoice.order_date), else_=None)),
+    ).group_by(Invoice.organization_id)
+    if org_ids is not None:
+        stmt = stmt.where(Invoice.organization_id.in_(org_ids))
+    facts: dict[int, InvoiceFacts] = {}
+    for org_id, since, purchases, m0, m1, m2, largest, last in session.execute(stmt):
+        since = as_date(since)
+        facts[org_id] = InvoiceFacts(
+            days_overdue=float((day - since).days) if since is not None else 0.0,
+            purchases=float(purchases or 0),
+            order_months=(float(m0 or 0), float(m1 or 0), float(m2 or 0)),
+            largest_recent=float(largest) if largest is not None else None,
+            last_order=as_date(last),
         )
-    )
-    recent = func.sum(
-        case(
-            (
-                (Invoice.order_date > day - timedelta(days=PURCHASE_DAYS))
-                & (Invoice.order_date <= day),
-                1,
-            ),
-            else_=0,
-        )
-    )
-    rows = session.execute(
-        select(Invoice.organization_id, overdue_since, recent).group_by(Invoice.organization_id)
-    )
-    overdue: Values = {}
-    purchases: Values = {}
-    for org_id, since, n_recent in rows:
-        if isinstance(since, str):  # SQLite returns MIN() of a CASE as text
-            since = date.fromisoformat(since)
-        overdue[org_id] = float((day - since).days) if since is not None else 0.0
-        purchases[org_id] = float(n_recent or 0)
-    return overdue, purchases
+    return facts
 
 
 def collect(session: Session, day: date) -> Signals:
     """All signals for ``day``: nine grouped queries in all, whatever the number of accounts."""
     active = active_members(session, day)
     severe, csat, ratings = ticket_facts(session, day)
-    overdue, purchases = invoice_signals(session, day)
+    invoices = invoice_facts(session, day)
     months = usage_months(session, day)
     return Signals(
         {
@@ -437,9 +476,10 @@ def collect(session: Session, day: date) -> Signals:
             health.NPS: nps_scores(session, day),
             health.COMMUNITY_ENGAGEMENT: engagement(session, day, active),
             health.SELF_SERVICE_RATE: self_service_rates(session, day),
-            health.PAYMENT_DAYS_OVERDUE: overdue,
-            health.PURCHASE_FREQUENCY: purchases,
+            health.PAYMENT_DAYS_OVERDUE: {o: f.days_overdue for o, f in invoices.items()},
+            health.PURCHASE_FREQUENCY: {o: f.purchases for o, f in invoices.items()},
         },
         months,
         ratings,
+        invoices,
     )
