@@ -593,7 +593,7 @@ def expand_explanation(
                 share,
                 (score or 0.0) * share,
                 False,
-            )  # fmt: skip
+            )
         )
     return tuple(results)
 

@@ -420,30 +420,24 @@ def invoice_facts(
     query, read once by the nightly run for the health signals and the alert rules."""
     ordered = Invoice.order_date <= day
 
-    def count_orders(after: date, until: date) -> Any:
-        return func.sum(case(((Invoice.order_date > after) & (Invoice.order_date <= until), 1),
-                             else_=0))  # fmt: skip
+    def orders_after(after: date, until: date = day) -> Any:
+        within = (Invoice.order_date > after) & (Invoice.order_date <= until)
+        return func.sum(case((within, 1), else_=0))
 
     months = [
-        count_orders(day - timedelta(days=(k + 1) * WINDOW_DAYS), day - timedelta(days=k * WINDOW_DAYS))
+        orders_after(
+            day - timedelta(days=(k + 1) * WINDOW_DAYS), day - timedelta(days=k * WINDOW_DAYS)
+        )
         for k in range(3)
-    ]  # fmt: skip
+    ]
+    unpaid_due = Invoice.paid_date.is_(None) & (Invoice.due_date < day)
+    recent = ordered & (Invoice.order_date > day - timedelta(days=ORDER_DAYS))
     stmt = select(
         Invoice.organization_id,
-        func.min(
-            case(
-                (Invoice.paid_date.is_(None) & (Invoice.due_date < day), Invoice.due_date),
-                else_=None,
-            )
-        ),  # fmt: skip
-        count_orders(day - timedelta(days=PURCHASE_DAYS), day),
+        func.min(case((unpaid_due, Invoice.due_date), else_=None)),
+        orders_after(day - timedelta(days=PURCHASE_DAYS)),
         *months,
-        func.max(
-            case(
-                (ordered & (Invoice.order_date > day - timedelta(days=ORDER_DAYS)), Invoice.amount),
-                else_=None,
-            )
-        ),  # fmt: skip
+        func.max(case((recent, Invoice.amount), else_=None)),
         func.max(case((ordered, Invoice.order_date), else_=None)),
     ).group_by(Invoice.organization_id)
     if org_ids is not None:
