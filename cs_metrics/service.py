@@ -1250,13 +1250,13 @@ class RecomputeResult:
 SNAPSHOT_BATCH = 5000  # rows per upsert statement (each column is one array parameter)
 
 
-def _computed_digest(computed: health.HealthScore, model_version: str) -> str:
+def _computed_digest(figures: health.Figures, model_version: str) -> str:
     """What ``HealthSnapshot.computed_digest`` holds: a fingerprint of the computed figures
     (the band and the explanation's names and weights follow from them and the model's
-    version). Taken from the pickled figures, so a rerun that writes nothing builds no
-    explanation for it (pickling 10,000 accounts' figures: ~70 ms)."""
-    figures = (computed.score, computed.complete, model_version, computed.components)
-    return hashlib.blake2b(pickle.dumps(figures, 5), digest_size=16).hexdigest()
+    version), so a rerun that writes nothing builds no explanation for it. Pickled: plain
+    tuples of floats pickle exactly and in 2 µs, seven times faster than their ``repr``."""
+    figures_data = (figures.score, figures.complete, model_version, figures.scored)
+    return hashlib.blake2b(pickle.dumps(figures_data, 5), digest_size=16).hexdigest()
 
 
 def _stored_snapshots(
@@ -1294,7 +1294,7 @@ def recompute(
     """Score every customer account for ``day`` (default today, UTC) and raise alerts.
 
     Signals come from ``cs_metrics.signals`` (one grouped query each); scoring is pure Python
-    (``health.score_account``); snapshots are upserted, so running twice a day replaces the
+    (``health.score_figures``); snapshots are upserted, so running twice a day replaces the
     day's figures. A snapshot whose figures did not change keeps its row and ``computed_at``
     and is not sent at all: the day's stored digests are read first (a same-day rerun sent
     every explanation for PostgreSQL to find it equal); the others go in one statement per
@@ -1321,28 +1321,28 @@ def recompute(
 
     rows: list[dict[str, Any]] = []
     scores: dict[int, tuple[float | None, str | None]] = {}
+    bands = model.bands
     for i, org_id in enumerate(org_ids, 1):
-        computed = health.score_account(model, collected.for_account(org_id))
+        computed = health.score_figures(model, collected.for_account(org_id))
+        band = computed.band.value if computed.band is not None else None
+        effective_score, effective_band, override_id = computed.score, band, None
         ov = overrides.get(org_id)
-        effective = health.effective_health(
-            computed,
-            health.Override(ov.score, ov.reason, ov.expires_at) if ov is not None else None,
-            as_of,
-        )
+        if ov is not None:
+            forced = health.overridden_score(
+                health.Override(ov.score, ov.reason, ov.expires_at), bands, as_of
+            )
+            if forced is not None:
+                effective_score, effective_band, override_id = forced[0], forced[1].value, ov.id
+                result.overridden += 1
         if computed.score is None:
             result.no_data += 1
         else:
             result.scored += 1
-        if effective.overridden:
-            result.overridden += 1
-        if effective.band is not None:
-            result.bands[effective.band.value] = result.bands.get(effective.band.value, 0) + 1
-        band = computed.band.value if computed.band else None
+        if effective_band is not None:
+            result.bands[effective_band] = result.bands.get(effective_band, 0) + 1
         scores[org_id] = (computed.score, band)
         digest = _computed_digest(computed, model.version)
-        effective_band = effective.band.value if effective.band else None
-        override_id = ov.id if effective.overridden and ov is not None else None
-        if stored.get(org_id) != (digest, effective.score, effective_band, override_id):
+        if stored.get(org_id) != (digest, effective_score, effective_band, override_id):
             rows.append(
                 {
                     "organization_id": org_id,
@@ -1351,9 +1351,9 @@ def recompute(
                     "band": band,
                     "complete": computed.complete,
                     "model_version": model.version,
-                    "components": health.compact_explanation(computed.components),
+                    "components": health.compact_explanation(computed.scored),
                     "computed_digest": digest,
-                    "effective_score": effective.score,
+                    "effective_score": effective_score,
                     "effective_band": effective_band,
                     "override_id": override_id,
                     "computed_at": now,

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, aliased
 
 from cs_metrics import health, kpis
 from cs_metrics.models import Invoice, NpsResponse, Ticket, UsageEvent
-from cs_metrics.nps import nps_from_counts
+from cs_metrics.nps import nps_points
 from portal.core.activity import Activity
 from portal.core.identity import User
 
@@ -290,7 +290,7 @@ def nps_scores(session: Session, day: date) -> Values:
     )
     result: Values = {}
     for org_id, p, pa, d in rows:
-        score = nps_from_counts(int(p or 0), int(pa or 0), int(d or 0)).nps
+        score = nps_points(int(p or 0), int(pa or 0), int(d or 0))
         if score is not None:
             result[org_id] = score
     return result

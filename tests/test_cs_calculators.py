@@ -386,15 +386,16 @@ def test_a_stored_explanation_expands_to_the_components_scored(data: st.DataObje
     import json
 
     values = {c.name: data.draw(st.one_of(st.none(), finite)) for c in DEFAULT_MODEL.components}
-    result = score_account(DEFAULT_MODEL, values)
-    stored = json.loads(json.dumps(health.compact_explanation(result.components)))
-    assert health.expand_explanation(DEFAULT_MODEL, stored) == result.components
+    figures = health.score_figures(DEFAULT_MODEL, values)
+    stored = json.loads(json.dumps(health.compact_explanation(figures.scored)))
+    expanded = health.expand_explanation(DEFAULT_MODEL, stored)
+    assert expanded == score_account(DEFAULT_MODEL, values).components
 
 
 def test_an_explanation_of_another_model_is_refused() -> None:
-    result = score_account(DEFAULT_MODEL, {})
+    figures = health.score_figures(DEFAULT_MODEL, {})
     with pytest.raises(HealthModelError):
-        health.expand_explanation(DEFAULT_MODEL, health.compact_explanation(result.components)[1:])
+        health.expand_explanation(DEFAULT_MODEL, health.compact_explanation(figures.scored)[1:])
 
 
 # ============================================================================================
