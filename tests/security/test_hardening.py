@@ -148,6 +148,58 @@ def test_an_idle_session_ends_after_30_minutes(client, session, monkeypatch) -> 
     assert not _signed_in(client)
 
 
+def _tampered(cookie: str) -> str:
+    """The cookie with one character of its signature changed."""
+    last = cookie[-1]
+    return cookie[:-1] + ("A" if last != "A" else "B")
+
+
+def test_a_cookie_checked_once_does_not_let_a_changed_one_in(client, session) -> None:
+    """Each process keeps the cookies whose signature it checked: only that exact cookie."""
+    _sign_in(client)
+    genuine = client.get_cookie("session").value
+    assert _signed_in(client) and _signed_in(client)  # checked, then kept
+    client.set_cookie("session", _tampered(genuine))
+    assert not _signed_in(client)
+    client.set_cookie("session", genuine)
+    assert _signed_in(client)
+
+
+@pytest.mark.parametrize("app_config", [{"SESSION_IDLE_MINUTES": 0}], indirect=True)
+def test_a_kept_cookie_still_expires_with_its_signature(client, session, monkeypatch) -> None:
+    clock = Clock(monkeypatch)
+    _sign_in(client)
+    assert _signed_in(client)
+    # The values in the cookie would still pass (a sign-in time stamped in the future):
+    # only the signature's own age can end it.
+    with client.session_transaction() as flask_session:
+        flask_session[sessions.SIGNED_IN_AT] = sessions._now() + 48 * 3600
+    assert _signed_in(client)
+    clock.advance(12 * 3600 + 60)
+    assert not _signed_in(client)
+
+
+def test_a_kept_session_is_not_changed_by_the_requests_that_use_it(app, client, session):
+    """``flash`` appends to the session's list in place: a request must change its own copy,
+    not the one kept for the next request with the same cookie."""
+    from flask import flash
+
+    @app.route("/_test/flash")
+    def _flash_another() -> str:
+        flash("another")
+        return "flashed"
+
+    with client.session_transaction() as flask_session:
+        flask_session["_flashes"] = [("info", "first")]
+    cookie = client.get_cookie("session").value
+    for _ in range(2):
+        client.set_cookie("session", cookie)
+        assert client.get("/_test/flash").status_code == 200
+    client.set_cookie("session", cookie)
+    with client.session_transaction() as flask_session:
+        assert flask_session["_flashes"] == [("info", "first")]
+
+
 # --- content security policy ------------------------------------------------------------------
 
 
