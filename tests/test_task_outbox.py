@@ -197,9 +197,13 @@ class TestSilentBroker:
             timings.append(time.monotonic() - started)
         print("commits with a silent broker:", ", ".join(f"{t:.2f} s" for t in timings))
         assert timings[0] < 3  # two attempts of BROKER_SOCKET_TIMEOUT (1 s) each
-        assert max(timings[1:]) < 0.5  # BROKER_RETRY_AFTER: straight to the outbox
+        # BROKER_RETRY_AFTER: the later ones go straight to the outbox, without waiting on a
+        # broker (under one BROKER_SOCKET_TIMEOUT even on a loaded CI machine; a commit once
+        # took 0.74 s there)
+        assert max(timings[1:]) < 1.0
         rows = _rows(session)
-        assert len(rows) == 3 and rows[2].last_error.startswith("not tried: ")
+        assert len(rows) == 3
+        assert [row.last_error.startswith("not tried: ") for row in rows] == [False, True, True]
 
 
 def _old(**values) -> PendingTask:
