@@ -234,15 +234,10 @@ def active_seats(active: Mapping[int, int], seat_counts: Mapping[int, int]) -> V
     return result
 
 
-def ticket_signals(session: Session, day: date) -> tuple[Values, Values]:
-    """(open severe tickets, CSAT percent) per account, in one pass over the tickets."""
-    severe, csat, _ = ticket_facts(session, day)
-    return severe, csat
-
-
 def ticket_facts(session: Session, day: date) -> tuple[Values, Values, Values]:
-    """``ticket_signals`` and, from the same pass, the mean rating (1-5) of the tickets rated
-    in the CSAT window, which the alert rules read as ``avg_rating_90d``."""
+    """Per account, in one pass over the tickets: open severe tickets, CSAT percent, and the
+    mean rating (1-5) of the tickets rated in the CSAT window, which the alert rules read as
+    ``avg_rating_90d``."""
     end = day_end(day)
     csat_from = end - timedelta(days=CSAT_DAYS)
     severe_open = func.sum(
