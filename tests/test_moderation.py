@@ -289,6 +289,52 @@ def test_a_kept_change_key_shows_this_workers_decisions_at_once_and_others_withi
     assert waiting() == "1"
 
 
+@pytest.mark.parametrize(
+    "app_config",
+    [{"MODERATION_QUEUE_CACHE_SECONDS": 30, "MODERATION_QUEUE_SYNC_SECONDS": 60}],
+)
+def test_a_post_submitted_in_this_worker_shows_in_the_kept_queue_at_once(
+    client, session, moderator, app_config
+):
+    """``submit`` writes its rows as plain statements, not through the unit of work: the
+    kept change key must still see them."""
+    post_about(client, UserFactory(trust_level=0), "the first waiting text")
+    login(client, moderator)
+
+    def waiting() -> str:
+        html = client.get("/moderation/queue").get_data(as_text=True)
+        return re.search(r'data-testid="queue-total">(\d+)<', html).group(1)
+
+    assert waiting() == "1"
+    post_about(client, UserFactory(trust_level=0), "the second waiting text")
+    login(client, moderator)
+    assert waiting() == "2"
+
+
+def test_a_resubmitted_item_held_by_the_session_reads_its_new_state(client, session, app_ctx):
+    from portal.accounts import service as accounts
+    from portal.core.db import db
+
+    db.session.add(ModerationSetting(key="rules", value={"rate_limits": {"0": [10, 100]}}))
+    author = db.session.merge(UserFactory(trust_level=2))
+    accounts.update_about(db.session, author, "the first words")
+    db.session.commit()
+    item = db.session.scalar(select(ModerationItem).where(ModerationItem.author_id == author.id))
+    assert (item.state, item.source) == ("published", "the first words")
+    author.trust_level = 0  # the next post is held
+    accounts.update_about(db.session, author, "the second words")
+    assert (item.state, item.source, item.previous_source) == (
+        "pending",
+        "the second words",
+        "the first words",
+    )
+    audit = db.session.scalars(
+        select(AuditEntry.from_state).where(AuditEntry.item_id == item.id).order_by(AuditEntry.id)
+    ).all()
+    assert audit == [None, "published"]
+    db.session.rollback()
+
+
 def test_settings_and_word_changes_apply_to_the_next_submit(client, session):
     """Rule settings and the compiled words are cached per process, keyed by what is read
     from the database, so a change saved by any process applies to the very next post."""
