@@ -30,6 +30,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session, joinedload
@@ -396,9 +397,9 @@ def submit(
 
     The feature has flushed ``obj`` with ``text`` as its source; censored or replaced words
     are written back through the kind's ``apply_edit``. The item, its audit entry and its
-    activities are written as plain INSERT or UPDATE statements, not through the unit of
-    work: every post of every feature comes through here, and the ORM's flush of the one
-    item cost more than the rules with a thousand watched words.
+    activities are written by ``_write_submission``, not through the unit of work: every
+    post of every feature comes through here, and the ORM's flush of the one item cost more
+    than the rules with a thousand watched words.
     """
     kind = get_kind(kind_name)
     digest = normalized_digest(text)
@@ -440,42 +441,107 @@ def submit(
         "decided_by_id": None,
         "rejection_reason": None,
     }
-    items = ModerationItem.__table__
     if facts.item_id is None:
-        item_id = session.execute(
-            insert(items).returning(items.c.id),
-            {"kind": kind_name, "object_id": obj.id, **values},
-        ).scalar_one()
-    else:
-        item_id = facts.item_id
-        session.execute(update(items).where(items.c.id == item_id), values)
-        kept = session.identity_map.get(session.identity_key(ModerationItem, item_id))
-        if kept is not None:
-            session.expire(kept)  # the row changed under it
-    _audit(
-        session,
-        item_id,
-        author,
-        "submitted",
-        facts.item_state,
-        state,
-        before=facts.item_source,
-        after=decision.text,
+        values.update(kind=kind_name, object_id=obj.id, flag_weight=0.0)
+    audit = _audit_values(
+        author, "submitted", facts.item_state, state, before=facts.item_source, after=decision.text
     )
     data = {"kind": kind_name, "object_id": obj.id}
     verbs = ["content.submitted", "content.published"] if published else ["content.submitted"]
-    session.execute(
-        insert(Activity.__table__),
-        [
-            activity_columns(
-                author, author.organization, verb, ModerationItem.__tablename__, item_id, data
-            )
-            for verb in verbs
-        ],
-    )
+    activities = [
+        activity_columns(
+            author, author.organization, verb, ModerationItem.__tablename__, None, data
+        )
+        for verb in verbs
+    ]
+    item_id = _write_submission(session, facts.item_id, values, audit, activities)
     if published:
         kind.on_publish(session, obj)
     return SubmitResult(item_id=item_id, published=published, text=decision.text)
+
+
+def _write_submission(
+    session: Session,
+    item_id: int | None,
+    item: dict[str, Any],
+    audit: dict[str, Any],
+    activities: list[dict[str, Any]],
+) -> int:
+    """Write a submission's item (INSERT, or UPDATE of ``item_id``), its audit entry and its
+    activities; the item's id. On PostgreSQL in one statement (data-modifying CTEs): there
+    each statement through SQLAlchemy and psycopg cost about 0.45 ms, more than the rules
+    with a thousand watched words. SQLite cannot insert from a CTE and has no round trips to
+    save. An instance of the item held by the session is expired: its row changed under it."""
+    items = ModerationItem.__table__
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        params = {**item, **{f"audit_{name}": value for name, value in audit.items()}}
+        for i, activity in enumerate(activities):
+            params.update({f"activity{i}_{name}": value for name, value in activity.items()})
+        if item_id is not None:
+            params["item_id"] = item_id
+        statement = _submission_statement(
+            tuple(item), tuple(audit), tuple(activities[0]), len(activities), item_id is not None
+        )
+        written = session.connection().execute(statement, params).scalars().first()
+        _change_keys.note_change(session)  # the outer statement is the activities' INSERT
+    elif item_id is None:
+        written = session.execute(insert(items).returning(items.c.id), item).scalar_one()
+    else:
+        written = session.execute(
+            update(items).where(items.c.id == item_id).returning(items.c.id), item
+        ).scalar_one_or_none()
+    if written is None:  # deleted since the facts were read: nothing was written
+        raise NotFound(str(_l("This item no longer exists.")))
+    if not postgresql:
+        session.execute(insert(AuditEntry.__table__), {**audit, "item_id": written})
+        session.execute(
+            insert(Activity.__table__), [{**row, "subject_id": written} for row in activities]
+        )
+    kept = session.identity_map.get(session.identity_key(ModerationItem, written))
+    if kept is not None:
+        session.expire(kept)
+    return int(written)
+
+
+@lru_cache(maxsize=8)
+def _submission_statement(
+    item: tuple[str, ...],
+    audit: tuple[str, ...],
+    activity: tuple[str, ...],
+    activity_rows: int,
+    update_item: bool,
+) -> Any:
+    """``WITH item AS (INSERT or UPDATE ... RETURNING id), audit AS (INSERT ... SELECT)
+    INSERT INTO activities ... SELECT ... FROM item`` for these columns, built once."""
+    items, audits, log = ModerationItem.__table__, AuditEntry.__table__, Activity.__table__
+    values = {name: bindparam(name, type_=items.c[name].type) for name in item}
+    written = (
+        update(items).where(items.c.id == bindparam("item_id")).values(values)
+        if update_item
+        else insert(items).values(values)
+    )
+    new_item = written.returning(items.c.id).cte("item")
+    audit_values = [bindparam(f"audit_{name}", type_=audits.c[name].type) for name in audit]
+    audit_row = (
+        insert(audits)
+        .from_select([*audit, "item_id"], select(*audit_values, new_item.c.id))
+        .cte("audit")
+    )
+    names = [name for name in activity if name != "subject_id"]
+    rows = [
+        select(
+            *(bindparam(f"activity{i}_{name}", type_=log.c[name].type) for name in names),
+            new_item.c.id,
+        )
+        for i in range(activity_rows)
+    ]
+    return (
+        insert(log)
+        .from_select([*names, "subject_id"], rows[0] if len(rows) == 1 else union_all(*rows))
+        .returning(log.c.subject_id)
+        .add_cte(audit_row)
+    )
 
 
 def hold(
@@ -512,9 +578,7 @@ def hold(
     return item
 
 
-def _audit(
-    session: Session,
-    item_id: int,
+def _audit_values(
     actor: User | None,
     action: str,
     from_state: str | None,
@@ -522,20 +586,24 @@ def _audit(
     reason: str | None = None,
     before: str | None = None,
     after: str | None = None,
-) -> None:
-    """One audit entry, written at once (the caller's pending changes are flushed first)."""
+) -> dict[str, Any]:
+    """An audit entry's columns but its item's id."""
+    return {
+        "actor_id": actor.id if actor else None,
+        "action": action,
+        "from_state": from_state,
+        "to_state": to_state,
+        "reason": reason,
+        "before_text": before,
+        "after_text": after,
+        "created_at": utcnow(),
+    }
+
+
+def _audit(session: Session, item_id: int, *args: Any, **kwargs: Any) -> None:
+    """One audit entry (``_audit_values``' arguments), written at once."""
     session.execute(
-        insert(AuditEntry.__table__),
-        {
-            "item_id": item_id,
-            "actor_id": actor.id if actor else None,
-            "action": action,
-            "from_state": from_state,
-            "to_state": to_state,
-            "reason": reason,
-            "before_text": before,
-            "after_text": after,
-        },
+        insert(AuditEntry.__table__), {**_audit_values(*args, **kwargs), "item_id": item_id}
     )
 
 

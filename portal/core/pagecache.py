@@ -119,6 +119,11 @@ class ChangeClearedCache(Generic[V]):
             self._generation += 1
             self._entries.clear()
 
+    def note_change(self, session: Session) -> None:
+        """A write the listeners cannot see: a statement sent on the session's connection, or
+        one whose outer INSERT is another table's (a data-modifying CTE)."""
+        session.info[self._flag] = True
+
     def _note_changes(self, session: Session, _context: object) -> None:
         changed = chain(session.new, session.dirty, session.deleted)
         if any(isinstance(obj, self._watched) for obj in changed):
