@@ -12,7 +12,6 @@ from flask_babel import get_locale, get_timezone, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -72,18 +71,18 @@ def diff_html(before: str | None, after: str) -> Markup | None:
     return Markup(" ".join(out))  # noqa: S704 - every piece above is escaped  # nosec B704
 
 
-# The queue's body is kept this long at most: the change key covers every decision and
+# The queue's page is kept this long at most: the change key covers every decision and
 # submission, the lifetime what it does not (an author renamed, a reason template edited).
 QUEUE_CACHE_DEFAULT_SECONDS = 30.0
-_queue_bodies = FragmentCache("moderation/_queue_body.html", max_entries=256)
+_queue_pages = FragmentCache("moderation/queue.html", max_entries=256)
 
 
 @bp.route("/queue")
 @login_required
 def queue() -> str:
-    """The review queue. Its body is rendered once per (queue change, filters, page,
-    language, time zone) and kept: reading the change key is one indexed query, rendering
-    the page five queries and twenty items."""
+    """The review queue. The page is rendered once per (queue change, filters, page,
+    language, time zone, what the layout shows) and kept: reading the change key is one
+    indexed query, rendering the page five queries and twenty items."""
     filters = service.QueueFilters(
         kind=request.args.get("kind") or None,
         organization_id=_int_arg("org"),
@@ -99,15 +98,8 @@ def queue() -> str:
         period = int(time.monotonic() // seconds)
         zone = str(get_timezone())
         key = (change, filters, page, per_page, str(get_locale()), zone, period)
-    body = _queue_bodies.render(
-        key,
-        lambda: _queue_values(filters, page, per_page, change),
-        generate_csrf(),
-        request.full_path,
-    )
-    # The navigation's badge: the whole queue, whatever the filters, under the key just read.
-    g.moderation_queue_count = service.queue_counts(db.session, change)
-    return render_template("moderation/queue.html", body=body)
+    g.moderation_change_key = change  # the navigation's badge counts under the key just read
+    return _queue_pages.render_page(key, lambda: _queue_values(filters, page, per_page, change))
 
 
 def _queue_values(

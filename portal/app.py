@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_bootstrap import Bootstrap5
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -25,7 +25,7 @@ from portal.core import home, i18n, sessions, signed_in
 from portal.core.db import db
 from portal.core.errors import DomainError
 from portal.core.extensions import csrf, limiter, login_manager
-from portal.core.fragments import Navigation, navigation_bar
+from portal.core.fragments import NAVIGATION_SLOT, Navigation, navigation_bar
 from portal.core.identity import shown_name
 from portal.core.notifications import unread_badge, unread_count
 from portal.core.tasks import celery_init_app
@@ -308,17 +308,20 @@ def _register_template_helpers(app: Flask) -> None:
             unread = getattr(current_user, "unread_notifications", None)
             if unread is None:
                 unread = unread_count(db.session, current_user)
-        queue = None
-        if signed_in and is_moderator(current_user):
-            queue = g.get("moderation_queue_count")
-            if queue is None:
-                queue = queue_counts(db.session)
         locale = current_locale()
 
         def navigation() -> Markup:
+            if g.get("layout_slots"):  # a kept page: FragmentCache.render_page fills it in
+                return escape(NAVIGATION_SLOT)  # no markup characters in it
             nav = Navigation(locale=locale, script_root=request.script_root)
             if signed_in:
                 user = current_user._get_current_object()
+                queue = None
+                if is_moderator(user):
+                    # Counted once per queue change; a page that read the change key says so.
+                    queue = g.get("moderation_queue_count")
+                    if queue is None:
+                        queue = queue_counts(db.session, g.get("moderation_change_key"))
                 nav = replace(
                     nav,
                     signed_in=True,
@@ -338,8 +341,15 @@ def _register_template_helpers(app: Flask) -> None:
             "can": can,
             "Action": Action,
             "current_locale": locale,
-            "moderation_queue": queue,
             "navigation": navigation,
+            # What base.html shows besides the page's content, the navigation, flashed
+            # messages and the survey: the key of a kept page (FragmentCache.render_page).
+            "layout_key": (
+                locale,
+                request.script_root if has_request_context() else None,
+                current_user.get_id() if signed_in else None,
+                bool(app.config.get("DEV_OUTBOX")),
+            ),
         }
 
     app.jinja_env.globals["url_for"] = template_url_for

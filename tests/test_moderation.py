@@ -311,6 +311,36 @@ def test_a_post_submitted_in_this_worker_shows_in_the_kept_queue_at_once(
     assert waiting() == "2"
 
 
+@pytest.mark.parametrize(
+    "app_config",
+    [{"MODERATION_QUEUE_CACHE_SECONDS": 30, "MODERATION_QUEUE_SYNC_SECONDS": 60}],
+)
+def test_a_kept_queue_page_shows_each_flash_once_and_its_own_user(
+    client, session, moderator, app_config
+):
+    """The kept page holds the layout: the messages flashed for this request, the navigation
+    and the CSRF token are filled in per request, never kept."""
+    post_about(client, UserFactory(trust_level=0), "a waiting text")
+    login(client, moderator)
+    client.get("/moderation/queue")  # whatever was flashed before is shown and gone
+    first = client.get("/moderation/queue").get_data(as_text=True)
+    assert "flash-messages" not in first and "Mona Moderator" in first
+    answer = client.post("/moderation/bulk", data={"action": "approve"})  # nothing selected
+    assert answer.status_code == 302
+    flashed = client.get("/moderation/queue").get_data(as_text=True)
+    assert '<div class="alert alert-warning">Select items and an action.</div>' in flashed
+    assert "&lt;div" not in flashed
+    assert "flash-messages" not in client.get("/moderation/queue").get_data(as_text=True)
+    other = staff(Role.MODERATOR, display_name="Otto Other")
+    login(client, other)
+    theirs = client.get("/moderation/queue").get_data(as_text=True)
+    assert "Otto Other" in theirs and "Mona Moderator" not in theirs
+    assert all("slot-" not in page for page in (first, flashed, theirs))  # every slot filled
+    meta = re.search(r'<meta name="csrf-token" content="([^"]+)"', theirs).group(1)
+    assert meta == csrf_value(theirs)
+    assert f'content="{other.id}"' in theirs  # the draft owner: the user asking
+
+
 def test_a_resubmitted_item_held_by_the_session_reads_its_new_state(client, session, app_ctx):
     from portal.accounts import service as accounts
     from portal.core.db import db
