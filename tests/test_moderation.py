@@ -200,6 +200,15 @@ QUEUE_CACHE = pytest.mark.parametrize(
     [{}, {"MODERATION_QUEUE_CACHE_SECONDS": 30}],
     ids=["body-rendered-each-time", "body-kept"],
 )
+KEPT_QUEUE = pytest.mark.parametrize(
+    "app_config",
+    [{"MODERATION_QUEUE_CACHE_SECONDS": 30, "MODERATION_QUEUE_SYNC_SECONDS": 60}],
+)
+
+
+def waiting_in_queue(client) -> str:
+    html = client.get("/moderation/queue").get_data(as_text=True)
+    return re.search(r'data-testid="queue-total">(\d+)<', html).group(1)
 
 
 @QUEUE_CACHE
@@ -256,10 +265,7 @@ def test_queue_count_and_history_follow_decisions_taken_in_another_worker(
     assert 'data-testid="queue-count">1<' in filtered  # the badge counts the whole queue
 
 
-@pytest.mark.parametrize(
-    "app_config",
-    [{"MODERATION_QUEUE_CACHE_SECONDS": 30, "MODERATION_QUEUE_SYNC_SECONDS": 60}],
-)
+@KEPT_QUEUE
 def test_a_kept_change_key_shows_this_workers_decisions_at_once_and_others_within_its_seconds(
     client, session, moderator, monkeypatch, app_config
 ):
@@ -268,31 +274,24 @@ def test_a_kept_change_key_shows_this_workers_decisions_at_once_and_others_withi
         post_about(client, author, f"text of {author.display_name}")
     login(client, moderator)
 
-    def waiting() -> str:
-        html = client.get("/moderation/queue").get_data(as_text=True)
-        return re.search(r'data-testid="queue-total">(\d+)<', html).group(1)
-
-    assert waiting() == "3"
+    assert waiting_in_queue(client) == "3"
     # This worker's decision: the next view shows it.
     assert (
         client.post(f"/moderation/items/{item_for(session, first).id}/approve").status_code == 302
     )
-    assert waiting() == "2"
+    assert waiting_in_queue(client) == "2"
     # Another worker's (here: written on the same database without committing through this
     # process): shown once the kept change key is older than the setting's seconds.
     with client.application.test_request_context():
         moderation.approve(session, moderator, item_for(session, second).id)
         session.flush()
-    assert waiting() == "2"
+    assert waiting_in_queue(client) == "2"
     later = pagecache.time.monotonic() + 61
     monkeypatch.setattr(pagecache.time, "monotonic", lambda: later)
-    assert waiting() == "1"
+    assert waiting_in_queue(client) == "1"
 
 
-@pytest.mark.parametrize(
-    "app_config",
-    [{"MODERATION_QUEUE_CACHE_SECONDS": 30, "MODERATION_QUEUE_SYNC_SECONDS": 60}],
-)
+@KEPT_QUEUE
 def test_a_post_submitted_in_this_worker_shows_in_the_kept_queue_at_once(
     client, session, moderator, app_config
 ):
@@ -301,20 +300,13 @@ def test_a_post_submitted_in_this_worker_shows_in_the_kept_queue_at_once(
     post_about(client, UserFactory(trust_level=0), "the first waiting text")
     login(client, moderator)
 
-    def waiting() -> str:
-        html = client.get("/moderation/queue").get_data(as_text=True)
-        return re.search(r'data-testid="queue-total">(\d+)<', html).group(1)
-
-    assert waiting() == "1"
+    assert waiting_in_queue(client) == "1"
     post_about(client, UserFactory(trust_level=0), "the second waiting text")
     login(client, moderator)
-    assert waiting() == "2"
+    assert waiting_in_queue(client) == "2"
 
 
-@pytest.mark.parametrize(
-    "app_config",
-    [{"MODERATION_QUEUE_CACHE_SECONDS": 30, "MODERATION_QUEUE_SYNC_SECONDS": 60}],
-)
+@KEPT_QUEUE
 def test_a_kept_queue_page_shows_each_flash_once_and_its_own_user(
     client, session, moderator, app_config
 ):
