@@ -333,6 +333,24 @@ def test_a_kept_queue_page_shows_each_flash_once_and_its_own_user(
     assert f'content="{other.id}"' in theirs  # the draft owner: the user asking
 
 
+@pytest.mark.parametrize(
+    "app_config",
+    [{"MODERATION_QUEUE_CACHE_SECONDS": 30, "MODERATION_QUEUE_SYNC_SECONDS": 60,
+      "WTF_CSRF_ENABLED": True}],
+)  # fmt: skip
+def test_a_kept_queue_page_carries_each_sessions_own_csrf_token(app, session, moderator):
+    """Two sign-ins of the same moderator share the kept page, never a token."""
+    clients = [login(app.test_client(), moderator) for _ in range(2)]
+    tokens = []
+    for client in clients:
+        page = client.get("/moderation/queue").get_data(as_text=True)
+        tokens.append(re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1))
+        assert csrf_value(page) == tokens[-1]
+    assert clients[0].post("/sign-out", data={"csrf_token": tokens[1]}).status_code == 400
+    for client, token in zip(clients, tokens, strict=True):
+        assert client.post("/sign-out", data={"csrf_token": token}).status_code == 302
+
+
 def test_a_resubmitted_item_held_by_the_session_reads_its_new_state(client, session, app_ctx):
     from portal.accounts import service as accounts
     from portal.core.db import db

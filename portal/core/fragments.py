@@ -75,7 +75,13 @@ class FragmentCache:
             page_key = (key, context.get("layout_key"), context.get("nps_survey_due"))
         html = None if page_key is None else self._rendered.get(page_key)
         if html is None:
-            slots = {"csrf_slot": CSRF_SLOT, "next_slot": NEXT_SLOT, "flashes_slot": FLASHES_SLOT}
+            slots = {
+                "csrf_slot": CSRF_SLOT,
+                "next_slot": NEXT_SLOT,
+                "flashes_slot": FLASHES_SLOT,
+                # any form on the page, the layout's included (the survey's), gets the slot
+                "csrf_token": lambda: CSRF_SLOT,
+            }
             context.update(slots, **values())
             g.layout_slots = True
             try:
