@@ -253,10 +253,10 @@ def remove_watched_word(session: Session, actor: User, entry_id: int) -> None:
 def _submit_facts_statement() -> Any:
     """Everything ``submit`` reads before it decides, as one statement built once: the item's
     id, state and source (when this is an edit), the rule settings, the watched words' version
-    and the author's facts. Each part reads an index range: the author's posts of the last day the (author,
-    submitted_at) index, once for both posting limits; published posts the partial index of
-    published items by author (counted only up to ``published_cap``), an identical post its
-    digest. The settings are primary-key lookups."""
+    and the author's facts. Each part reads an index range: the author's posts of the last
+    day the (author, submitted_at) index, once for both posting limits; published posts the
+    partial index of published items by author (counted only up to ``published_cap``), an
+    identical post its digest. The settings are primary-key lookups."""
     author = ModerationItem.author_id == bindparam("author_id")
     same_item = and_(
         ModerationItem.kind == bindparam("kind"), ModerationItem.object_id == bindparam("object_id")
