@@ -494,7 +494,7 @@ def _write_submission(
     if written is None:  # deleted since the facts were read: nothing was written
         raise NotFound(str(_l("This item no longer exists.")))
     if not postgresql:
-        session.execute(insert(AuditEntry.__table__), {**audit, "item_id": written})
+        _insert_audit(session, written, audit)
         session.execute(
             insert(Activity.__table__), [{**row, "subject_id": written} for row in activities]
         )
@@ -602,9 +602,11 @@ def _audit_values(
 
 def _audit(session: Session, item_id: int, *args: Any, **kwargs: Any) -> None:
     """One audit entry (``_audit_values``' arguments), written at once."""
-    session.execute(
-        insert(AuditEntry.__table__), {**_audit_values(*args, **kwargs), "item_id": item_id}
-    )
+    _insert_audit(session, item_id, _audit_values(*args, **kwargs))
+
+
+def _insert_audit(session: Session, item_id: int, values: dict[str, Any]) -> None:
+    session.execute(insert(AuditEntry.__table__), {**values, "item_id": item_id})
 
 
 # The posting limits' rolling windows, by the rules' refusal reason.
