@@ -131,7 +131,7 @@ def time_submit(database_url: str, config: dict[str, Any]) -> dict[str, list[flo
     from moderation.models import ModerationItem, ModerationSetting
     from portal.accounts.models import UserProfile
     from portal.app import create_app
-    from portal.core.db import db
+    from portal.core.db import DirectStatement, db
     from portal.core.identity import User
 
     app = create_app(config)
@@ -155,6 +155,14 @@ def time_submit(database_url: str, config: dict[str, Any]) -> dict[str, list[flo
         # Statements the service sends (BEGIN and COMMIT included), counted per submit.
         statements: list[str] = []
         event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        # submit's own statements go straight to the driver, past that event: count them too.
+        run_direct = DirectStatement._run
+
+        def counted(self: DirectStatement, *args: Any, **kwargs: Any) -> Any:
+            statements.append(self._statement)
+            return run_direct(self, *args, **kwargs)
+
+        DirectStatement._run = counted  # type: ignore[method-assign]
         compiled = moderation.compiled_words(session)  # warm the cache, as a running app has
         settings = moderation.rule_settings(session)
         facts = rules.AuthorFacts(0, False, 0, 0, 0, False)
@@ -191,6 +199,7 @@ def time_submit(database_url: str, config: dict[str, Any]) -> dict[str, list[flo
             )
             session.commit()
             timings["insert"].append(time.perf_counter() - started)
+        DirectStatement._run = run_direct  # type: ignore[method-assign]
         db.session.remove()
         db.engine.dispose()
     return timings

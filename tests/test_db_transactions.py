@@ -8,18 +8,33 @@ form post, still commits or rolls back as one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask, request
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from portal import migrate
 from portal.app import create_app
-from portal.core.db import db, needs_transaction
+from portal.core.db import DirectStatement, db, needs_transaction, utcnow
 from portal.core.identity import Organization
 from tests.conftest import TEST_DATABASE_URL, sibling_database, test_config
+
+ORGANIZATIONS = Organization.__table__
+# An organization's row straight to the driver, its id and creation time returned.
+WRITE_ORGANIZATION = DirectStatement(
+    insert(ORGANIZATIONS)
+    .values(
+        {
+            name: bindparam(name, type_=ORGANIZATIONS.c[name].type)
+            for name in ("name", "slug", "kind", "created_at")
+        }
+    )
+    .returning(ORGANIZATIONS.c.id, ORGANIZATIONS.c.created_at)
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +64,21 @@ def app(database: str, tmp_path: Path) -> Iterator[Flask]:
         db.session.scalar(select(func.count()).select_from(Organization))
         return "locked"
 
+    def write_two_directly() -> str:
+        """``write_two`` with each row sent by a ``DirectStatement``."""
+        slug = request.args["slug"]
+        db.session.scalar(select(func.count()).select_from(Organization))
+        second = "taken" if request.args.get("clash") else f"{slug}-2"
+        for name, taken in (("First", slug), ("Second", second)):
+            row = {"name": name, "slug": taken, "kind": "customer", "created_at": utcnow()}
+            WRITE_ORGANIZATION.rows(db.session, row)
+        db.session.commit()
+        return "ok"
+
     app.add_url_rule("/_test/write-two", "write_two", write_two, methods=["GET", "POST"])
+    app.add_url_rule(
+        "/_test/write-directly", "write_directly", write_two_directly, methods=["GET", "POST"]
+    )
     app.add_url_rule("/_test/lock", "lock_row", lock_row)
     with app.app_context():
         db.session.add(Organization(name="Taken", slug="taken", kind="customer"))
@@ -98,6 +127,52 @@ def test_what_a_request_writes_commits_or_rolls_back_as_one(app, method):
     with pytest.raises(Exception, match="(?i)unique"):
         client.open("/_test/write-two?slug=half&clash=1", method=method)
     assert "half" not in slugs(app)  # the first insert went with the failed second one
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_what_a_request_writes_past_the_orm_commits_or_rolls_back_as_one(app, method):
+    client = app.test_client()
+    assert client.open("/_test/write-directly?slug=both", method=method).text == "ok"
+    assert {"both", "both-2"} <= slugs(app)
+
+    with pytest.raises(IntegrityError):  # the driver's error, raised as SQLAlchemy's
+        client.open("/_test/write-directly?slug=half&clash=1", method=method)
+    assert "half" not in slugs(app)  # a page view left autocommit before its first write
+
+
+def test_a_direct_statement_converts_values_as_the_orm_does(app):
+    created = datetime(2026, 3, 1, 8, 30, 15, 250000, tzinfo=UTC)
+    with app.app_context():
+        row = {"name": "Direct", "slug": "direct", "kind": "customer", "created_at": created}
+        [(org_id, returned)] = WRITE_ORGANIZATION.rows(db.session, row)
+        db.session.commit()
+        assert returned == created and returned.tzinfo is not None
+        assert db.session.get(Organization, org_id).created_at == created
+        read = DirectStatement(
+            select(ORGANIZATIONS.c.slug, ORGANIZATIONS.c.created_at).where(
+                ORGANIZATIONS.c.id == bindparam("id")
+            )
+        )
+        assert read.rows(db.session, {"id": org_id}) == [("direct", created)]
+        assert read.rows(db.session, {"id": -1}) == []
+        db.session.remove()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # created_at's default is computed in Python, which only SQLAlchemy's execution does
+        insert(ORGANIZATIONS).values(name=bindparam("name"), slug=bindparam("slug")),
+        select(ORGANIZATIONS.c.id).where(
+            ORGANIZATIONS.c.kind == bindparam("kind", "customer", literal_execute=True)
+        ),
+    ],
+)
+def test_a_direct_statement_refuses_what_only_sqlalchemy_can_send(app, statement):
+    with app.app_context():
+        with pytest.raises(ValueError, match="DirectStatement"):
+            DirectStatement(statement).rows(db.session, {"name": "x", "slug": "x"})
+        db.session.remove()
 
 
 def test_a_page_view_reads_without_a_transaction_until_it_writes(app, in_transaction):
