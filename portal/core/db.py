@@ -251,7 +251,8 @@ class DirectStatement:
 
     def __init__(self, statement: Any) -> None:
         self._statement = statement
-        self._compiled: dict[str, _CompiledDirect] = {}
+        # By dialect and driver: two PostgreSQL drivers differ in their parameter style.
+        self._compiled: dict[tuple[str, str], _CompiledDirect] = {}
 
     def rows(self, session: Session, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Execute with one set of parameters; the rows it returns, processed by type."""
@@ -265,7 +266,7 @@ class DirectStatement:
     ) -> list[tuple[Any, ...]]:
         connection = session.connection()
         dialect = connection.dialect
-        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        compiled = self._compiled.get((dialect.name, dialect.driver)) or self._compile(dialect)
         dbapi_connection = connection.connection.driver_connection
         _leave_page_view_autocommit(connection, dbapi_connection, compiled.sql)
         bound = [compiled.bind(p) for p in params]
@@ -291,7 +292,7 @@ class DirectStatement:
         if compiled.insert_prefetch or compiled.update_prefetch or "POSTCOMPILE" in compiled.string:
             raise ValueError("a DirectStatement cannot fill in defaults or render parameters")
         direct = _CompiledDirect(compiled, dialect, self._statement)
-        self._compiled[dialect.name] = direct
+        self._compiled[dialect.name, dialect.driver] = direct
         return direct
 
 
