@@ -474,7 +474,6 @@ def _write_submission(
     each statement through SQLAlchemy and psycopg cost about 0.45 ms, more than the rules
     with a thousand watched words. SQLite cannot insert from a CTE and has no round trips to
     save. An instance of the item held by the session is expired: its row changed under it."""
-    items = ModerationItem.__table__
     postgresql = session.get_bind().dialect.name == "postgresql"
     if postgresql:
         params = {**item, **{f"audit_{name}": value for name, value in audit.items()}}
@@ -486,10 +485,9 @@ def _write_submission(
             tuple(item), tuple(audit), tuple(activities[0]), len(activities), item_id is not None
         )
         returned = statement.rows(session, params)
-    elif item_id is None:
-        returned = _direct_insert(items, tuple(item), returning_id=True).rows(session, item)
     else:
-        returned = _item_update(tuple(item)).rows(session, {**item, "item_id": item_id})
+        params = item if item_id is None else {**item, "item_id": item_id}
+        returned = _direct_item_write(tuple(item), item_id is not None).rows(session, params)
     if not returned:  # deleted since the facts were read: nothing was written
         raise NotFound(str(_l("This item no longer exists.")))
     written = returned[0][0]
@@ -515,15 +513,9 @@ def _submission_statement(
 ) -> DirectStatement:
     """``WITH item AS (INSERT or UPDATE ... RETURNING id), audit AS (INSERT ... SELECT)
     INSERT INTO activities ... SELECT ... FROM item`` for these columns, built once."""
-    items, audits, log = ModerationItem.__table__, AuditEntry.__table__, Activity.__table__
-    values = {name: bindparam(name, type_=items.c[name].type) for name in item}
-    written = (
-        update(items).where(items.c.id == bindparam("item_id")).values(values)
-        if update_item
-        else insert(items).values(values)
-    )
-    new_item = written.returning(items.c.id).cte("item")
-    audit_values = [bindparam(f"audit_{name}", type_=audits.c[name].type) for name in audit]
+    audits, log = AuditEntry.__table__, Activity.__table__
+    new_item = _item_write(item, update_item).cte("item")
+    audit_values = _column_binds(audits, audit, "audit_").values()
     audit_row = (
         insert(audits)
         .from_select([*audit, "item_id"], select(*audit_values, new_item.c.id))
@@ -531,10 +523,7 @@ def _submission_statement(
     )
     names = [name for name in activity if name != "subject_id"]
     rows = [
-        select(
-            *(bindparam(f"activity{i}_{name}", type_=log.c[name].type) for name in names),
-            new_item.c.id,
-        )
+        select(*_column_binds(log, names, f"activity{i}_").values(), new_item.c.id)
         for i in range(activity_rows)
     ]
     return DirectStatement(
@@ -612,28 +601,34 @@ def _insert_audit(session: Session, item_id: int, values: dict[str, Any]) -> Non
     _change_keys.note_change(session)
 
 
-# The statements every submit and transition sends, built once per set of columns: they go
-# straight to the driver (``DirectStatement``), where SQLAlchemy's execution path cost more
-# than SQLite took to run them.
-@lru_cache(maxsize=16)
-def _direct_insert(
-    table: Table, columns: tuple[str, ...], *, returning_id: bool = False
-) -> DirectStatement:
-    statement = insert(table).values(
-        {name: bindparam(name, type_=table.c[name].type) for name in columns}
-    )
-    return DirectStatement(statement.returning(table.c.id) if returning_id else statement)
+def _column_binds(table: Table, names: Iterable[str], prefix: str = "") -> dict[str, Any]:
+    """A parameter per column, typed as the column and named ``prefix`` + its name."""
+    return {name: bindparam(prefix + name, type_=table.c[name].type) for name in names}
 
 
-@lru_cache(maxsize=4)
-def _item_update(columns: tuple[str, ...]) -> DirectStatement:
+def _item_write(columns: tuple[str, ...], update_item: bool) -> Any:
+    """A moderation item's INSERT, or UPDATE of ``item_id``, of these columns; its id returned."""
     items = ModerationItem.__table__
-    return DirectStatement(
-        update(items)
-        .where(items.c.id == bindparam("item_id"))
-        .values({name: bindparam(name, type_=items.c[name].type) for name in columns})
-        .returning(items.c.id)
+    values = _column_binds(items, columns)
+    written = (
+        update(items).where(items.c.id == bindparam("item_id")).values(values)
+        if update_item
+        else insert(items).values(values)
     )
+    return written.returning(items.c.id)
+
+
+# The statements every submit and transition sends on SQLite, built once per set of columns:
+# they go straight to the driver (``DirectStatement``), where SQLAlchemy's execution path
+# cost more than SQLite took to run them.
+@lru_cache(maxsize=4)
+def _direct_item_write(columns: tuple[str, ...], update_item: bool) -> DirectStatement:
+    return DirectStatement(_item_write(columns, update_item))
+
+
+@lru_cache(maxsize=16)
+def _direct_insert(table: Table, columns: tuple[str, ...]) -> DirectStatement:
+    return DirectStatement(insert(table).values(_column_binds(table, columns)))
 
 
 # The posting limits' rolling windows, by the rules' refusal reason.
