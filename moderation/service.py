@@ -618,9 +618,10 @@ def _item_write(columns: tuple[str, ...], update_item: bool) -> Any:
     return written.returning(items.c.id)
 
 
-# The statements every submit and transition sends on SQLite, built once per set of columns:
-# they go straight to the driver (``DirectStatement``), where SQLAlchemy's execution path
-# cost more than SQLite took to run them.
+# The item, audit and activity writes of submit on SQLite, and every transition's audit entry
+# on both databases, built once per set of columns: they go straight to the driver
+# (``DirectStatement``), where SQLAlchemy's execution path cost more than SQLite took to run
+# them.
 @lru_cache(maxsize=4)
 def _direct_item_write(columns: tuple[str, ...], update_item: bool) -> DirectStatement:
     return DirectStatement(_item_write(columns, update_item))
