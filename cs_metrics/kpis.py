@@ -489,13 +489,17 @@ def revenue_retention(
     churned = _amount(churned_arr, "churned_arr")
     contraction = _amount(contraction_arr, "contraction_arr")
     expansion = _amount(expansion_arr, "expansion_arr")
-    if churned + contraction > start:
+    # Amounts that add up to the start in decimals can exceed it by a rounding step in
+    # floating point (688442059.59 + 751439413.96 > 1439881473.55): that is all of it, not more.
+    if churned + contraction > start and not math.isclose(
+        churned + contraction, start, rel_tol=1e-12
+    ):
         raise KpiInputError(
             "contraction_arr",
             "losses_above_start",
             "churned + contraction cannot exceed the starting ARR",
         )
-    kept = start - churned - contraction
+    kept = max(0.0, start - churned - contraction)
     return RevenueRetention(
         start, churned, contraction, expansion, _ratio(kept, start), _ratio(kept + expansion, start)
     )

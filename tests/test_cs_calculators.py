@@ -686,6 +686,16 @@ class TestCompanyFigures:
             kpis.logo_churn(5, 6)
 
 
+def test_losses_that_add_up_to_the_start_are_all_of_it_not_more() -> None:
+    # In decimals churned + contraction == start; in floating point the sum is one step above.
+    assert 688442059.59 + 751439413.96 > 1439881473.55
+    r = kpis.revenue_retention(1439881473.55, 688442059.59, 751439413.96, 0.0)
+    assert r.grr == 0.0
+    assert r.nrr == 0.0
+    with pytest.raises(kpis.KpiInputError):
+        kpis.revenue_retention(1439881473.55, 688442059.59, 751439414.0, 0.0)
+
+
 @FAST
 @given(
     st.floats(0, 1e9),
