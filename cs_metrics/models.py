@@ -105,19 +105,21 @@ class Contact(Base):
 
 
 class UsageEvent(Base):
-    """One metric's value for one account on one day (re-imports overwrite the value)."""
+    """One metric's value for one account on one day (re-imports overwrite the value).
+
+    Keyed by what it is, (account, day, metric), the key imports upsert on: a surrogate id,
+    referenced by nothing, cost every imported row a sequence value and a third index (15% of
+    the database's time for a 200,000-row import) and the biggest table a column."""
 
     __tablename__ = "cs_usage_events"
     __table_args__ = (
-        UniqueConstraint("organization_id", "day", "metric"),
         # Recompute sums the last 60 days of every account: a range scan by day.
         Index("ix_cs_usage_events_day", "day", "organization_id"),
     )
 
-    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
-    organization_id: Mapped[int] = mapped_column(_org_fk())
-    day: Mapped[date] = mapped_column(Date)
-    metric: Mapped[str] = mapped_column(String(100))
+    organization_id: Mapped[int] = mapped_column(_org_fk(), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
 
 
