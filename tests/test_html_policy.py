@@ -169,6 +169,16 @@ def test_plain_text_of_stored_html_reads_what_a_reader_sees_up_to_a_limit():
     assert html_to_plain_text("<p>a</p>\n\n\n<p>b &lt; c</p>", limit=300) == "a b < c"
 
 
+def test_plain_text_up_to_a_limit_whatever_falls_across_a_parsed_chunk():
+    # Parsing stops in chunks: a tag or an entity cut by a chunk's end must still read whole.
+    block = '<p>a &amp; b &lt; <strong title="x &gt; y">c</strong> 续</p>'
+    for pad in range(len(block)):
+        stored = "x" * pad + block * 200
+        whole = html_to_plain_text(stored)
+        for limit in (10, 300, 1000):
+            assert html_to_plain_text(stored, limit=limit) == whole[:limit]
+
+
 def test_commonmark_tables_and_strikethrough():
     html = render_markdown(
         "Intro *em* **strong** `code` ~~old~~\nnext line\n\n"

@@ -415,8 +415,10 @@ class _TextExtractor(HTMLParser):
         self.parts.append(data)
 
 
-# How much HTML html_to_plain_text parses between checks of whether it has text enough.
-_PLAIN_TEXT_CHUNK = 2048
+# How much HTML html_to_plain_text parses between checks of whether it has text enough: a
+# 300-character summary of a 2 KB post took 60 us with 2,048, 13 us with 512 (every submit
+# stores one), and a smaller chunk no longer gained.
+_PLAIN_TEXT_CHUNK = 512
 
 
 def html_to_plain_text(html: str, limit: int | None = None) -> str:
