@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import has_app_context
-from flask_babel import force_locale
+from flask_babel import force_locale, lazy_ngettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, distinct, func, select, true
 from sqlalchemy.exc import IntegrityError
@@ -826,24 +826,43 @@ def _people(
     return csms, admin_list
 
 
+# Accounts a notification names before "…" when one rule fires for several at once.
+NAMED_ACCOUNTS = 3
+
+
 def _notification_rows(
     pending: list[tuple[_Person, str, str]], link: str | None
 ) -> list[dict[str, Any]]:
-    """Notification rows as ``notify`` writes them (message in the recipient's language),
-    rendered one locale at a time instead of switching the locale per message."""
-    by_locale: dict[str | None, list[tuple[int, str, str]]] = defaultdict(list)
+    """Notification rows as ``notify`` writes them (message in the recipient's language).
+
+    One notification per person and rule per run, naming the account, or for several the
+    count and the first ``NAMED_ACCOUNTS``: the first run after an import fired one rule for
+    more than half of the accounts, and a CSM got a bell of hundreds of near-identical lines,
+    all linking to the same alert list. (So the messages are as few as people times rules,
+    and each is translated on its own.)"""
+    accounts: dict[tuple[int, str | None, str], list[str]] = defaultdict(list)
     for person, rule_name, account in pending:
-        by_locale[person.locale].append((person.id, rule_name, account))
+        accounts[person.id, person.locale, rule_name].append(account)
     rows: list[dict[str, Any]] = []
-    for locale, items in by_locale.items():
+    for (user_id, locale, rule_name), names in accounts.items():
         with force_locale(locale):
-            # translated once per language, then filled in (gettext per message cost 60 us)
-            template = str(_l("Alert “%(rule)s” for %(account)s"))
-        for user_id, rule_name, account in items:
-            message = template % {"rule": rule_name, "account": account}
-            rows.append(
-                {"user_id": user_id, "kind": "cs_alert", "message": message[:500], "link": link}
-            )
+            if len(names) == 1:
+                message = str(_l("Alert “%(rule)s” for %(account)s", rule=rule_name,
+                                 account=names[0]))  # fmt: skip
+            else:
+                named = ", ".join(names[:NAMED_ACCOUNTS])
+                message = str(
+                    lazy_ngettext(
+                        "Alert “%(rule)s” for %(num)d account: %(accounts)s",
+                        "Alert “%(rule)s” for %(num)d accounts: %(accounts)s",
+                        len(names),
+                        rule=rule_name,
+                        accounts=named + ("…" if len(names) > NAMED_ACCOUNTS else ""),
+                    )
+                )
+        rows.append(
+            {"user_id": user_id, "kind": "cs_alert", "message": message[:500], "link": link}
+        )
     return rows
 
 

@@ -350,6 +350,28 @@ def test_actions_create_a_task_notify_tag_and_route(app_ctx, session, csm, admin
     assert firing.actions[2] == {"type": "tag", "tag": "renewal-risk", "added": True}
 
 
+def test_a_rule_firing_for_many_accounts_notifies_each_person_once(app_ctx, session, admin):
+    csm = staff(Role.CSM)
+    csm.locale = "zh_CN"
+    renewal = playbooks.create_rule(session, admin, name="Renewal soon",
+                                    expression="days_to_renewal < 60",
+                                    actions=[{"type": "notify", "roles": ["csm"]}])  # fmt: skip
+    playbooks.create_rule(session, admin, name="Big account", expression="arr > 5000",
+                          actions=[{"type": "notify", "roles": ["csm"]}])  # fmt: skip
+    soon = DAY + timedelta(days=30)
+    orgs = [account(session, csm=csm, renewal_date=soon, arr=100) for _ in range(5)]
+    big = account(session, csm=csm, renewal_date=DAY + timedelta(days=300), arr=9000)
+    assert playbooks.evaluate_rules(session, DAY) == 6
+    told = session.scalars(
+        select(Notification.message).where(Notification.user_id == csm.id).order_by(Notification.id)
+    ).all()
+    first_three = ", ".join(o.name for o in sorted(orgs, key=lambda o: o.id)[:3])
+    assert sorted(told) == sorted([f"5 个客户触发告警“Renewal soon”：{first_three}…",
+                                   f"{big.name} 触发告警“Big account”"])  # fmt: skip
+    firings = session.scalars(select(AlertFiring).where(AlertFiring.rule_id == renewal.id)).all()
+    assert [f.actions for f in firings] == [[{"type": "notify", "user_ids": [csm.id]}]] * 5
+
+
 def test_missing_data_never_fires(session, admin):
     playbooks.create_rule(session, admin, name="Low", expression="not (health_score > 50)")
     account(session)  # no snapshot at all

@@ -70,8 +70,16 @@ def test_firings_cost_the_same_statements_for_two_or_twenty_accounts(session, co
     assert count(session, AlertFiring, AlertFiring.rule_id == rule.id) == 2 + 20
     org = few[0]
     assert count(session, CsTask, CsTask.organization_id == org.id) == 2  # one per firing
-    assert count(session, Notification, Notification.user_id == csm.id) == 22
-    assert count(session, Notification, Notification.user_id == admin.id) == 22
+    # one notification per person and rule per run, naming how many accounts
+    for person in (csm, admin):
+        told = session.scalars(
+            select(Notification.message)
+            .where(Notification.user_id == person.id)
+            .order_by(Notification.id)
+        ).all()
+        assert len(told) == 2
+        assert told[0].startswith("Alert “Renewal” for 2 accounts: ")
+        assert told[1].startswith("Alert “Renewal” for 20 accounts: ") and told[1].endswith("…")
     assert count(session, Activity, Activity.verb == "cs.alert_raised") == 22
     assert count(session, AccountTag, AccountTag.organization_id == org.id) == 1
 

@@ -13,7 +13,14 @@ from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING = [("**.py", "python"), ("**.html", "jinja2"), ("**.txt", "jinja2")]
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "_l": None,
+    "lazy_gettext": None,
+    "lazy_ngettext": (1, 2),
+}
 
 
 @cache
