@@ -491,9 +491,8 @@ def revenue_retention(
     expansion = _amount(expansion_arr, "expansion_arr")
     # Amounts that add up to the start in decimals can exceed it by a rounding step in
     # floating point (688442059.59 + 751439413.96 > 1439881473.55): that is all of it, not more.
-    if churned + contraction > start and not math.isclose(
-        churned + contraction, start, rel_tol=1e-12
-    ):
+    lost = churned + contraction
+    if lost > start and not math.isclose(lost, start, rel_tol=1e-12):
         raise KpiInputError(
             "contraction_arr",
             "losses_above_start",

@@ -847,8 +847,9 @@ def _notification_rows(
     for (user_id, locale, rule_name), names in accounts.items():
         with force_locale(locale):
             if len(names) == 1:
-                message = str(_l("Alert “%(rule)s” for %(account)s", rule=rule_name,
-                                 account=names[0]))  # fmt: skip
+                message = str(
+                    _l("Alert “%(rule)s” for %(account)s", rule=rule_name, account=names[0])
+                )
             else:
                 named = ", ".join(names[:NAMED_ACCOUNTS])
                 message = str(
