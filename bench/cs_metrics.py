@@ -17,6 +17,8 @@ the demo CSMs, 100 usage events, 10 tickets, 5 invoices and 2 NPS responses per 
 (setup, not measured), then ``VACUUM ANALYZE``. Before the page is measured, each scored
 account gets ``--history-days`` (default 60) earlier snapshots, as that many nightly recomputes
 would leave (the page reads the latest day and the 30-day window; it must not scan them all).
+The recompute measurement has added 30 of them already, for its last run: the nightly job as it
+runs after a month in production, when the alert rules read 31 days of scores per account.
 
 Run: ``.venv/bin/python bench/cs_metrics.py`` (about 3-6 minutes on 2 cores), or
 ``--accounts 1000`` for a quick look; ``--skip-http`` / ``--skip-import`` / ``--skip-recompute``.
@@ -52,6 +54,7 @@ RECOMPUTE_SECONDS_TARGET = 10.0
 IMPORT_RATE_TARGET = 20_000
 IMPORT_COPY_TARGET = 0.3
 PAGE_TARGET = 0.20
+HISTORY_FOR_NIGHTLY = 30  # earlier days of snapshots for the realistic nightly run
 USAGE_PER_ACCOUNT = 100
 TICKETS_PER_ACCOUNT = 10
 INVOICES_PER_ACCOUNT = 5
@@ -177,12 +180,14 @@ def vacuum(database_url: str) -> None:
 # --------------------------------------------------------------------------- recompute
 
 
-def time_recompute(app: Any, today: date) -> dict[str, float]:
-    """Three full recomputes: the first of the day (inserts its snapshots, opens every alert),
+def time_recompute(app: Any, today: date, database_url: str) -> dict[str, float]:
+    """Four full recomputes: the first of the day (inserts its snapshots, opens every alert),
     the same day again (an on-demand rerun: nothing changed), then the next day (the nightly
     job: a new day's snapshots, alerts mostly open already; rolled back after it, so the
-    portfolio measured next sees today); and three runs of one aggregate over all the usage
-    events, their median."""
+    portfolio measured next sees today), and the next day again once every account has
+    ``HISTORY_FOR_NIGHTLY`` days of earlier snapshots, as a month of nightly runs leaves
+    them (the alert rules read the last 31 days' scores); and three runs of one aggregate
+    over all the usage events, their median."""
     from sqlalchemy import text
 
     from cs_metrics import service
@@ -201,6 +206,13 @@ def time_recompute(app: Any, today: date) -> dict[str, float]:
         service.recompute(db.session, today + timedelta(days=1))
         db.session.flush()
         timings["recompute_next"] = time.perf_counter() - started
+        db.session.rollback()
+        db.session.remove()
+        seed_history(database_url, HISTORY_FOR_NIGHTLY)
+        started = time.perf_counter()
+        service.recompute(db.session, today + timedelta(days=1))
+        db.session.flush()
+        timings["recompute_nightly"] = time.perf_counter() - started
         db.session.rollback()
         timings["bands"] = dict(result.bands)
         aggregate = text(
@@ -374,7 +386,9 @@ def summary(
             ("recompute, all accounts (first run)", "recompute_first", "recompute"),
             ("recompute again, same day", "recompute_again", "recompute (same day)"),
             ("recompute, next day (nightly)", "recompute_next", "recompute (next day)"),
-        ):
+            (f"  the same, after {HISTORY_FOR_NIGHTLY} days of history", "recompute_nightly",
+             "recompute (next day, with history)"),
+        ):  # fmt: skip
             seconds = rec[key]
             ratio = seconds / rec["aggregate"]
             ok = ratio <= RECOMPUTE_RATIO_TARGET and seconds <= RECOMPUTE_SECONDS_TARGET
@@ -457,7 +471,7 @@ def main() -> int:
 
         rec = imp = page = None
         if not args.skip_recompute:
-            rec = time_recompute(app, today)
+            rec = time_recompute(app, today, args.database_url)
             print(f"recompute: {rec['recompute_first']:.2f} s, aggregate "
                   f"{rec['aggregate'] * 1000:.0f} ms", flush=True)  # fmt: skip
         if not args.skip_import:
