@@ -4,7 +4,9 @@ Routes live on the one API blueprint (``portal.core.api.bp``: token auth, error 
 customer's token gets 403 from ``access.require_cs`` and an account outside the caller's book
 answers 404 like one that does not exist. Thin: load, call a service or one read query, dump.
 Imports go through ``service.start_import`` exactly as the upload page does, and run in a task
-after the commit; the caller polls the status URL.
+after the commit; the caller polls the status URL. So does a recompute
+(``service.start_recompute``, the portal's "Recompute now"), for a CRM sync that wants fresh
+scores after its imports.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cs_metrics.models import (
     ImportJob,
     JobStatus,
     NpsResponse,
+    RecomputeRun,
 )
 from cs_metrics.nps import NpsResult, nps_from_counts
 from portal.core.api import api_user, bp, endpoint, load, page_out
@@ -400,6 +403,73 @@ def cs_import_job(job_id: int) -> Response:
     if job is None:
         raise NotFound(str(_l("No such import.")))
     return jsonify(schemas.CsImportJobOut().dump(_job_out(job)))
+
+
+def _run_out(run: RecomputeRun) -> dict[str, Any]:
+    finished = run.status in (JobStatus.DONE, JobStatus.FAILED)
+    if finished:
+        progress = 1.0
+    elif run.accounts_total:
+        progress = min(1.0, run.accounts_done / run.accounts_total)
+    else:
+        progress = 0.0
+    return {
+        "id": run.id,
+        "day": run.day,
+        "status": run.status,
+        "requested_by_id": run.requested_by_id,
+        "accounts_done": run.accounts_done,
+        "accounts_total": run.accounts_total,
+        "progress": progress,
+        "finished": finished,
+        "alerts_raised": run.alerts_raised,
+        "bands": (run.summary or {}).get("bands", {}),
+        "status_url": url_for("api.cs_recompute_run", run_id=run.id),
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+    }
+
+
+@bp.route("/cs/recompute", methods=["POST"])
+@endpoint(
+    "/cs/recompute",
+    "post",
+    "Recompute every account's health for today (after imports, say): answers 202 with the "
+    "run and its status URL; a run already waiting to start is returned instead of a new one",
+    schemas.CsRecomputeRunOut,
+    status=202,
+    scope="write",
+    errors=(401, 403),
+)
+def cs_recompute() -> Response:
+    user = require_cs(api_user(), Action.MANAGE_CS)
+    run_id = service.start_recompute(db.session, user).id
+    db.session.commit()
+    run = db.session.get(RecomputeRun, run_id)
+    assert run is not None
+    db.session.refresh(run)  # an inline (eager) task may already have finished it
+    response = jsonify(schemas.CsRecomputeRunOut().dump(_run_out(run)))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.cs_recompute_run", run_id=run_id)
+    return response
+
+
+@bp.route("/cs/recompute/<int:run_id>")
+@endpoint(
+    "/cs/recompute/{run_id}",
+    "get",
+    "A recompute run's status and progress",
+    schemas.CsRecomputeRunOut,
+    path_params={"run_id": "integer"},
+    errors=DENIED,
+)
+def cs_recompute_run(run_id: int) -> Response:
+    require_cs(api_user())
+    run = db.session.get(RecomputeRun, run_id)
+    if run is None:
+        raise NotFound(str(_l("No such recompute.")))
+    return jsonify(schemas.CsRecomputeRunOut().dump(_run_out(run)))
 
 
 # --------------------------------------------------------------------------------------------

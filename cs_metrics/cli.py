@@ -75,8 +75,10 @@ def import_command(
 @click.option("--day", type=click.DateTime(formats=["%Y-%m-%d"]), help="Default: today (UTC).")
 @with_appcontext
 def recompute_command(day: object) -> None:
-    """Compute every account's health for DAY and raise alerts."""
+    """Compute every account's health for DAY and raise alerts (waits for a run in progress)."""
     target: date | None = day.date() if day is not None else None  # type: ignore[attr-defined]
+    run_id = service.queue_recompute(db.session, day=target).id
+    db.session.commit()
     with click.progressbar(length=1, label="Recomputing health") as bar:
         seen = 0
 
@@ -86,11 +88,11 @@ def recompute_command(day: object) -> None:
             bar.update(done - seen)
             seen = done
 
-        result = service.recompute(db.session, target, progress)
-        db.session.commit()
-    bands = ", ".join(f"{k} {v}" for k, v in sorted(result.bands.items())) or "none"
+        run = service.run_recompute(new_session, run_id, progress)
+    summary = run.summary
+    bands = ", ".join(f"{k} {v}" for k, v in sorted(summary["bands"].items())) or "none"
     click.echo(
-        f"{result.day}: {result.accounts} accounts, {result.scored} scored, "
-        f"{result.no_data} without data, {result.overridden} overridden ({bands}); "
-        f"{result.alerts_raised} alerts raised; model {result.model_version}."
+        f"{run.day}: {run.accounts_done} accounts, {summary['scored']} scored, "
+        f"{summary['no_data']} without data, {summary['overridden']} overridden ({bands}); "
+        f"{run.alerts_raised} alerts raised; model {summary['model_version']}."
     )

@@ -494,9 +494,9 @@ def load(
         day = today - timedelta(days=days_back)
         callback = progress(f"Health on {day.isoformat()}") if progress else None
         with session_factory() as s:
-            result = service.recompute(s, day, callback)
+            run_id = service.queue_recompute(s, day=day).id
             s.commit()
-        bands = result.bands
+        bands = service.run_recompute(session_factory, run_id, callback).summary["bands"]
     return LoadResult(accounts=accounts, rows=rows, csms=csms, bands=bands)
 
 

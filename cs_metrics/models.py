@@ -59,9 +59,12 @@ class NpsSource(enum.StrEnum):
 
 
 class JobStatus(enum.StrEnum):
+    """Of an import (validating, then importing) and of a recompute run (running)."""
+
     QUEUED = "queued"
     VALIDATING = "validating"
     IMPORTING = "importing"
+    RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
 
@@ -279,6 +282,27 @@ class ImportJob(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class RecomputeRun(Base):
+    """One health recompute of every account: the nightly one, or one a CSM asked for after
+    an import. Its progress is committed while it runs, so the portal can show it."""
+
+    __tablename__ = "cs_recompute_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED, index=True)
+    requested_by_id: Mapped[int | None] = mapped_column(_user_fk())  # None: nightly or CLI
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    accounts_done: Mapped[int] = mapped_column(Integer, default=0)
+    accounts_total: Mapped[int] = mapped_column(Integer, default=0)
+    alerts_raised: Mapped[int | None] = mapped_column(Integer)
+    # Of a finished run: scored, no_data, overridden, bands {band: accounts}, model_version.
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(String(500))
 
 
 # --------------------------------------------------------------------------------------------

@@ -261,6 +261,32 @@ class CsImportJobOut(Schema):
     finished_at = fields.DateTime(allow_none=True)
 
 
+class CsRecomputeRunOut(Schema):
+    id = fields.Int(required=True)
+    day = fields.Date(required=True)
+    status = fields.Str(
+        required=True, validate=validate.OneOf(["queued", "running", "done", "failed"])
+    )
+    requested_by_id = fields.Int(
+        allow_none=True, metadata={"description": "null: the nightly run or the CLI"}
+    )
+    accounts_done = fields.Int(required=True)
+    accounts_total = fields.Int(
+        required=True, metadata={"description": "0 until the run has counted the accounts"}
+    )
+    progress = fields.Float(required=True, metadata={"description": "0..1 (1 when finished)"})
+    finished = fields.Bool(required=True)
+    alerts_raised = fields.Int(allow_none=True)
+    bands = fields.Dict(
+        keys=fields.Str(), values=fields.Int(), required=True,
+        metadata={"description": "accounts by effective band, once done"},
+    )  # fmt: skip
+    status_url = fields.Str(required=True)
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
 class CsKpiIn(StrictSchema):
     """The period: ``kind`` month (``month=2026-03``), quarter (``quarter=2026-Q1``) or custom
     (``start``/``end``, both included); the current month by default."""

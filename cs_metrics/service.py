@@ -44,6 +44,7 @@ from cs_metrics.models import (
     JobStatus,
     NpsResponse,
     NpsSource,
+    RecomputeRun,
     Ticket,
     UsageEvent,
 )
@@ -1373,6 +1374,169 @@ def recompute(
     result.alerts_raised = _raise_alerts(session, day, collected, scores)
     worklist.open_loop_tasks(session, now - worklist.LOOKBACK)
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Recompute runs: the nightly one, the CLI's, and the one a CSM asks for after an import
+# --------------------------------------------------------------------------------------------
+
+RECOMPUTE_LOCK = 0x43535243  # "CSRC": PostgreSQL advisory lock held while a run computes
+RUN_PROGRESS_SECONDS = 0.5  # a run writes its progress at most this often
+
+
+def queue_recompute(
+    session: Session, requested_by: User | None = None, day: date | None = None
+) -> RecomputeRun:
+    """A run of ``day`` (default today, UTC) waiting to start; no permission check
+    (``start_recompute``, the nightly task and the CLI call it)."""
+    run = RecomputeRun(
+        day=day or utcnow().date(),
+        status=JobStatus.QUEUED,
+        requested_by_id=requested_by.id if requested_by is not None else None,
+        accounts_done=0,
+        accounts_total=0,
+        summary={},
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def start_recompute(session: Session, actor: User | None) -> RecomputeRun:
+    """A CSM asks for fresh scores (after an import, say): today's run is queued and run in a
+    task once this transaction commits. A run already waiting to start is returned instead of
+    a second one: it reads everything committed before it starts."""
+    _require_cs_staff(actor)
+    from cs_metrics.tasks import run_recompute_task  # tasks import this module
+    from portal.core.tasks import enqueue_after_commit
+
+    waiting = session.scalars(
+        select(RecomputeRun)
+        .where(RecomputeRun.status == JobStatus.QUEUED, RecomputeRun.day == utcnow().date())
+        .order_by(RecomputeRun.id.desc())
+        .limit(1)
+    ).first()
+    if waiting is not None:
+        return waiting
+    run = queue_recompute(session, actor)
+    enqueue_after_commit(session, run_recompute_task, run.id)
+    return run
+
+
+def recompute_runs(session: Session) -> tuple[RecomputeRun | None, RecomputeRun | None]:
+    """The newest run not finished yet (waiting or running), and the newest finished one: what
+    the portfolio says about the scores it shows."""
+    unfinished = session.scalars(
+        select(RecomputeRun)
+        .where(RecomputeRun.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+        .order_by(RecomputeRun.id.desc())
+        .limit(1)
+    ).first()
+    finished = session.scalars(
+        select(RecomputeRun)
+        .where(RecomputeRun.status.in_((JobStatus.DONE, JobStatus.FAILED)))
+        .order_by(RecomputeRun.finished_at.desc(), RecomputeRun.id.desc())
+        .limit(1)
+    ).first()
+    return unfinished, finished
+
+
+def run_recompute(
+    session_factory: Callable[[], Session],
+    run_id: int,
+    progress_callback: ProgressCallback | None = None,
+) -> RecomputeRun:
+    """Run a queued recompute (a job runner, like ``run_import``): its progress and outcome
+    are committed on the run's row as it goes, the scores in one transaction of their own.
+
+    Runs take turns. Two at once on a day whose snapshots were written already (they write
+    none, so their upserts do not make them wait for each other) both opened the same alerts,
+    and the later failed on the one-open-alert-per-rule index (the reliability test of
+    "Recompute now" pressed six times at once). On PostgreSQL a session lock makes each wait,
+    then compute from what the one before committed; SQLite lets one writer at a time anyway.
+    A run found done already (its task sent twice) is returned as it is."""
+    with session_factory() as s:
+        bind = s.get_bind()
+    if bind.dialect.name != "postgresql":
+        return _run_recompute(session_factory, run_id, progress_callback, write_progress=False)
+    with bind.engine.connect() as lock:
+        lock.execution_options(isolation_level="AUTOCOMMIT")  # no transaction left open
+        lock.scalar(select(func.pg_advisory_lock(RECOMPUTE_LOCK)))
+        try:
+            return _run_recompute(session_factory, run_id, progress_callback)
+        finally:
+            try:
+                lock.scalar(select(func.pg_advisory_unlock(RECOMPUTE_LOCK)))
+            except Exception:
+                lock.invalidate()  # never back to the pool still holding the lock
+
+
+def _run_recompute(
+    session_factory: Callable[[], Session],
+    run_id: int,
+    progress_callback: ProgressCallback | None,
+    *,
+    write_progress: bool = True,
+) -> RecomputeRun:
+    """``write_progress=False`` for SQLite: a commit from another connection while the run's
+    transaction reads made that transaction's first write fail ("database is locked": WAL
+    keeps the snapshot it read, which can no longer become a write), so there a run records
+    only its start and its end; the callback (the CLI's bar) still follows every step."""
+
+    def record(**values: Any) -> None:
+        with session_factory() as s:
+            s.execute(update(RecomputeRun).where(RecomputeRun.id == run_id).values(**values))
+            s.commit()
+
+    with session_factory() as s:
+        run = s.get(RecomputeRun, run_id)
+        if run is None:
+            raise NotFound(str(_l("No such recompute.")))
+        if run.status == JobStatus.DONE:
+            s.expunge(run)
+            return run
+        day = run.day
+    record(status=JobStatus.RUNNING, started_at=utcnow(), finished_at=None, error=None)
+    written = 0.0
+
+    def publish(done: int, total: int) -> None:
+        nonlocal written
+        if progress_callback is not None:
+            progress_callback(done, total)
+        if write_progress and time.monotonic() - written >= RUN_PROGRESS_SECONDS:
+            record(accounts_done=done, accounts_total=total)
+            written = time.monotonic()
+
+    try:
+        with session_factory() as s:
+            result = recompute(s, day, publish)
+            s.commit()
+    except Exception as error:
+        record(
+            status=JobStatus.FAILED,
+            finished_at=utcnow(),
+            error=f"{type(error).__name__}: {error}"[:500],
+        )
+        raise
+    record(
+        status=JobStatus.DONE,
+        finished_at=utcnow(),
+        accounts_done=result.accounts,
+        accounts_total=result.accounts,
+        alerts_raised=result.alerts_raised,
+        summary={
+            "scored": result.scored,
+            "no_data": result.no_data,
+            "overridden": result.overridden,
+            "bands": result.bands,
+            "model_version": result.model_version,
+        },
+    )
+    with session_factory() as s:
+        run = s.get(RecomputeRun, run_id)
+        assert run is not None  # noqa: S101 - recorded just above
+        s.expunge(run)
+        return run
 
 
 def _raise_alerts(

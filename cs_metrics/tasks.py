@@ -18,11 +18,18 @@ def run_import_task(job_id: int) -> str:
 
 @shared_task(name="cs_metrics.recompute", **RETRY_POLICY)
 def recompute_task() -> int:
-    """Today's health of every account; idempotent (snapshots are upserted by day)."""
+    """The nightly run: today's health of every account, recorded as a run so the portfolio
+    says when its scores were computed; idempotent (snapshots are upserted by day)."""
     with new_session() as session:
-        result = service.recompute(session)
+        run_id = service.queue_recompute(session).id
         session.commit()
-    return result.accounts
+    return run_recompute_task(run_id)
+
+
+@shared_task(name="cs_metrics.run_recompute", **RETRY_POLICY)
+def run_recompute_task(run_id: int) -> int:
+    """A queued run (a CSM's "Recompute now"); the service records its progress itself."""
+    return service.run_recompute(new_session, run_id).accounts_done
 
 
 BEAT_SCHEDULE = {

@@ -250,6 +250,27 @@ def test_product_manager_reads_but_cannot_import(app, client, session, book):
     assert upload.status_code == 403
 
 
+def test_recompute_returns_202_and_its_status_says_when_it_is_done(app, client, session, book):
+    headers = token(app, session, book["csm_a"], "write")
+    response = client.post("/api/v1/cs/recompute", headers=headers)
+    assert response.status_code == 202
+    run = response.get_json()
+    assert run["status_url"] == f"/api/v1/cs/recompute/{run['id']}"
+    assert response.headers["Location"].endswith(run["status_url"])
+    status = client.get(run["status_url"], headers=headers).get_json()
+    assert status["status"] == "done" and status["finished"] and status["progress"] == 1.0
+    assert status["accounts_done"] == status["accounts_total"] == 3
+    assert status["requested_by_id"] == book["csm_a"].id
+    assert sum(status["bands"].values()) <= 3 and status["alerts_raised"] is not None
+
+    reader = token(app, session, staff(Role.PRODUCT_MANAGER), "write")
+    assert client.post("/api/v1/cs/recompute", headers=reader).status_code == 403
+    assert client.get(run["status_url"], headers=reader).status_code == 200
+    read_only = token(app, session, book["csm_a"], "read")
+    assert client.post("/api/v1/cs/recompute", headers=read_only).status_code == 403
+    assert client.get("/api/v1/cs/recompute/999999", headers=headers).status_code == 404
+
+
 def test_openapi_lists_the_cs_paths(client):
     spec = client.get("/api/v1/openapi.json").get_json()
     for path in (
@@ -260,6 +281,8 @@ def test_openapi_lists_the_cs_paths(client):
         "/cs/nps",
         "/cs/imports",
         "/cs/imports/{job_id}",
+        "/cs/recompute",
+        "/cs/recompute/{run_id}",
         "/cs/kpis",
     ):
         assert path in spec["paths"], path

@@ -22,7 +22,9 @@ from cs_metrics.models import (
     HealthSnapshot,
     ImportJob,
     Invoice,
+    JobStatus,
     NpsResponse,
+    RecomputeRun,
     Ticket,
     UsageEvent,
 )
@@ -650,3 +652,96 @@ def test_cli_import_and_recompute(app, session, csm, tmp_path):
     assert f"{DAY}:" in result.output and "model default-1" in result.output
     session.expire_all()
     assert count(session, HealthSnapshot, HealthSnapshot.day == DAY) >= 2
+
+
+# --- recompute runs ------------------------------------------------------------------------
+
+
+def test_a_recompute_run_records_its_progress_and_outcome(app, session, csm):
+    account(session, name="Acme")
+    account(session, name="Globex")
+    factory = app.extensions["cocreate_sessionmaker"]
+    seen: list[tuple[int, int]] = []
+    with app.app_context():
+        run = service.queue_recompute(session, csm)
+        session.commit()
+        finished = service.run_recompute(factory, run.id, lambda d, t: seen.append((d, t)))
+        again = service.run_recompute(factory, run.id)  # a task sent twice: nothing more
+    assert finished.status == JobStatus.DONE and finished.requested_by_id == csm.id
+    assert finished.accounts_done == finished.accounts_total == count(session, Organization,
+        Organization.kind == "customer")  # fmt: skip
+    assert seen[-1] == (finished.accounts_done, finished.accounts_done)
+    assert finished.started_at <= finished.finished_at
+    assert sum(finished.summary["bands"].values()) + finished.summary["no_data"] >= 2
+    assert (again.status, again.finished_at) == (JobStatus.DONE, finished.finished_at)
+    assert count(session, HealthSnapshot, HealthSnapshot.day == run.day) == finished.accounts_done
+    assert service.recompute_runs(session) == (None, session.get(RecomputeRun, run.id))
+
+
+def test_a_failed_run_says_so_and_the_next_request_starts_a_new_one(app, session, csm, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the signals query timed out")
+
+    monkeypatch.setattr(service, "recompute", broken)
+    factory = app.extensions["cocreate_sessionmaker"]
+    with app.app_context():
+        run = service.queue_recompute(session, csm)
+        session.commit()
+        with pytest.raises(RuntimeError):
+            service.run_recompute(factory, run.id)
+        session.expire_all()
+        failed = session.get(RecomputeRun, run.id)
+        assert failed.status == JobStatus.FAILED and failed.finished_at is not None
+        assert failed.error == "RuntimeError: the signals query timed out"
+        assert service.recompute_runs(session) == (None, failed)
+        assert service.start_recompute(session, csm).id != run.id  # a new run, not the failed
+
+
+def test_only_csms_and_vendor_admins_start_a_recompute(app, session):
+    with app.app_context():
+        for role in (Role.PRODUCT_MANAGER,):
+            with pytest.raises(PermissionDenied):
+                service.start_recompute(session, staff(role))
+        with pytest.raises(PermissionDenied):
+            service.start_recompute(session, UserFactory(roles=[Role.ORG_ADMIN]))
+        assert service.start_recompute(session, staff(Role.VENDOR_ADMIN)).status == "queued"
+
+
+def test_the_nightly_task_records_a_run_without_a_requester(app, session):
+    from cs_metrics.tasks import recompute_task
+
+    account(session, name="Acme")
+    session.commit()
+    with app.app_context():
+        accounts = recompute_task.apply().get()
+    run = session.scalars(select(RecomputeRun)).one()
+    assert (run.status, run.requested_by_id, run.accounts_done) == ("done", None, accounts)
+    assert accounts >= 1
+
+
+def test_a_run_shows_its_progress_while_it_runs_on_postgresql(app, session, csm, monkeypatch):
+    """The page polls the run's row: between scoring and the alerts, the accounts scored so far
+    are already committed there (on SQLite only the start and the end are: see
+    ``service._run_recompute``)."""
+    account(session, name="Acme")
+    account(session, name="Globex")
+    factory = app.extensions["cocreate_sessionmaker"]
+    seen: list[tuple[str, int, int]] = []
+    raise_alerts = service._raise_alerts
+
+    def meanwhile(*args, **kwargs):
+        with factory() as other:
+            row = other.get(RecomputeRun, run.id)
+            seen.append((row.status, row.accounts_done, row.accounts_total))
+        return raise_alerts(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_raise_alerts", meanwhile)
+    with app.app_context():
+        run = service.queue_recompute(session, csm)
+        session.commit()
+        service.run_recompute(factory, run.id)
+    customers = count(session, Organization, Organization.kind == "customer")
+    if session.get_bind().dialect.name == "postgresql":
+        assert seen == [("running", customers, customers)]
+    else:
+        assert seen == [("running", 0, 0)]

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from cs_metrics import service
 from cs_metrics.models import (
+    AccountProfile,
     AlertRule,
     Contact,
     CsTask,
@@ -23,13 +24,14 @@ from cs_metrics.models import (
     HealthSnapshot,
     ImportJob,
     ImprovementItem,
+    RecomputeRun,
 )
 from cs_metrics.settings import set_setting
 from cs_metrics.views.portfolio import portfolio_cache
 from portal.accounts.service import create_api_token
 from portal.core.activity import Activity
 from portal.core.db import utcnow
-from portal.core.identity import Role
+from portal.core.identity import Organization, Role
 from portal.core.sessions import SEEN_AT
 from tests import cs_factories
 from tests.conftest import count_statements, login
@@ -416,8 +418,8 @@ def known_ids(session, csm, app):
     org = account(session, "Route Co", csm=csm, scores=(60,))
     job = ImportJob(kind="accounts", filename="a.csv", status="done", report={})
     session.add(job)
-    session.flush()
-    return {"org_id": org.id, "job_id": job.id}
+    run = service.queue_recompute(session)
+    return {"org_id": org.id, "job_id": job.id, "run_id": run.id}
 
 
 def test_every_cs_route_is_for_staff_only(app, client, session, known_ids, pm):
@@ -478,7 +480,7 @@ def test_import_runs_and_the_job_page_reports_progress(client, session, csm):
     assert status["status"] == "done" and status["finished"] and status["percent"] == 100
     assert status["rows_done"] == 2
     page = client.get(job_url).get_data(as_text=True)
-    assert "All rows were imported." in page and "cs_import.js" in page
+    assert "All rows were imported." in page and "cs_progress.js" in page
     assert "Acme" in client.get("/cs/accounts").get_data(as_text=True)
     assert "accounts.csv" in client.get("/cs/imports").get_data(as_text=True)
     jobs = rows_of(client.get("/cs/imports.csv"))
@@ -879,3 +881,64 @@ def test_health_model_weight_share_column_is_a_proportion_in_chinese(client, ses
     page = client.get("/cs/health-model").get_data(as_text=True)
     header = page.split("<thead>")[1].split("</thead>")[0]
     assert ">占比</th>" in header and "分享" not in header  # "Share" as in 20%, not "to share"
+
+
+# --- recompute now ---------------------------------------------------------------------------
+
+
+def test_recompute_now_scores_the_imported_accounts_and_shows_its_progress(client, session, csm):
+    login(client, csm)
+    job_page = client.get(upload(client, ACCOUNTS).headers["Location"]).get_data(as_text=True)
+    assert 'id="recompute-now"' in job_page  # offered where the CSM has just imported
+
+    response = client.post("/cs/recompute")
+    assert response.status_code == 302
+    run_url = response.headers["Location"]
+    status = client.get(run_url + "/status.json").get_json()
+    assert status["status"] == "done" and status["finished"] and status["percent"] == 100
+    customers = session.scalar(
+        select(func.count()).select_from(Organization).where(Organization.kind == "customer")
+    )
+    assert status["accounts_done"] == status["accounts_total"] == customers >= 2
+    page = client.get(run_url).get_data(as_text=True)
+    assert f"{customers} accounts recomputed" in page and "Carla CSM" in page
+    assert "cs_progress.js" in page
+
+    session.expire_all()
+    acme = session.scalar(select(AccountProfile).where(AccountProfile.external_id == "A-1"))
+    scored = select(HealthSnapshot.day).where(
+        HealthSnapshot.organization_id == acme.organization_id
+    )
+    assert session.scalars(scored).all() == [TODAY]
+    portfolio = client.get("/cs/").get_data(as_text=True)
+    assert "Health scores computed" in portfolio and 'id="recompute-now"' in portfolio
+
+
+def test_a_recompute_waiting_to_start_is_shown_and_joined_not_doubled(client, session, csm):
+    waiting = service.queue_recompute(session, csm)  # its task not run yet
+    session.commit()
+    login(client, csm)
+    portfolio = client.get("/cs/").get_data(as_text=True)
+    assert "A health recompute is waiting to start." in portfolio
+    assert 'id="recompute-now"' not in portfolio
+    assert client.get(f"/cs/recompute/{waiting.id}/status.json").get_json()["percent"] == 0
+
+    response = client.post("/cs/recompute")
+    assert response.headers["Location"].endswith(f"/cs/recompute/{waiting.id}")
+    assert session.scalar(select(func.count()).select_from(RecomputeRun)) == 1
+
+
+def test_product_managers_see_when_scores_were_computed_but_cannot_recompute(
+    app, client, session, csm, pm
+):
+    run = service.queue_recompute(session, csm)
+    session.commit()
+    with app.app_context():
+        service.run_recompute(app.extensions["cocreate_sessionmaker"], run.id)
+    login(client, pm)
+    portfolio = client.get("/cs/").get_data(as_text=True)
+    assert "Health scores computed" in portfolio and 'id="recompute-now"' not in portfolio
+    assert client.post("/cs/recompute").status_code == 403
+    assert client.get(f"/cs/recompute/{run.id}").status_code == 200
+    assert client.get("/cs/recompute/999999").status_code == 404
+    assert client.get("/cs/recompute/999999/status.json").status_code == 404

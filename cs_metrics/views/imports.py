@@ -1,4 +1,5 @@
-"""CS pages: CSV imports (upload, progress, row report), see the package docstring.
+"""CS pages: CSV imports (upload, progress, row report) and the health recompute a CSM starts
+after them (progress), see the package docstring.
 
 The upload only stores the file and queues the job (``service.start_import``); the import runs
 in a Celery task, and the job page polls a small JSON status until it finishes (a meta refresh
@@ -23,11 +24,13 @@ from wtforms.fields.choices import SelectChoice
 from cs_metrics import importers, service
 from cs_metrics.access import require_cs
 from cs_metrics.export import csv_response
-from cs_metrics.models import ImportJob, JobStatus
+from cs_metrics.models import ImportJob, JobStatus, RecomputeRun
 from cs_metrics.views import bp, nav_item
+from cs_metrics.views.labels import BAND_LABELS
 from portal.core.db import db
 from portal.core.errors import NotFound
 from portal.core.identity import User
+from portal.core.pagecache import ChangeClearedCache
 from portal.core.permissions import Action, can
 from portal.core.sessions import background
 from portal.core.web import Form, render_form, submit
@@ -313,6 +316,7 @@ def import_job(job_id: int) -> str:
         "cs/import_job.html",
         job=job,
         progress=progress(job),
+        recompute=recompute_state(_user()) if job.status in FINISHED else None,
         kind_labels=KIND_LABELS,
         report=job.report or {},
         message=report_message,
@@ -356,3 +360,107 @@ def imports_export() -> Response:
         [(j.filename, j.kind, j.status, j.rows_total, j.rows_valid, j.rows_done, j.error_count,
           j.created_at, j.finished_at) for j in jobs],
     )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Recompute now: fresh scores after an import, without waiting for the nightly run
+# --------------------------------------------------------------------------------------------
+
+RUN_STATUS_LABELS = {
+    JobStatus.QUEUED: _l("Waiting to start"),
+    JobStatus.RUNNING: _l("Computing health scores"),
+    JobStatus.DONE: _l("Done"),
+    JobStatus.FAILED: _l("Failed"),
+}
+
+
+def _run(run_id: int) -> RecomputeRun:
+    run = db.session.get(RecomputeRun, run_id)
+    if run is None:
+        raise NotFound(str(_l("No such recompute.")))
+    return run
+
+
+def run_progress(run: RecomputeRun) -> dict[str, Any]:
+    """What the run page and its JSON status show; ``percent`` is None until the accounts are
+    counted."""
+    finished = run.status in FINISHED
+    percent: int | None = None
+    if finished:
+        percent = 100
+    elif run.status == JobStatus.QUEUED:
+        percent = 0
+    elif run.accounts_total:
+        percent = min(99, int(100 * run.accounts_done / run.accounts_total))
+    return {
+        "id": run.id,
+        "status": run.status,
+        "status_label": str(RUN_STATUS_LABELS.get(run.status, run.status)),
+        "finished": finished,
+        "percent": percent,
+        "accounts_done": run.accounts_done,
+        "accounts_total": run.accounts_total,
+    }
+
+
+# The runs the portfolio's status line names, kept like the portfolio's body: a kept portfolio
+# request reads the signed-in user and nothing else. Another process's run (a worker's) shows
+# here within the TTL.
+recompute_runs_cache: ChangeClearedCache[tuple[dict[str, Any] | None, ...]] = ChangeClearedCache(
+    "cs_recompute_runs", (RecomputeRun,), "CS_PORTFOLIO_CACHE_SECONDS"
+)
+
+
+def _brief(run: RecomputeRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {"id": run.id, "status": run.status, "finished_at": run.finished_at}
+
+
+def recompute_state(user: User) -> dict[str, Any]:
+    """What ``cs/_recompute_status.html`` shows: the run in progress or waiting, the last
+    finished one, and whether ``user`` may start one."""
+    unfinished, finished = recompute_runs_cache.kept(
+        "latest", lambda: tuple(_brief(run) for run in service.recompute_runs(db.session))
+    )
+    return {
+        "unfinished": unfinished,
+        "finished": finished,
+        "may_start": can(user, Action.MANAGE_CS),
+    }
+
+
+@bp.route("/recompute", methods=["POST"])
+@login_required
+def recompute_now() -> Response:
+    """Queue today's recompute (or join the one waiting to start) and show its progress."""
+    user = require_cs(_user(), Action.MANAGE_CS)
+    run = service.start_recompute(db.session, user)
+    run_id = run.id
+    db.session.commit()  # the task is sent once the run is committed
+    return redirect(url_for("cs.recompute_run", run_id=run_id))
+
+
+@bp.route("/recompute/<int:run_id>")
+@login_required
+def recompute_run(run_id: int) -> str:
+    require_cs(_user())
+    run = _run(run_id)
+    requested_by = db.session.get(User, run.requested_by_id) if run.requested_by_id else None
+    return render_template(
+        "cs/recompute_run.html",
+        run=run,
+        progress=run_progress(run),
+        requested_by=requested_by,
+        band_labels=BAND_LABELS,
+    )
+
+
+@bp.route("/recompute/<int:run_id>/status.json")
+@login_required
+@background
+def recompute_status(run_id: int) -> Response:
+    require_cs(_user())
+    response = jsonify(run_progress(_run(run_id)))
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -12,6 +12,12 @@ from flask_babel import lazy_gettext as _l
 from cs_metrics import playbooks
 from cs_metrics.models import Department, ImprovementStatus, TaskKind
 
+BAND_LABELS = {
+    "green": _l("Green"),
+    "yellow": _l("Yellow"),
+    "red": _l("Red"),
+    "none": _l("No score"),
+}
 SEVERITY_LABELS = {"info": _l("Info"), "warning": _l("Warning"), "critical": _l("Critical")}
 IMPROVEMENT_STATUSES = {
     ImprovementStatus.OPEN: _l("Open"),

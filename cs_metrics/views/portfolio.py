@@ -27,7 +27,7 @@ from cs_metrics.models import (
     HealthOverride,
     HealthSnapshot,
 )
-from cs_metrics.views import audit, bp, labels, nav_item
+from cs_metrics.views import audit, bp, imports, labels, nav_item
 from portal.core.db import db, utcnow
 from portal.core.i18n import current_locale
 from portal.core.identity import Organization
@@ -42,13 +42,7 @@ nav_item("cs.accounts", _l("Accounts"))
 MAX_RENEWAL_DAYS = 3650
 RENEWAL_CHOICES = (30, 90, 180, 365)
 
-BAND_LABELS = {
-    "green": _l("Green"),
-    "yellow": _l("Yellow"),
-    "red": _l("Red"),
-    "none": _l("No score"),
-}
-
+BAND_LABELS = labels.BAND_LABELS
 
 COMPONENT_LABELS = {
     "usage_trend": _l("Usage trend (%)"),
@@ -160,7 +154,11 @@ def portfolio() -> str:
 
     body = portfolio_cache.kept((user.id, current_locale(), today), render)
     # The body is our own template's output, escaped as it was rendered.
-    return render_template("cs/portfolio.html", body=Markup(body))  # noqa: S704  # nosec B704
+    return render_template(
+        "cs/portfolio.html",
+        body=Markup(body),  # noqa: S704  # nosec B704
+        recompute=imports.recompute_state(user),
+    )
 
 
 @bp.route("/portfolio/<any(bands, renewals, drops):table>.csv")

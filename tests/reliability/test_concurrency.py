@@ -23,12 +23,19 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from cs_metrics import service as cs_service
-from cs_metrics.models import AccountProfile, HealthSnapshot, ImportJob, UsageEvent
+from cs_metrics.models import (
+    AccountProfile,
+    HealthAlert,
+    HealthSnapshot,
+    ImportJob,
+    RecomputeRun,
+    UsageEvent,
+)
 from moderation.models import AuditEntry, ModerationItem
 from portal import migrate
 from portal.accounts import service as accounts_service
@@ -473,3 +480,67 @@ def test_concurrent_imports_and_recompute_create_no_duplicates_and_count_exactly
         assert len({n.rsplit(" v", 1)[-1] for n in names}) >= 1
         assert all(" v" in n for n in names)  # every shared account renamed by one import
     print(f"imports: {len(jobs)} jobs, {len(recomputes)} recomputes, accounts {expected_accounts}")
+
+
+# --- (5) "Recompute now" pressed by several CSMs at once ------------------------------------
+
+FALLING_ACCOUNTS = 30
+RECOMPUTERS = 6
+
+
+def test_recomputes_asked_for_at_once_take_turns_and_each_alert_opens_once(live: Flask) -> None:
+    """Every account's usage fell two months in a row, so a run opens that rule's alert for
+    every account that has none. After a first run, the CSMs close those alerts, and six press
+    "Recompute now" at once: the day's snapshots are unchanged, so the runs write none (whose
+    upserts would have made them wait for each other) and all find no open alert. Run side by
+    side, each opened the alerts and the others failed on the one-open-alert index (seen with
+    the runs' lock taken out); they must take turns, every run finish, and no request 5xx."""
+    today = utcnow().date()
+    with writing(live) as s:
+        vendor = factories.VendorFactory()
+        csms = [staff(Role.CSM, organization=vendor) for _ in range(RECOMPUTERS)]
+        falling = []
+        for i in range(FALLING_ACCOUNTS):
+            org = factories.OrganizationFactory(name=f"Falling {i}", slug=f"falling-{i}")
+            s.add(AccountProfile(organization_id=org.id, external_id=f"FALL-{i}"))
+            for days_ago, value in ((65, 300.0), (35, 200.0), (5, 100.0)):  # m2 > m1 > m0
+                s.add(UsageEvent(organization_id=org.id, day=today - timedelta(days=days_ago),
+                                 metric="logins", value=value))  # fmt: skip
+            falling.append(org.id)
+    first = login(live.test_client(), csms[0]).post("/cs/recompute")
+    assert first.status_code == 302
+    with writing(live) as s:
+        s.execute(
+            update(HealthAlert)
+            .where(HealthAlert.organization_id.in_(falling))
+            .values(status="closed", closed_at=utcnow())
+        )
+    runs: list[str] = []
+
+    def press(i: int, c: Caller) -> None:
+        response = c.post("/cs/recompute")
+        assert response.status_code == 302, response.status_code
+        runs.append(response.headers["Location"])
+
+    run_storm(live, "recompute now x6", csms, press)
+
+    client = login(live.test_client(), csms[0])
+    for url in set(runs):  # inline tasks: every run has finished when its request answered
+        status = client.get(url + "/status.json").get_json()
+        assert status["status"] == "done", status
+    with reading(live) as s:
+        failed = s.scalars(select(RecomputeRun).where(RecomputeRun.status != "done")).all()
+        assert not failed, [(r.id, r.status, r.error) for r in failed]
+        opened = s.execute(
+            select(HealthAlert.organization_id, HealthAlert.kind, func.count())
+            .where(HealthAlert.organization_id.in_(falling), HealthAlert.status == "open")
+            .group_by(HealthAlert.organization_id, HealthAlert.kind)
+        ).all()
+        assert {org for org, _kind, _n in opened} == set(falling)  # the rule did fire
+        snapshots = s.scalar(
+            select(func.count())
+            .select_from(HealthSnapshot)
+            .where(HealthSnapshot.organization_id.in_(falling), HealthSnapshot.day == today)
+        )
+        assert snapshots == FALLING_ACCOUNTS
+    print(f"recompute now: {len(runs)} requests, {len(set(runs))} runs")

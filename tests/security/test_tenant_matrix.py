@@ -191,6 +191,9 @@ ACCESS: dict[str, str | tuple[str, str]] = {  # (GET rule, other methods' rule)
     "cs.import_status": CS_VIEW,
     "cs.imports": (CS_VIEW, CS_MANAGE),
     "cs.imports_export": CS_VIEW,
+    "cs.recompute_now": CS_MANAGE,
+    "cs.recompute_run": CS_VIEW,
+    "cs.recompute_status": CS_VIEW,
     "cs.improvement_edit": CS_MANAGE,
     "cs.improvement_new": CS_MANAGE,
     "cs.improvement_status": CS_MANAGE,
@@ -245,6 +248,8 @@ ACCESS: dict[str, str | tuple[str, str]] = {  # (GET rule, other methods' rule)
     "api.cs_accounts": CS_VIEW,
     "api.cs_import": CS_MANAGE,
     "api.cs_import_job": CS_MANAGE,
+    "api.cs_recompute": CS_MANAGE,
+    "api.cs_recompute_run": CS_VIEW,
     "api.cs_kpis": CS_VIEW,
     "api.cs_nps": CS_VIEW,
     "api.download": VIEW,
@@ -347,6 +352,7 @@ def url_values(endpoint: str, arguments: set[str], world: World, side: Side) -> 
         "referral_id": world.referral_id,
         "alert_id": 1,
         "job_id": 1,
+        "run_id": 1,
         "tag": "dashboards",
         "channel": "email",
         "token": "not-a-real-token",
@@ -359,11 +365,11 @@ def url_values(endpoint: str, arguments: set[str], world: World, side: Side) -> 
 
 TABLES = {"cs.account_export": "history", "cs.nps_csv": "segment", "cs.scorecard_csv": "kpis"}
 # Arguments that name no real row: an allowed role may get 404.
-PLACEHOLDERS = {"alert_id", "job_id", "token"}
+PLACEHOLDERS = {"alert_id", "job_id", "run_id", "token"}
 KNOWN_ARGUMENTS = {
     "question_id", "answer_id", "idea_id", "template_id", "invitation_id", "token_id",
     "user_id", "org_id", "item_id", "article_id", "category_id", "slug", "entry_id", "rule_id",
-    "task_id", "referral_id", "alert_id", "job_id", "tag", "channel", "token", "table",
+    "task_id", "referral_id", "alert_id", "job_id", "run_id", "tag", "channel", "token", "table",
     "filename", "kind", "object_id",
 }  # fmt: skip
 PLACEHOLDERS |= {"export_id"}  # no export in the world: its owner gets 404 too

@@ -1,12 +1,14 @@
-// Import job page: poll the job's JSON status and update the progress bar; reload once the
-// job has finished so the page shows the result and the row report (no inline script: CSP).
+// A background job's page (a CSV import, a health recompute): poll the job's JSON status and
+// update the progress bar; reload once the job has finished so the page shows the result
+// (no inline script: CSP). The box names its status URL; its <progress> and status text are
+// found inside it.
 (function () {
   "use strict";
-  var box = document.getElementById("import-progress");
+  var box = document.querySelector("[data-progress-url]");
   if (!box || box.dataset.finished === "true") return;
-  var url = box.dataset.statusUrl;
-  var bar = document.getElementById("import-bar");
-  var status = document.getElementById("import-status");
+  var url = box.dataset.progressUrl;
+  var bar = box.querySelector("progress");
+  var status = box.querySelector("[data-progress-status]");
   var delay = 1000;
 
   function setPercent(percent) {
