@@ -11,6 +11,7 @@ scores after its imports.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -377,14 +378,24 @@ def cs_import() -> Response:
         skip_invalid=data["import_valid_rows"],
         day_first=data["day_first"],
     )
-    job_id = job.id
+    return _accepted(
+        ImportJob,
+        job.id,
+        lambda row: schemas.CsImportJobOut().dump(_job_out(row)),
+        url_for("api.cs_import_job", job_id=job.id),
+    )
+
+
+def _accepted(model: type[Any], row_id: int, dump: Callable[[Any], Any], location: str) -> Response:
+    """202 for work this request queued: commit (its task is sent after the commit), then the
+    job's row as it is now (an inline task may have finished it already), its URL as Location."""
     db.session.commit()
-    job = db.session.get(ImportJob, job_id)
-    assert job is not None
-    db.session.refresh(job)  # an inline (eager) task may already have finished it
-    response = jsonify(schemas.CsImportJobOut().dump(_job_out(job)))
+    row = db.session.get(model, row_id)
+    assert row is not None
+    db.session.refresh(row)
+    response = jsonify(dump(row))
     response.status_code = 202
-    response.headers["Location"] = url_for("api.cs_import_job", job_id=job_id)
+    response.headers["Location"] = location
     return response
 
 
@@ -445,14 +456,12 @@ def _run_out(run: RecomputeRun) -> dict[str, Any]:
 def cs_recompute() -> Response:
     user = require_cs(api_user(), Action.MANAGE_CS)
     run_id = service.start_recompute(db.session, user).id
-    db.session.commit()
-    run = db.session.get(RecomputeRun, run_id)
-    assert run is not None
-    db.session.refresh(run)  # an inline (eager) task may already have finished it
-    response = jsonify(schemas.CsRecomputeRunOut().dump(_run_out(run)))
-    response.status_code = 202
-    response.headers["Location"] = url_for("api.cs_recompute_run", run_id=run_id)
-    return response
+    return _accepted(
+        RecomputeRun,
+        run_id,
+        lambda row: schemas.CsRecomputeRunOut().dump(_run_out(row)),
+        url_for("api.cs_recompute_run", run_id=run_id),
+    )
 
 
 @bp.route("/cs/recompute/<int:run_id>")

@@ -328,7 +328,12 @@ def import_job(job_id: int) -> str:
 @background
 def import_status(job_id: int) -> Response:
     require_cs(_user())
-    response = jsonify(progress(_job(job_id)))
+    return _polled(progress(_job(job_id)))
+
+
+def _polled(status: dict[str, Any]) -> Response:
+    """A job's JSON status, which its page polls: never kept by a cache on the way."""
+    response = jsonify(status)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -461,6 +466,4 @@ def recompute_run(run_id: int) -> str:
 @background
 def recompute_status(run_id: int) -> Response:
     require_cs(_user())
-    response = jsonify(run_progress(_run(run_id)))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _polled(run_progress(_run(run_id)))
