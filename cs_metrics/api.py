@@ -417,7 +417,8 @@ def cs_import_job(job_id: int) -> Response:
 
 
 def _run_out(run: RecomputeRun) -> dict[str, Any]:
-    finished = run.status in (JobStatus.DONE, JobStatus.FAILED)
+    status = service.run_state(run)
+    finished = status in (JobStatus.DONE, JobStatus.FAILED)
     if finished:
         progress = 1.0
     elif run.accounts_total:
@@ -427,7 +428,7 @@ def _run_out(run: RecomputeRun) -> dict[str, Any]:
     return {
         "id": run.id,
         "day": run.day,
-        "status": run.status,
+        "status": status,
         "requested_by_id": run.requested_by_id,
         "accounts_done": run.accounts_done,
         "accounts_total": run.accounts_total,

@@ -1423,19 +1423,47 @@ def start_recompute(session: Session, actor: User | None) -> RecomputeRun:
     return run
 
 
+# A run still "running" this long after it started has lost its process (a killed worker):
+# shown as failed, and no longer hiding "Recompute now". 10,000 accounts take seconds.
+RUN_ABANDONED_AFTER = timedelta(hours=1)
+
+
+def _abandoned(now: datetime) -> Any:
+    return (RecomputeRun.status == JobStatus.RUNNING) & (
+        RecomputeRun.started_at < now - RUN_ABANDONED_AFTER
+    )
+
+
+def run_state(run: RecomputeRun, now: datetime | None = None) -> str:
+    """The run's status as the portal shows it: an abandoned run (``RUN_ABANDONED_AFTER``) has
+    failed."""
+    now = now or utcnow()
+    started = run.started_at
+    if run.status == JobStatus.RUNNING and started is not None:
+        if started.tzinfo is None:  # SQLite: naive UTC
+            started = started.replace(tzinfo=now.tzinfo)
+        if started < now - RUN_ABANDONED_AFTER:
+            return JobStatus.FAILED
+    return str(run.status)
+
+
 def recompute_runs(session: Session) -> tuple[RecomputeRun | None, RecomputeRun | None]:
-    """The newest run not finished yet (waiting or running), and the newest finished one: what
-    the portfolio says about the scores it shows."""
+    """The newest run not finished yet (waiting or running), and the newest finished one (an
+    abandoned one included): what the portfolio says about the scores it shows."""
+    now = utcnow()
     unfinished = session.scalars(
         select(RecomputeRun)
-        .where(RecomputeRun.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+        .where(RecomputeRun.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)), ~_abandoned(now))
         .order_by(RecomputeRun.id.desc())
         .limit(1)
     ).first()
     finished = session.scalars(
         select(RecomputeRun)
-        .where(RecomputeRun.status.in_((JobStatus.DONE, JobStatus.FAILED)))
-        .order_by(RecomputeRun.finished_at.desc(), RecomputeRun.id.desc())
+        .where(RecomputeRun.status.in_((JobStatus.DONE, JobStatus.FAILED)) | _abandoned(now))
+        .order_by(
+            func.coalesce(RecomputeRun.finished_at, RecomputeRun.started_at).desc(),
+            RecomputeRun.id.desc(),
+        )
         .limit(1)
     ).first()
     return unfinished, finished

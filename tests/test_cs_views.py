@@ -942,3 +942,23 @@ def test_product_managers_see_when_scores_were_computed_but_cannot_recompute(
     assert client.get(f"/cs/recompute/{run.id}").status_code == 200
     assert client.get("/cs/recompute/999999").status_code == 404
     assert client.get("/cs/recompute/999999/status.json").status_code == 404
+
+
+def test_a_run_whose_worker_died_shows_as_failed_and_frees_the_button(client, session, csm):
+    """A killed worker leaves its run "running": after ``RUN_ABANDONED_AFTER`` the portal says
+    it failed and offers a new run instead of waiting forever."""
+    run = service.queue_recompute(session, csm)
+    run.status = "running"
+    run.started_at = utcnow() - service.RUN_ABANDONED_AFTER - timedelta(minutes=1)
+    session.commit()
+    login(client, csm)
+    portfolio = client.get("/cs/").get_data(as_text=True)
+    assert "The last health recompute failed" in portfolio and 'id="recompute-now"' in portfolio
+    status = client.get(f"/cs/recompute/{run.id}/status.json").get_json()
+    assert (status["status"], status["finished"]) == ("failed", True)
+    started = client.post("/cs/recompute").headers["Location"]
+    assert re.search(r"/cs/recompute/(\d+)$", started).group(1) != str(run.id)
+
+    run.started_at = utcnow()  # one that is merely slow is still running
+    session.commit()
+    assert "Health scores are being recomputed." in client.get("/cs/").get_data(as_text=True)

@@ -389,18 +389,19 @@ def _run(run_id: int) -> RecomputeRun:
 def run_progress(run: RecomputeRun) -> dict[str, Any]:
     """What the run page and its JSON status show; ``percent`` is None until the accounts are
     counted."""
-    finished = run.status in FINISHED
+    status = service.run_state(run)
+    finished = status in FINISHED
     percent: int | None = None
     if finished:
         percent = 100
-    elif run.status == JobStatus.QUEUED:
+    elif status == JobStatus.QUEUED:
         percent = 0
     elif run.accounts_total:
         percent = min(99, int(100 * run.accounts_done / run.accounts_total))
     return {
         "id": run.id,
-        "status": run.status,
-        "status_label": str(RUN_STATUS_LABELS.get(run.status, run.status)),
+        "status": status,
+        "status_label": str(RUN_STATUS_LABELS.get(status, status)),
         "finished": finished,
         "percent": percent,
         "accounts_done": run.accounts_done,
@@ -419,7 +420,11 @@ recompute_runs_cache: ChangeClearedCache[tuple[dict[str, Any] | None, ...]] = Ch
 def _brief(run: RecomputeRun | None) -> dict[str, Any] | None:
     if run is None:
         return None
-    return {"id": run.id, "status": run.status, "finished_at": run.finished_at}
+    return {
+        "id": run.id,
+        "status": service.run_state(run),
+        "finished_at": run.finished_at or run.started_at,
+    }
 
 
 def recompute_state(user: User) -> dict[str, Any]:
