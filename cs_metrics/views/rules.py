@@ -28,7 +28,7 @@ from cs_metrics import playbooks
 from cs_metrics.access import require_cs
 from cs_metrics.export import csv_response
 from cs_metrics.models import AlertRule
-from cs_metrics.views import bp, nav_item
+from cs_metrics.views import bp, imports, nav_item
 from cs_metrics.views.labels import RULE_ACTIONS, SEVERITY_LABELS
 from portal.core.db import db
 from portal.core.errors import DomainError
@@ -267,6 +267,7 @@ def rule(rule_id: int) -> str:
         severities=SEVERITY_LABELS,
         actions=RULE_ACTIONS,
         can_configure=_can(Action.CONFIGURE_CS),
+        recompute=imports.recompute_state(user),
     )
 
 

@@ -1,6 +1,6 @@
 """Alert rules in a real Chromium: a vendor admin writes a rule with a typo and sees the error
-beside the condition, tests it against an account, saves it; the nightly evaluation opens an
-alert, which shows in its channel and is closed from the alert list."""
+beside the condition, tests it against an account, saves it; a recompute started from the
+rule's page opens an alert, which shows in its channel and is closed from the alert list."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from cs_metrics import playbooks
 from cs_metrics.models import AccountProfile
-from portal.core.db import db, utcnow
+from portal.core.db import db
 from portal.core.identity import Organization, OrgKind, Role
 from tests.browser.helpers import make_user, sign_in
 
@@ -55,9 +55,10 @@ def test_admin_writes_tests_and_saves_a_rule_then_closes_its_alert(live_app: Fla
     expect(page.get_by_role("heading", name="Big ARR")).to_be_visible()
     expect(page.get_by_text("This rule has not fired yet.")).to_be_visible()
 
-    with live_app.app_context():
-        assert playbooks.evaluate_rules(db.session, utcnow().date()) == 1
-        db.session.commit()
+    # the rule runs now, not at night: the recompute the rule's page offers
+    page.locator("#recompute-now").click()
+    expect(page.locator("#recompute-state")).to_have_attribute("data-status", "done")
+    expect(page.locator("#recompute-summary")).to_contain_text("1 new alert.")
 
     page.goto("/cs/alerts")
     page.get_by_role("link", name="key-accounts").first.click()
