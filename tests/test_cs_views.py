@@ -582,6 +582,7 @@ def test_admin_saves_a_new_model_version_with_weights_as_percentages(client, ses
     assert model.bands.green_min == 80
     page = client.get("/cs/health-model").get_data(as_text=True)
     assert "75.0%" in page and 'id="model-versions"' in page
+    assert 'id="recompute-now"' in page  # the new version applies from the next recompute
     versions = rows_of(client.get("/cs/health-model/versions.csv"))
     assert [r[0] for r in versions[1:]] == ["v1", "v1"] and versions[1][3] == "usage_trend"
 

@@ -25,7 +25,7 @@ from cs_metrics.export import csv_response
 from cs_metrics.health import Band
 from cs_metrics.models import HealthModelVersion
 from cs_metrics.settings import get_setting, set_setting
-from cs_metrics.views import bp, nav_item
+from cs_metrics.views import bp, imports, nav_item
 from cs_metrics.views.portfolio import COMPONENT_LABELS
 from portal.core.db import db
 from portal.core.errors import DomainError
@@ -218,6 +218,7 @@ def health_model() -> Any:
         authors=authors,
         component_labels=COMPONENT_LABELS,
         may_edit=can(user, Action.CONFIGURE_CS),
+        recompute=imports.recompute_state(user),
     )
 
 
