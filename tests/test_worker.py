@@ -169,3 +169,48 @@ def test_search_worker_indexes_within_five_seconds_and_rebuilds_a_lost_index(tmp
         worker.wait(timeout=20)
         if app is not None:
             app.extensions["cocreate_engine"].dispose()
+
+
+@pytest.mark.worker
+def test_real_worker_runs_recompute_now_and_records_its_outcome(tmp_root):
+    """Recompute now with a broker: the run is queued by the request's commit, a worker
+    computes it, and the run's row says done with every account counted."""
+    from cs_metrics import service
+    from cs_metrics.models import RecomputeRun
+    from portal.core.identity import Role
+    from tests import factories
+
+    broker = redis_url()
+    database = sibling_database(TEST_DATABASE_URL, "worker_recompute", tmp_root)
+    migrate.upgrade(database)
+    env = worker_env(database, broker, tmp_root / "worker-recompute-instance")
+    app = None
+    worker = start_worker(env)
+    try:
+        app = create_app(test_config(database, tmp_root, BROKER_URL=broker, TESTING=False))
+        wait_until_listening(app, worker)
+        with app.app_context():
+            factories.bind(db.session)
+            csm = factories.staff(Role.CSM)
+            for _ in range(3):
+                factories.OrganizationFactory()
+            run_id = service.start_recompute(db.session, csm).id
+            db.session.commit()
+            deadline = time.monotonic() + 60
+            run = None
+            while time.monotonic() < deadline:
+                assert worker.poll() is None, "the worker died"
+                time.sleep(0.3)
+                db.session.rollback()  # end the snapshot; see the worker's commits
+                run = db.session.get(RecomputeRun, run_id)
+                db.session.refresh(run)
+                if run.status in ("done", "failed"):
+                    break
+            assert run is not None and run.status == "done", "not done within 60 s"
+            assert run.accounts_done == run.accounts_total == 3
+            assert run.started_at is not None and run.finished_at >= run.started_at
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+        if app is not None:
+            app.extensions["cocreate_engine"].dispose()
