@@ -16,6 +16,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -743,26 +744,40 @@ def run_import(
     runs at once would share the job's spool file and overwrite each other's status. On
     PostgreSQL a session lock held for the run says "running"; it goes with its connection, so
     the job of a killed worker runs again. A second run returns the job as it is."""
+    with _session_lock(session_factory, IMPORT_RUN_LOCK, job_id, wait=False) as taken:
+        if taken:
+            return _run_import(session_factory, job_id, progress_callback)
+    with session_factory() as s:
+        job = s.get(ImportJob, job_id)
+        if job is None:
+            raise NotFound(str(_l("No such import.")))
+        s.expunge(job)
+        return job
+
+
+@contextmanager
+def _session_lock(session_factory: Callable[[], Session], *key: int, wait: bool) -> Iterator[bool]:
+    """A PostgreSQL session advisory lock on ``key``, on a connection of its own, held for the
+    block: whether it was taken (``wait=False`` does not wait for it). It goes with its
+    connection, so a killed worker's job can run again. Other databases: always taken (SQLite
+    lets one writer at a time anyway)."""
     with session_factory() as s:
         bind = s.get_bind()
     if bind.dialect.name != "postgresql":
-        return _run_import(session_factory, job_id, progress_callback)
+        yield True
+        return
     with bind.engine.connect() as lock:
         lock.execution_options(isolation_level="AUTOCOMMIT")  # no transaction left open
-        if not lock.scalar(select(func.pg_try_advisory_lock(IMPORT_RUN_LOCK, job_id))):
-            with session_factory() as s:
-                job = s.get(ImportJob, job_id)
-                if job is None:
-                    raise NotFound(str(_l("No such import.")))
-                s.expunge(job)
-                return job
+        take = func.pg_advisory_lock if wait else func.pg_try_advisory_lock
+        taken = lock.scalar(select(take(*key))) is not False
         try:
-            return _run_import(session_factory, job_id, progress_callback)
+            yield taken
         finally:
-            try:
-                lock.scalar(select(func.pg_advisory_unlock(IMPORT_RUN_LOCK, job_id)))
-            except Exception:
-                lock.invalidate()  # never back to the pool still holding the lock
+            if taken:
+                try:
+                    lock.scalar(select(func.pg_advisory_unlock(*key)))
+                except Exception:
+                    lock.invalidate()  # never back to the pool still holding the lock
 
 
 def _run_import(
@@ -1484,19 +1499,9 @@ def run_recompute(
     then compute from what the one before committed; SQLite lets one writer at a time anyway.
     A run found done already (its task sent twice) is returned as it is."""
     with session_factory() as s:
-        bind = s.get_bind()
-    if bind.dialect.name != "postgresql":
-        return _run_recompute(session_factory, run_id, progress_callback, write_progress=False)
-    with bind.engine.connect() as lock:
-        lock.execution_options(isolation_level="AUTOCOMMIT")  # no transaction left open
-        lock.scalar(select(func.pg_advisory_lock(RECOMPUTE_LOCK)))
-        try:
-            return _run_recompute(session_factory, run_id, progress_callback)
-        finally:
-            try:
-                lock.scalar(select(func.pg_advisory_unlock(RECOMPUTE_LOCK)))
-            except Exception:
-                lock.invalidate()  # never back to the pool still holding the lock
+        postgresql = s.get_bind().dialect.name == "postgresql"
+    with _session_lock(session_factory, RECOMPUTE_LOCK, wait=True):
+        return _run_recompute(session_factory, run_id, progress_callback, write_progress=postgresql)
 
 
 def _run_recompute(
