@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from babel.lists import format_list
 from flask import jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -29,6 +30,7 @@ from cs_metrics.views import bp, nav_item
 from cs_metrics.views.labels import BAND_LABELS
 from portal.core.db import db
 from portal.core.errors import NotFound
+from portal.core.i18n import current_locale
 from portal.core.identity import User
 from portal.core.pagecache import ChangeClearedCache
 from portal.core.permissions import Action, can
@@ -457,12 +459,14 @@ def recompute_run(run_id: int) -> str:
     require_cs(_user())
     run = _run(run_id)
     requested_by = db.session.get(User, run.requested_by_id) if run.requested_by_id else None
+    counts = (run.summary or {}).get("bands") or {}
+    bands = [f"{BAND_LABELS[b]} {counts[b]}" for b in ("green", "yellow", "red") if counts.get(b)]
     return render_template(
         "cs/recompute_run.html",
         run=run,
         progress=run_progress(run),
         requested_by=requested_by,
-        band_labels=BAND_LABELS,
+        bands=format_list(bands, locale=current_locale()) if bands else None,
     )
 
 
