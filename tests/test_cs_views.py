@@ -957,6 +957,7 @@ def test_a_run_whose_worker_died_shows_as_failed_and_frees_the_button(client, se
     assert "The last health recompute failed" in portfolio and 'id="recompute-now"' in portfolio
     status = client.get(f"/cs/recompute/{run.id}/status.json").get_json()
     assert (status["status"], status["finished"]) == ("failed", True)
+    assert "The recompute failed" in client.get(f"/cs/recompute/{run.id}").get_data(as_text=True)
     started = client.post("/cs/recompute").headers["Location"]
     assert re.search(r"/cs/recompute/(\d+)$", started).group(1) != str(run.id)
 
