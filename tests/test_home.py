@@ -145,3 +145,17 @@ def test_a_csms_home_shows_their_open_and_overdue_tasks(app, client, session, ap
 
     login(client, member())
     assert 'data-testid="home-cs"' not in client.get("/").get_data(as_text=True)
+
+
+def test_pages_name_their_icon_and_the_classic_icon_address_leads_to_it(client, session):
+    html = client.get("/sign-in").get_data(as_text=True)
+    icon = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', html)
+    assert icon is not None
+    with client.get(icon.group(1)) as served:
+        assert served.status_code == 200
+        assert served.mimetype == "image/svg+xml"
+        assert b"<svg" in served.data
+
+    classic = client.get("/favicon.ico")
+    assert classic.status_code == 301
+    assert classic.headers["Location"].endswith(icon.group(1))

@@ -47,6 +47,13 @@ def healthz() -> Response:
     return Response("ok\n", mimetype="text/plain")
 
 
+@bp.route("/favicon.ico")
+def favicon() -> Response:
+    """Pages name their icon in ``<head>``; this is for the clients that ask this address
+    anyway (feed readers, bookmarks, older browsers), which were served a 404 page."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
+
+
 class PreviewIn(StrictSchema):
     source = fields.Str(required=True, validate=validate.Length(max=MAX_MARKDOWN_CHARS))
     images = fields.Bool(load_default=False)

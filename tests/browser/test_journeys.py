@@ -193,6 +193,24 @@ def test_other_organizations_admin_page_is_not_found(page: Page, live_app: Flask
     expect(page.get_by_text("gina@globex.example")).to_have_count(0)
 
 
+def test_pages_load_everything_they_ask_for(page: Page, live_app: Flask) -> None:
+    """No request of a page's fails, the icon the browser asks for by itself included: each
+    failure is a console error in the reader's browser (and was a full 404 page rendered)."""
+    org_id = make_org(live_app, "Acme Analytics", "acme")
+    make_user(live_app, org_id, "alice@acme.example", "Alice Admin", Role.ORG_ADMIN)
+    failed: list[str] = []
+    page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+    page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
+
+    sign_in(page, "alice@acme.example")
+    for path in ["/", "/questions/", "/roadmap/", f"/orgs/{org_id}/members"]:
+        response = page.goto(path)
+        assert response is not None and response.status == 200, path
+        page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(500)  # the icon is fetched after the page has loaded
+    assert failed == []
+
+
 def test_sign_in_page_at_phone_and_desktop_width(page: Page, live_app: Flask) -> None:
     """Screenshots saved for people to look at (test-artifacts/), not compared to anything."""
     ARTIFACTS.mkdir(exist_ok=True)
