@@ -79,6 +79,7 @@ ACCESS: dict[str, str | tuple[str, str]] = {  # (GET rule, other methods' rule)
     "accounts.update_about": SIGNED_IN,
     # main
     "main.dev_outbox": DEV_ONLY,
+    "main.favicon": PUBLIC,
     "main.healthz": PUBLIC,
     "main.home": PUBLIC,
     "main.notifications": SIGNED_IN,
