@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from moderation.models import ReasonTemplate, WatchedWordEntry
 from portal.accounts.models import UserProfile
 from portal.accounts.service import create_user, find_user, update_about
+from portal.core.db import utcnow
 from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role, User
 from portal.gallery.demo import load_demo as load_gallery_demo
 from portal.kb.demo import load_demo as load_kb_demo
@@ -17,6 +19,8 @@ from portal.qa.demo import load_demo as load_qa_demo
 from portal.roadmap.demo import load_demo as load_roadmap_demo
 
 DEMO_PASSWORD = "cocreate-demo-2026"  # noqa: S105 - printed demo sign-in, by design  # nosec B105
+# The feature demos date their content back up to 120 days: their people joined before that.
+JOINED_BEFORE_HISTORY_DAYS = 150
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class DemoUser:
     name: str
     role: Role
     locale: str = "en"
+    # Days since the person joined: newcomers (days < the demo's history) take no part in
+    # it; they ask the questions that wait in the review queue as a new user's do.
+    joined_days_ago: int = JOINED_BEFORE_HISTORY_DAYS
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ DEMO_ORGS: tuple[DemoOrg, ...] = (
         (
             DemoUser("alice@acme.example", "Alice Admin", Role.ORG_ADMIN),
             DemoUser("bob@acme.example", "Bob Builder", Role.MEMBER),
+            DemoUser("nina@acme.example", "Nina Novak", Role.MEMBER, joined_days_ago=10),
         ),
     ),
     DemoOrg(
@@ -67,6 +75,7 @@ DEMO_ORGS: tuple[DemoOrg, ...] = (
         (
             DemoUser("wang@huaxin.example", "王芳", Role.ORG_ADMIN, "zh_CN"),
             DemoUser("li@huaxin.example", "李雷", Role.MEMBER, "zh_CN"),
+            DemoUser("chen@huaxin.example", "陈晨", Role.MEMBER, "zh_CN", joined_days_ago=9),
         ),
     ),
     DemoOrg(
@@ -155,7 +164,7 @@ def load_community(session: Session) -> list[tuple[str, str, str, str]]:
             session.flush()
         for person in spec.users:
             if find_user(session, person.email) is None:
-                create_user(
+                user = create_user(
                     session,
                     org,
                     person.email,
@@ -165,6 +174,7 @@ def load_community(session: Session) -> list[tuple[str, str, str, str]]:
                     locale=person.locale,
                     confirmed=True,
                 )
+                user.created_at = utcnow() - timedelta(days=person.joined_days_ago)
             sign_ins.append((spec.name, person.email, str(person.role), DEMO_PASSWORD))
     _load_moderation(session)
     return sign_ins

@@ -5,7 +5,9 @@ from __future__ import annotations
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from moderation.models import ModerationItem
 from portal.cli import cli
+from portal.core.activity import Activity
 from portal.core.db import make_engine
 from portal.core.identity import Organization, User
 from portal.demo import DEMO_PASSWORD
@@ -28,11 +30,36 @@ def test_db_upgrade_and_demo_load_are_idempotent(tmp_root, monkeypatch):
     with engine.connect() as connection:
         orgs = connection.execute(select(Organization.name, Organization.kind)).all()
         users = connection.scalar(select(func.count()).select_from(User))
+        # The demo's history is coherent: nobody did anything before joining, and the
+        # questions waiting for review come from newcomers, held as a new user's posts are.
+        before_joining = connection.scalar(
+            select(func.count())
+            .select_from(Activity)
+            .join(User, User.id == Activity.actor_id)
+            .where(Activity.occurred_at < User.created_at)
+        )
+        waiting = connection.execute(
+            select(ModerationItem.author_id, ModerationItem.held_reasons, User.trust_level)
+            .join(User, User.id == ModerationItem.author_id)
+            .where(ModerationItem.kind == "question", ModerationItem.state == "pending")
+        ).all()
+        published_by = {
+            author_id: connection.scalar(
+                select(func.count()).where(
+                    ModerationItem.author_id == author_id, ModerationItem.state == "published"
+                )
+            )
+            for author_id, _reasons, _level in waiting
+        }
     engine.dispose()
+    assert before_joining == 0
+    assert waiting
+    for author_id, reasons, level in waiting:
+        assert level == 0 and "new_user" in reasons and published_by[author_id] == 0
     assert len([o for o in orgs if o.kind == "customer"]) == 5
     assert len([o for o in orgs if o.kind == "vendor"]) == 1
     assert any(any("\u4e00" <= ch <= "\u9fff" for ch in o.name) for o in orgs)  # a Chinese name
-    assert users == 14
+    assert users == 16
     for role in ("vendor_admin", "moderator", "csm", "product_manager", "org_admin", "member"):
         assert role in first.output
 

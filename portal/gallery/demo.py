@@ -11,18 +11,22 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from moderation import service as moderation
+from moderation.models import ModerationItem
+from portal.core.activity import Activity
+from portal.core.db import utcnow
 from portal.core.errors import DomainError
 from portal.core.identity import User
 from portal.core.storage import storage_for
 from portal.gallery import service, uploads
-from portal.gallery.models import Template
+from portal.gallery.models import Download, Rating, Template
 
 MODERATOR = "moderator@vendor.example"
 FALLBACK_AUTHOR = "csm@vendor.example"
@@ -287,6 +291,26 @@ RATERS = (
 )
 
 
+HISTORY_DAYS = 100  # the first template was shared this long ago, the last a few days ago
+
+
+def _settle(
+    session: Session, mark: int, when: datetime, kind: str | None = None, object_id: int = 0
+) -> int:
+    """Date what the demo just wrote back to ``when``: the activities it caused (ids above
+    ``mark``, for an account's community timeline) and the moderation item of ``kind``'s
+    ``object_id``; the rows themselves are dated by the caller. Returns the next mark."""
+    session.flush()
+    session.execute(update(Activity).where(Activity.id > mark).values(occurred_at=when))
+    if kind is not None:
+        session.execute(
+            update(ModerationItem)
+            .where(ModerationItem.kind == kind, ModerationItem.object_id == object_id)
+            .values(submitted_at=when, decided_at=when + timedelta(hours=2))
+        )
+    return session.scalar(select(func.max(Activity.id))) or 0
+
+
 def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
     """Create the gallery demo once (skipped when any template exists); deterministic."""
     if session.scalar(select(func.count()).select_from(Template)):
@@ -307,7 +331,18 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
         ):
             moderation.approve(session, moderator, item)
 
-    for number, spec in enumerate(demo_templates()):
+    specs = demo_templates()
+    now = utcnow()
+    start = now - timedelta(days=HISTORY_DAYS)
+    step = timedelta(days=HISTORY_DAYS - 5) / len(specs)
+    mark = session.scalar(select(func.max(Activity.id))) or 0
+    for number, spec in enumerate(specs):
+        when = start + step * number
+
+        def later(share: float, when: datetime = when) -> datetime:
+            """A moment ``share`` (0-1) of the way from the template's sharing to now."""
+            return when + (now - when) * share
+
         file_name, make = spec["file"]
         first_version, first_log = spec["versions"][0]
         template = None
@@ -337,7 +372,12 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
         if template is None:
             continue
         approve(service.TEMPLATE_KIND, template.id)
-        for version, log in spec["versions"][1:]:
+        template.created_at = template.updated_at = when
+        for first in template.versions:
+            first.created_at = when
+        mark = _settle(session, mark, when, service.TEMPLATE_KIND, template.id)
+        later_versions = spec["versions"][1:]
+        for k, (version, log) in enumerate(later_versions, 1):
             try:
                 with session.begin_nested():
                     row = service.add_version(
@@ -351,11 +391,17 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
                 approve(service.VERSION_KIND, row.id)
             except DomainError:
                 continue
+            shipped = later(0.5 * k / len(later_versions))
+            row.created_at = template.updated_at = shipped
+            mark = _settle(session, mark, shipped, service.VERSION_KIND, row.id)
         # Ratings, downloads and a review from people of other organizations.
-        for offset, email in enumerate(RATERS[: 3 + number % 5]):
+        raters = RATERS[: 3 + number % 5]
+        for offset, email in enumerate(raters):
             user = users.get(email)
             if user is None or user.id == template.author_id:
                 continue
+            rated = later((offset + 1) / (len(raters) + 1))
+            review = None
             with session.begin_nested():
                 service.download(session, user, template.id)
                 service.rate(session, user, template.id, 5 - (offset + number) % 3)
@@ -372,5 +418,15 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
                         )
                     approve(service.REVIEW_KIND, review.id)
                 except DomainError:
-                    continue
+                    review = None
+            mine = {"template_id": template.id, "user_id": user.id}
+            session.execute(update(Download).filter_by(**mine).values(created_at=rated))
+            session.execute(
+                update(Rating).filter_by(**mine).values(created_at=rated, updated_at=rated)
+            )
+            if review is None:
+                mark = _settle(session, mark, rated)
+                continue
+            review.created_at = review.updated_at = rated
+            mark = _settle(session, mark, rated, service.REVIEW_KIND, review.id)
     session.flush()

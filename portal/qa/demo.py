@@ -179,28 +179,28 @@ def demo_posts() -> list[dict]:
             "We want the opportunity pipeline in a dashboard, like https://acme.example/pipeline.",
             ["salesforce", "data-import"],
             "data-import",
-            "gina@globex.example",
+            "nina@acme.example",
         ),
         (
             "客户健康度评分可以自定义权重吗？",
             "我们想把续约风险的权重调高一些，参考 https://huaxin.example/health 。",
             ["客户成功"],
             "dashboards",
-            "zhao@chenguang.example",
+            "chen@huaxin.example",
         ),
         (
             "Can report emails go to people without an account?",
-            "Our board members do not log in; see https://initech.example/board.",
+            "Our board members do not log in; see https://acme.example/board.",
             ["reports", "email"],
             "alerts",
-            "joanna@initech.example",
+            "nina@acme.example",
         ),
         (
             "报表导出 PDF 时中文乱码怎么解决？",
-            "导出的 PDF 里中文显示成方块，截图见 https://chenguang.example/pdf 。",
+            "导出的 PDF 里中文显示成方块，截图见 https://huaxin.example/pdf 。",
             ["报表模板", "pdf"],
             "reports",
-            "sun@chenguang.example",
+            "chen@huaxin.example",
         ),
     )
     for title, body, tags, area, asker in extra:
@@ -278,7 +278,10 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
     moderator = users[MODERATOR]
     posts = demo_posts()
     clock = _Clock(session, len(posts))
-    everyone = [u for email, u in sorted(users.items()) if email != MODERATOR]
+    # Voters were members all along: a newcomer's only post is the question they just asked.
+    everyone = [
+        u for email, u in sorted(users.items()) if email != MODERATOR and u.created_at < clock.start
+    ]
 
     def publish(kind: str, obj: Question | Answer, when, keep_pending: bool = False) -> bool:  # noqa: ANN001
         item_id = moderation.item_id(session, kind, obj.id)

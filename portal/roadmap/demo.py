@@ -230,10 +230,13 @@ def load_demo(session: Session, users: dict[str, User | None]) -> int:
     if session.scalar(select(func.count()).select_from(Idea)):
         return 0
     pm, moderator = users.get(PM), users.get(MODERATOR)
-    customers = [u for u in users.values() if u is not None and not u.is_staff]
+    start = utcnow() - timedelta(days=90)
+    # Newcomers (joined after the ideas were posted) have not voted yet.
+    customers = [
+        u for u in users.values() if u is not None and not u.is_staff and u.created_at < start
+    ]
     if pm is None or not customers:
         return 0
-    start = utcnow() - timedelta(days=90)
     plan = _ideas()
     step = timedelta(days=88) / len(plan)
     ideas: list[Idea] = []
@@ -269,6 +272,17 @@ def load_demo(session: Session, users: dict[str, User | None]) -> int:
     for row in session.scalars(select(IdeaVote)):
         since = created[row.idea_id]
         row.created_at = since + (now - since) * ((row.id % 10 + 1) / 11)
+        # The activity log (an account's community timeline) says when, too.
+        session.execute(
+            update(Activity)
+            .where(
+                Activity.verb == "idea.voted",
+                Activity.actor_id == row.user_id,
+                Activity.subject_type == Idea.__tablename__,
+                Activity.subject_id == row.idea_id,
+            )
+            .values(occurred_at=row.created_at)
+        )
     for index, status in STATUS_PLAN.items():
         if index >= len(ideas):
             continue
