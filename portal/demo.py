@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from moderation.models import ReasonTemplate, WatchedWordEntry
+from moderation.models import ModerationItem, ReasonTemplate, WatchedWordEntry
+from moderation.service import promote_all
 from portal.accounts.models import UserProfile
-from portal.accounts.service import create_user, find_user, update_about
+from portal.accounts.service import ABOUT_KIND, create_user, find_user, update_about
+from portal.core.activity import Activity
 from portal.core.db import utcnow
 from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role, User
 from portal.gallery.demo import load_demo as load_gallery_demo
@@ -86,6 +88,7 @@ DEMO_ORGS: tuple[DemoOrg, ...] = (
         (
             DemoUser("gina@globex.example", "Gina Globex", Role.ORG_ADMIN),
             DemoUser("hank@globex.example", "Hank Hill", Role.MEMBER),
+            DemoUser("gus@globex.example", "Gus Grant", Role.MEMBER, joined_days_ago=8),
         ),
     ),
     DemoOrg(
@@ -125,15 +128,17 @@ DEMO_REASON_TEMPLATES = (
     ("Off-topic", "This does not fit here; please post it in the right place."),
     ("Personal data", "Please do not post personal data such as phone numbers or contracts."),
 )
-# (email, trust level, about text): some published at once, some held for review.
+# (email, trust level, about text): the newcomers' held for review as a new user's posts are,
+# the others' published at once.
 DEMO_ABOUT = (
     (
-        "bob@acme.example",
+        "nina@acme.example",
         0,
-        "I run the monthly KPI reports at Acme. Ask me about **cohort charts**.",
+        "New on Acme's analytics team: I build the monthly KPI reports. Ask me about "
+        "**cohort charts**.",
     ),
-    ("li@huaxin.example", 0, "华信科技数据分析师，负责**客户成功**报表。"),
-    ("hank@globex.example", 0, "Retail analytics. See my write-up at https://globex.example/blog"),
+    ("chen@huaxin.example", 0, "华信科技数据分析师，负责**客户成功**报表。"),
+    ("gus@globex.example", 0, "Retail analytics. See my write-up at https://globex.example/blog"),
     ("alice@acme.example", 2, "Acme's admin for Cocreate. Happy to share our dashboard templates."),
     ("wang@huaxin.example", 3, "华信科技管理员，欢迎交流行业解决方案。"),
 )
@@ -147,6 +152,8 @@ def load_demo(session: Session) -> list[tuple[str, str, str, str]]:
     load_kb_demo(session, users)
     load_roadmap_demo(session, users)
     load_gallery_demo(session, users)
+    # The hourly promotion, as a running portal does: the levels the history earned.
+    promote_all(session)
     return sign_ins
 
 
@@ -203,4 +210,13 @@ def _load_moderation(session: Session) -> None:
         if user is None or session.get(UserProfile, user.id) is not None:
             continue
         user.trust_level = level
+        mark = session.scalar(select(func.max(Activity.id))) or 0
         update_about(session, user, about)
+        # Written on the day they joined, like the rest of their history.
+        written = user.created_at + timedelta(hours=1)
+        session.execute(
+            update(ModerationItem)
+            .where(ModerationItem.kind == ABOUT_KIND, ModerationItem.object_id == user.id)
+            .values(submitted_at=written)
+        )
+        session.execute(update(Activity).where(Activity.id > mark).values(occurred_at=written))

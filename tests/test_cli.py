@@ -30,8 +30,9 @@ def test_db_upgrade_and_demo_load_are_idempotent(tmp_root, monkeypatch):
     with engine.connect() as connection:
         orgs = connection.execute(select(Organization.name, Organization.kind)).all()
         users = connection.scalar(select(func.count()).select_from(User))
-        # The demo's history is coherent: nobody did anything before joining, and the
-        # questions waiting for review come from newcomers, held as a new user's posts are.
+        # The demo's history is coherent: nobody did anything before joining, what waits for
+        # review comes from newcomers, held as a new user's posts are, and the others' history
+        # earned them their trust levels.
         before_joining = connection.scalar(
             select(func.count())
             .select_from(Activity)
@@ -39,9 +40,17 @@ def test_db_upgrade_and_demo_load_are_idempotent(tmp_root, monkeypatch):
             .where(Activity.occurred_at < User.created_at)
         )
         waiting = connection.execute(
-            select(ModerationItem.author_id, ModerationItem.held_reasons, User.trust_level)
+            select(
+                ModerationItem.kind,
+                ModerationItem.author_id,
+                ModerationItem.held_reasons,
+                User.trust_level,
+            )
             .join(User, User.id == ModerationItem.author_id)
-            .where(ModerationItem.kind == "question", ModerationItem.state == "pending")
+            .where(ModerationItem.state == "pending")
+        ).all()
+        levels = connection.execute(
+            select(User.trust_level, func.count()).group_by(User.trust_level)
         ).all()
         published_by = {
             author_id: connection.scalar(
@@ -49,17 +58,19 @@ def test_db_upgrade_and_demo_load_are_idempotent(tmp_root, monkeypatch):
                     ModerationItem.author_id == author_id, ModerationItem.state == "published"
                 )
             )
-            for author_id, _reasons, _level in waiting
+            for _kind, author_id, _reasons, _level in waiting
         }
     engine.dispose()
     assert before_joining == 0
-    assert waiting
-    for author_id, reasons, level in waiting:
+    assert {"profile_about", "question"} <= {kind for kind, *_ in waiting}
+    for _kind, author_id, reasons, level in waiting:
         assert level == 0 and "new_user" in reasons and published_by[author_id] == 0
+    assert dict(levels)[1] >= 10  # reached by reading, not set by the demo
+    assert {0, 1, 2, 3} <= dict(levels).keys()
     assert len([o for o in orgs if o.kind == "customer"]) == 5
     assert len([o for o in orgs if o.kind == "vendor"]) == 1
     assert any(any("\u4e00" <= ch <= "\u9fff" for ch in o.name) for o in orgs)  # a Chinese name
-    assert users == 16
+    assert users == 17
     for role in ("vendor_admin", "moderator", "csm", "product_manager", "org_admin", "member"):
         assert role in first.output
 

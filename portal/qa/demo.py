@@ -147,6 +147,7 @@ COLLEAGUES = {
     "peter@initech.example": ("joanna@initech.example",),
 }
 PENDING_TAIL = 4  # the last questions stay in the review queue
+READERS_PER_QUESTION = 4  # besides its voters; a few more on some questions
 
 
 def _posts(subjects: tuple, issues: tuple, answers: tuple, askers: tuple, answerers: tuple):  # noqa: ANN202
@@ -270,6 +271,10 @@ def _screenshot(session: Session, uploader: User) -> str:
     )
 
 
+def _may_read(user: User, question: Question, asker: User) -> bool:
+    return not question.is_private or user.organization_id == asker.organization_id or user.is_staff
+
+
 def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
     """Create the Q&A demo once (skipped when any question exists); deterministic."""
     if session.scalar(select(func.count()).select_from(Question)):
@@ -334,24 +339,23 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
                 continue
             if publish(service.ANSWER_KIND, reply, when + timedelta(hours=3 + 5 * k)):
                 replies.append(reply)
+        # Its readers (trust levels count reads): a few members, and everyone who votes.
+        for r in range(READERS_PER_QUESTION + index % 5):
+            reader = everyone[(index * 5 + r) % len(everyone)]
+            if reader.id != asker.id and _may_read(reader, question, asker):
+                service.record_view(session, reader, question)
         for k in range(index % 5):
             voter = everyone[(index * 3 + k) % len(everyone)]
-            if voter.id != asker.id and (
-                not question.is_private
-                or voter.organization_id == asker.organization_id
-                or voter.is_staff
-            ):
+            if voter.id != asker.id and _may_read(voter, question, asker):
+                service.record_view(session, voter, question)
                 service.vote(
                     session, voter, -1 if (index + k) % 11 == 0 else 1, question_id=question.id
                 )
             for j, reply in enumerate(replies):
                 fan = everyone[(index + j * 5 + k * 7) % len(everyone)]
-                if fan.id in (reply.author_id,) or (
-                    question.is_private
-                    and fan.organization_id != asker.organization_id
-                    and not fan.is_staff
-                ):
+                if fan.id == reply.author_id or not _may_read(fan, question, asker):
                     continue
+                service.record_view(session, fan, question)
                 service.vote(session, fan, 1, answer_id=reply.id)
                 if (index + j + k) % 3 == 0:
                     with contextlib.suppress(DomainError):
