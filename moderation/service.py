@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     event,
     func,
     insert,
@@ -694,6 +695,22 @@ def item_id(session: Session, kind_name: str, object_id: int) -> int | None:
     return session.scalar(
         select(ModerationItem.id).where(
             ModerationItem.kind == kind_name, ModerationItem.object_id == object_id
+        )
+    )
+
+
+def date_item(session: Session, kind_name: str, object_id: int, when: datetime) -> None:
+    """Demo data is written now and told as a history: the item submitted at ``when`` and,
+    if it was decided, decided two hours later (the queue's ages and the statistics' times to
+    decision read these)."""
+    session.execute(
+        update(ModerationItem)
+        .where(ModerationItem.kind == kind_name, ModerationItem.object_id == object_id)
+        .values(
+            submitted_at=when,
+            decided_at=case(
+                (ModerationItem.decided_at.is_(None), None), else_=when + timedelta(hours=2)
+            ),
         )
     )
 

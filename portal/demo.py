@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from moderation.models import ModerationItem, ReasonTemplate, WatchedWordEntry
-from moderation.service import promote_all
+from moderation.models import ReasonTemplate, WatchedWordEntry
+from moderation.service import date_item, promote_all
 from portal.accounts.models import UserProfile
 from portal.accounts.service import ABOUT_KIND, create_user, find_user, update_about
-from portal.core.activity import Activity
+from portal.core.activity import date_activities_since, newest_activity_id
 from portal.core.db import utcnow
 from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role, User
 from portal.gallery.demo import load_demo as load_gallery_demo
@@ -210,13 +210,9 @@ def _load_moderation(session: Session) -> None:
         if user is None or session.get(UserProfile, user.id) is not None:
             continue
         user.trust_level = level
-        mark = session.scalar(select(func.max(Activity.id))) or 0
+        mark = newest_activity_id(session)
         update_about(session, user, about)
         # Written on the day they joined, like the rest of their history.
         written = user.created_at + timedelta(hours=1)
-        session.execute(
-            update(ModerationItem)
-            .where(ModerationItem.kind == ABOUT_KIND, ModerationItem.object_id == user.id)
-            .values(submitted_at=written)
-        )
-        session.execute(update(Activity).where(Activity.id > mark).values(occurred_at=written))
+        date_item(session, ABOUT_KIND, user.id, written)
+        date_activities_since(session, mark, written)

@@ -19,8 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from moderation import service as moderation
-from moderation.models import ModerationItem
-from portal.core.activity import Activity
+from portal.core.activity import date_activities_since, newest_activity_id
 from portal.core.db import utcnow
 from portal.core.errors import DomainError
 from portal.core.identity import User
@@ -297,18 +296,13 @@ HISTORY_DAYS = 100  # the first template was shared this long ago, the last a fe
 def _settle(
     session: Session, mark: int, when: datetime, kind: str | None = None, object_id: int = 0
 ) -> int:
-    """Date what the demo just wrote back to ``when``: the activities it caused (ids above
-    ``mark``, for an account's community timeline) and the moderation item of ``kind``'s
-    ``object_id``; the rows themselves are dated by the caller. Returns the next mark."""
+    """Date what the demo just wrote back to ``when``: the activities it caused (after
+    ``mark``) and the moderation item of ``kind``'s ``object_id``; the rows themselves are
+    dated by the caller. Returns the next mark."""
     session.flush()
-    session.execute(update(Activity).where(Activity.id > mark).values(occurred_at=when))
     if kind is not None:
-        session.execute(
-            update(ModerationItem)
-            .where(ModerationItem.kind == kind, ModerationItem.object_id == object_id)
-            .values(submitted_at=when, decided_at=when + timedelta(hours=2))
-        )
-    return session.scalar(select(func.max(Activity.id))) or 0
+        moderation.date_item(session, kind, object_id, when)
+    return date_activities_since(session, mark, when)
 
 
 def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
@@ -335,7 +329,7 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
     now = utcnow()
     start = now - timedelta(days=HISTORY_DAYS)
     step = timedelta(days=HISTORY_DAYS - 5) / len(specs)
-    mark = session.scalar(select(func.max(Activity.id))) or 0
+    mark = newest_activity_id(session)
     for number, spec in enumerate(specs):
         when = start + step * number
 

@@ -14,12 +14,11 @@ from datetime import timedelta
 
 from flask import current_app
 from PIL import Image, ImageDraw
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from moderation import service as moderation
-from moderation.models import ModerationItem
-from portal.core.activity import Activity
+from portal.core.activity import date_activities_since, newest_activity_id
 from portal.core.db import utcnow
 from portal.core.errors import DomainError
 from portal.core.html import UPLOADS_PREFIX
@@ -225,27 +224,16 @@ class _Clock:
         self.session = session
         self.start = utcnow() - timedelta(days=120)
         self.step = timedelta(days=118) / max(total, 1)
-        self.mark = self._last_activity()
-
-    def _last_activity(self) -> int:
-        return self.session.scalar(select(func.max(Activity.id))) or 0
+        self.mark = newest_activity_id(session)
 
     def settle(self, kind: str, obj: Question | Answer, when) -> None:  # noqa: ANN001
         """Move the post, its moderation item and the activity it caused to ``when``."""
-        self.session.flush()
         obj.created_at = obj.updated_at = when
         if isinstance(obj, Question):
             obj.last_activity_at = when
-        self.session.execute(
-            update(ModerationItem)
-            .where(ModerationItem.kind == kind, ModerationItem.object_id == obj.id)
-            .values(submitted_at=when, decided_at=when + timedelta(hours=2))
-        )
-        self.session.execute(
-            update(Activity).where(Activity.id > self.mark).values(occurred_at=when)
-        )
         self.session.flush()
-        self.mark = self._last_activity()
+        moderation.date_item(self.session, kind, obj.id, when)
+        self.mark = date_activities_since(self.session, self.mark, when)
 
 
 def _screenshot(session: Session, uploader: User) -> str:

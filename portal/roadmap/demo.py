@@ -15,8 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from moderation import service as moderation
-from moderation.models import ModerationItem
-from portal.core.activity import Activity
+from portal.core.activity import Activity, date_activities_since, newest_activity_id
 from portal.core.db import utcnow
 from portal.core.errors import DomainError
 from portal.core.identity import User
@@ -241,19 +240,15 @@ def load_demo(session: Session, users: dict[str, User | None]) -> int:
     step = timedelta(days=88) / len(plan)
     ideas: list[Idea] = []
     for index, spec in enumerate(plan):
-        mark = session.scalar(select(func.max(Activity.id))) or 0
+        mark = newest_activity_id(session)
         idea = _submit(session, users.get(spec[4]), customers, index, spec)
         if idea is None:
             continue
         _publish(session, moderator, idea)
         when = start + step * index
         idea.created_at = idea.updated_at = when
-        session.execute(
-            update(ModerationItem)
-            .where(ModerationItem.kind == service.IDEA_KIND, ModerationItem.object_id == idea.id)
-            .values(submitted_at=when, decided_at=when + timedelta(hours=2))
-        )
-        session.execute(update(Activity).where(Activity.id > mark).values(occurred_at=when))
+        moderation.date_item(session, service.IDEA_KIND, idea.id, when)
+        date_activities_since(session, mark, when)
         session.execute(
             update(StatusChange).where(StatusChange.idea_id == idea.id).values(created_at=when)
         )
@@ -290,19 +285,30 @@ def load_demo(session: Session, users: dict[str, User | None]) -> int:
         if not idea.published:
             continue
         language = next(p[5] for p in plan if p[0] == idea.title)
-        if status == "shipped":
-            for step_status in ("planned", "shipped"):
-                notes = RELEASE_NOTES[language].format(t=idea.title)
-                service.change_status(
-                    session,
-                    pm,
-                    idea.id,
-                    step_status,
-                    RESPONSES[step_status][language],
-                    notes if step_status == "shipped" else None,
-                )
-        else:
-            service.change_status(session, pm, idea.id, status, RESPONSES[status][language])
+        steps = ("planned", "shipped") if status == "shipped" else (status,)
+        for k, step_status in enumerate(steps, 1):
+            notes = RELEASE_NOTES[language].format(t=idea.title)
+            mark = newest_activity_id(session)
+            service.change_status(
+                session,
+                pm,
+                idea.id,
+                step_status,
+                RESPONSES[step_status][language],
+                notes if step_status == "shipped" else None,
+            )
+            # Decided a while after the votes came in, shipped later still.
+            since = idea.created_at
+            decided = since + (now - since) * (0.3 + 0.6 * k / len(steps))
+            session.execute(
+                update(StatusChange)
+                .where(StatusChange.idea_id == idea.id, StatusChange.to_status == step_status)
+                .values(created_at=decided)
+            )
+            idea.updated_at = decided
+            if step_status == "shipped":
+                idea.shipped_at = decided
+            date_activities_since(session, mark, decided)
     # A merged pair: "Export dashboards as PDF" duplicates "Schedule dashboard exports".
     duplicate = next((i for i in ideas if i.title == "Export dashboards as PDF"), None)
     original = ideas[0] if ideas else None
