@@ -296,6 +296,31 @@ def test_account_page_explains_the_score_and_shows_everything_about_the_account(
     assert ">为想法投票</span>" in client.get(f"/cs/accounts/{org.id}").get_data(as_text=True)
 
 
+def test_the_timeline_says_what_members_did_without_their_reads_sign_ins_and_searches(
+    client, session, csm
+):
+    org = account(session, "Busy Co", csm=csm)
+    member = UserFactory(organization=org, display_name="Bea Busy")
+    for verb in (
+        "question.asked",
+        "content.submitted",
+        "content.published",
+        "content.viewed",
+        "content.viewed",
+        "account.signed_in",
+        "search.performed",
+        "idea.voted",
+    ):
+        session.add(Activity(actor_id=member.id, organization_id=org.id, verb=verb))
+    session.flush()
+    login(client, csm)
+    page = client.get(f"/cs/accounts/{org.id}").get_data(as_text=True)
+    timeline = page.split('id="timeline"')[1].split("</ol>")[0]
+    assert re.findall(r'title="([^"]+)"', timeline) == ["idea.voted", "question.asked"]
+    rows = rows_of(client.get(f"/cs/accounts/{org.id}/timeline.csv"))
+    assert sorted(row[3] for row in rows[1:]) == ["idea.voted", "question.asked"]
+
+
 def test_trend_chart_marks_model_changes(client, session, csm):
     org = account(session, "Changing Co", scores=(80, 82, 84))
     first = session.scalar(
