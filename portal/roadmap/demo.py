@@ -297,9 +297,10 @@ def load_demo(session: Session, users: dict[str, User | None]) -> int:
                 RESPONSES[step_status][language],
                 notes if step_status == "shipped" else None,
             )
-            # Decided a while after the votes came in, shipped later still.
+            # Decided a while after the votes came in, shipped weeks later: planned 35% and
+            # shipped 50% of the way from the idea's posting to now (a lone decision at 50%).
             since = idea.created_at
-            decided = since + (now - since) * (0.3 + 0.6 * k / len(steps))
+            decided = since + (now - since) * (0.2 + 0.3 * k / len(steps))
             session.execute(
                 update(StatusChange)
                 .where(StatusChange.idea_id == idea.id, StatusChange.to_status == step_status)
