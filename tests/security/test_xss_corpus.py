@@ -184,7 +184,9 @@ SWEEP = """
       problems.push('injected <meta http-equiv=' + el.httpEquiv + '> ' + where(el));
     } else if (tag === 'link') {
       const href = new URL(el.href, location.href);
-      if (el.rel !== 'stylesheet' || href.origin !== origin) {
+      const ours = href.origin === origin &&
+        (el.rel === 'stylesheet' || (el.rel === 'icon' && href.pathname === '/static/favicon.svg'));
+      if (!ours) {
         problems.push('injected <link rel=' + el.rel + ' href=' + el.href + '>');
       }
     }
