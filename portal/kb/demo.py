@@ -4,12 +4,18 @@ title, feedback by (article, user)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from portal.core.activity import date_activities_since, newest_activity_id
+from portal.core.db import utcnow
 from portal.core.identity import User
 from portal.kb import service
-from portal.kb.models import Article, ArticleFeedback, Category
+from portal.kb.models import Article, ArticleFeedback, ArticleVersion, Category
+
+HISTORY_DAYS = 115  # the first article was written this long ago, the last three weeks ago
 
 CATEGORIES = (
     ("getting-started", "Getting started", "快速入门"),
@@ -160,9 +166,12 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
         if slug not in by_slug:
             by_slug[slug] = service.create_category(session, author, slug, name, name_zh)
     titles = {a.title: a for a in session.scalars(select(Article))}
-    for slug, language, title, tags, body in ARTICLES:
+    now = utcnow()
+    step = timedelta(days=HISTORY_DAYS - 21) / len(ARTICLES)
+    for number, (slug, language, title, tags, body) in enumerate(ARTICLES):
         if title not in titles:
-            titles[title] = service.create_article(
+            mark = newest_activity_id(session)
+            article = titles[title] = service.create_article(
                 session,
                 author,
                 title=title,
@@ -172,7 +181,15 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
                 tags=tags,
                 published=True,
             )
-    for title, email, helpful, comment in FEEDBACK:
+            written = now - timedelta(days=HISTORY_DAYS) + step * number
+            article.created_at = article.updated_at = written
+            session.execute(
+                update(ArticleVersion)
+                .where(ArticleVersion.article_id == article.id)
+                .values(created_at=written)
+            )
+            date_activities_since(session, mark, written)
+    for k, (title, email, helpful, comment) in enumerate(FEEDBACK):
         user, article = users_by_email.get(email), titles.get(title)
         if user is None or article is None:
             continue
@@ -182,5 +199,10 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
             )
         )
         if given is None:
-            service.give_feedback(session, user, article.id, helpful, comment or "")
+            mark = newest_activity_id(session)
+            feedback = service.give_feedback(session, user, article.id, helpful, comment or "")
+            # Some days after the article was written, before now.
+            read = article.created_at + (now - article.created_at) * ((k % 5 + 1) / 6)
+            feedback.created_at = read
+            date_activities_since(session, mark, read)
     session.flush()
