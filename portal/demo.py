@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from moderation.models import ReasonTemplate, WatchedWordEntry
 from moderation.service import date_item, promote_all
 from portal.accounts.models import UserProfile
 from portal.accounts.service import ABOUT_KIND, create_user, find_user, update_about
-from portal.core.activity import date_activities_since, newest_activity_id
 from portal.core.db import utcnow
+from portal.core.history import Backdate
 from portal.core.identity import Organization, OrganizationDomain, OrgKind, Role, User
+from portal.core.notifications import Notification
 from portal.gallery.demo import load_demo as load_gallery_demo
 from portal.kb.demo import load_demo as load_kb_demo
 from portal.qa.demo import load_demo as load_qa_demo
@@ -154,6 +155,13 @@ def load_demo(session: Session) -> list[tuple[str, str, str, str]]:
     load_gallery_demo(session, users)
     # The hourly promotion, as a running portal does: the levels the history earned.
     promote_all(session)
+    # Members read their notifications as they came: only the last week's are still new.
+    read_by = utcnow() - timedelta(days=7)
+    session.execute(
+        update(Notification)
+        .where(Notification.read_at.is_(None), Notification.created_at < read_by)
+        .values(read_at=read_by)
+    )
     return sign_ins
 
 
@@ -210,9 +218,9 @@ def _load_moderation(session: Session) -> None:
         if user is None or session.get(UserProfile, user.id) is not None:
             continue
         user.trust_level = level
-        mark = newest_activity_id(session)
+        step = Backdate(session)
         update_about(session, user, about)
         # Written on the day they joined, like the rest of their history.
         written = user.created_at + timedelta(hours=1)
         date_item(session, ABOUT_KIND, user.id, written)
-        date_activities_since(session, mark, written)
+        step.to(written)

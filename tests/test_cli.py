@@ -12,6 +12,7 @@ from portal.cli import cli
 from portal.core.activity import Activity
 from portal.core.db import make_engine
 from portal.core.identity import Organization, User
+from portal.core.notifications import Notification
 from portal.demo import DEMO_PASSWORD
 from portal.roadmap.models import Idea
 from tests.conftest import TEST_DATABASE_URL, sibling_database
@@ -57,6 +58,15 @@ def test_db_upgrade_and_demo_load_are_idempotent(tmp_root, monkeypatch):
             .scalars()
             .all()
         )
+        week_ago = datetime.now(UTC) - timedelta(days=7)
+        notified = connection.execute(
+            select(
+                func.count().filter(Notification.created_at < week_ago),
+                func.count().filter(
+                    Notification.created_at < week_ago, Notification.read_at.is_(None)
+                ),
+            )
+        ).one()
         levels = connection.execute(
             select(User.trust_level, func.count()).group_by(User.trust_level)
         ).all()
@@ -74,6 +84,8 @@ def test_db_upgrade_and_demo_load_are_idempotent(tmp_root, monkeypatch):
     for _kind, author_id, reasons, level in waiting:
         assert level == 0 and "new_user" in reasons and published_by[author_id] == 0
     assert dict(levels)[1] >= 10  # reached by reading, not set by the demo
+    # Notifications came with the history, and the older ones were read as they came.
+    assert notified[0] >= 20 and notified[1] == 0
     # The changelog tells releases over the months, not all on the day of `demo load`.
     assert len(shipped) >= 3 and len(set(shipped)) == len(shipped)
     assert max(shipped) < datetime.now(UTC) - timedelta(days=1)

@@ -73,7 +73,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, func, select, update
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.core.db import Base, utcnow
@@ -166,17 +166,3 @@ def activity_columns(
 def register_verbs(*verbs: str) -> None:
     """Let a feature declare its verbs at import time (kept in one set, checked on record)."""
     VERBS.update(verbs)
-
-
-def newest_activity_id(session: Session) -> int:
-    """Where the activity log ends now: the mark ``date_activities_since`` starts after."""
-    return session.scalar(select(func.max(Activity.id))) or 0
-
-
-def date_activities_since(session: Session, mark: int, when: datetime) -> int:
-    """Date every activity recorded after ``mark`` at ``when``: demo data is written now and
-    told as a history (an account's community timeline, trust levels' days visited read these
-    dates). Returns the new mark."""
-    session.flush()
-    session.execute(update(Activity).where(Activity.id > mark).values(occurred_at=when))
-    return newest_activity_id(session)

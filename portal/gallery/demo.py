@@ -19,9 +19,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from moderation import service as moderation
-from portal.core.activity import date_activities_since, newest_activity_id
 from portal.core.db import utcnow
 from portal.core.errors import DomainError
+from portal.core.history import Backdate
 from portal.core.identity import User
 from portal.core.storage import storage_for
 from portal.gallery import service, uploads
@@ -293,16 +293,13 @@ RATERS = (
 HISTORY_DAYS = 100  # the first template was shared this long ago, the last a few days ago
 
 
-def _settle(
-    session: Session, mark: int, when: datetime, kind: str | None = None, object_id: int = 0
-) -> int:
-    """Date what the demo just wrote back to ``when``: the activities it caused (after
-    ``mark``) and the moderation item of ``kind``'s ``object_id``; the rows themselves are
-    dated by the caller. Returns the next mark."""
-    session.flush()
+def _settle(history: Backdate, when: datetime, kind: str | None = None, object_id: int = 0) -> None:
+    """Date what the demo just wrote back to ``when``: the activities and notifications it
+    caused and the moderation item of ``kind``'s ``object_id``; the rows themselves are
+    dated by the caller."""
+    history.to(when)
     if kind is not None:
-        moderation.date_item(session, kind, object_id, when)
-    return date_activities_since(session, mark, when)
+        moderation.date_item(history.session, kind, object_id, when)
 
 
 def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
@@ -329,7 +326,7 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
     now = utcnow()
     start = now - timedelta(days=HISTORY_DAYS)
     step = timedelta(days=HISTORY_DAYS - 5) / len(specs)
-    mark = newest_activity_id(session)
+    history = Backdate(session)
     for number, spec in enumerate(specs):
         when = start + step * number
 
@@ -369,7 +366,7 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
         template.created_at = template.updated_at = when
         for first in template.versions:
             first.created_at = when
-        mark = _settle(session, mark, when, service.TEMPLATE_KIND, template.id)
+        _settle(history, when, service.TEMPLATE_KIND, template.id)
         later_versions = spec["versions"][1:]
         for k, (version, log) in enumerate(later_versions, 1):
             try:
@@ -387,7 +384,7 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
                 continue
             shipped = later(0.5 * k / len(later_versions))
             row.created_at = template.updated_at = shipped
-            mark = _settle(session, mark, shipped, service.VERSION_KIND, row.id)
+            _settle(history, shipped, service.VERSION_KIND, row.id)
         # Ratings, downloads and a review from people of other organizations.
         raters = RATERS[: 3 + number % 5]
         for offset, email in enumerate(raters):
@@ -419,8 +416,8 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
                 update(Rating).filter_by(**mine).values(created_at=rated, updated_at=rated)
             )
             if review is None:
-                mark = _settle(session, mark, rated)
+                _settle(history, rated)
                 continue
             review.created_at = review.updated_at = rated
-            mark = _settle(session, mark, rated, service.REVIEW_KIND, review.id)
+            _settle(history, rated, service.REVIEW_KIND, review.id)
     session.flush()

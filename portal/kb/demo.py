@@ -9,8 +9,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from portal.core.activity import date_activities_since, newest_activity_id
 from portal.core.db import utcnow
+from portal.core.history import Backdate
 from portal.core.identity import User
 from portal.kb import service
 from portal.kb.models import Article, ArticleFeedback, ArticleVersion, Category
@@ -170,7 +170,7 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
     step = timedelta(days=HISTORY_DAYS - 21) / len(ARTICLES)
     for number, (slug, language, title, tags, body) in enumerate(ARTICLES):
         if title not in titles:
-            mark = newest_activity_id(session)
+            step_written = Backdate(session)
             article = titles[title] = service.create_article(
                 session,
                 author,
@@ -188,7 +188,7 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
                 .where(ArticleVersion.article_id == article.id)
                 .values(created_at=written)
             )
-            date_activities_since(session, mark, written)
+            step_written.to(written)
     for k, (title, email, helpful, comment) in enumerate(FEEDBACK):
         user, article = users_by_email.get(email), titles.get(title)
         if user is None or article is None:
@@ -199,10 +199,10 @@ def load_demo(session: Session, users_by_email: dict[str, User]) -> None:
             )
         )
         if given is None:
-            mark = newest_activity_id(session)
+            step_read = Backdate(session)
             feedback = service.give_feedback(session, user, article.id, helpful, comment or "")
             # Some days after the article was written, before now.
             read = article.created_at + (now - article.created_at) * ((k % 5 + 1) / 6)
             feedback.created_at = read
-            date_activities_since(session, mark, read)
+            step_read.to(read)
     session.flush()

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from moderation import service as moderation
-from portal.core.activity import date_activities_since, newest_activity_id
 from portal.core.db import utcnow
 from portal.core.errors import DomainError
+from portal.core.history import Backdate
 from portal.core.html import UPLOADS_PREFIX
 from portal.core.identity import User
 from portal.core.storage import storage_for
@@ -224,7 +224,7 @@ class _Clock:
         self.session = session
         self.start = utcnow() - timedelta(days=120)
         self.step = timedelta(days=118) / max(total, 1)
-        self.mark = newest_activity_id(session)
+        self.history = Backdate(session)
 
     def settle(self, kind: str, obj: Question | Answer, when) -> None:  # noqa: ANN001
         """Move the post, its moderation item and the activity it caused to ``when``."""
@@ -233,7 +233,7 @@ class _Clock:
             obj.last_activity_at = when
         self.session.flush()
         moderation.date_item(self.session, kind, obj.id, when)
-        self.mark = date_activities_since(self.session, self.mark, when)
+        self.history.to(when)
 
 
 def _screenshot(session: Session, uploader: User) -> str:

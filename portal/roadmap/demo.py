@@ -15,9 +15,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from moderation import service as moderation
-from portal.core.activity import Activity, date_activities_since, newest_activity_id
+from portal.core.activity import Activity
 from portal.core.db import utcnow
 from portal.core.errors import DomainError
+from portal.core.history import Backdate
 from portal.core.identity import User
 from portal.roadmap import service
 from portal.roadmap.models import Idea, IdeaVote, StatusChange
@@ -240,7 +241,7 @@ def load_demo(session: Session, users: dict[str, User | None]) -> int:
     step = timedelta(days=88) / len(plan)
     ideas: list[Idea] = []
     for index, spec in enumerate(plan):
-        mark = newest_activity_id(session)
+        posted = Backdate(session)
         idea = _submit(session, users.get(spec[4]), customers, index, spec)
         if idea is None:
             continue
@@ -248,7 +249,7 @@ def load_demo(session: Session, users: dict[str, User | None]) -> int:
         when = start + step * index
         idea.created_at = idea.updated_at = when
         moderation.date_item(session, service.IDEA_KIND, idea.id, when)
-        date_activities_since(session, mark, when)
+        posted.to(when)
         session.execute(
             update(StatusChange).where(StatusChange.idea_id == idea.id).values(created_at=when)
         )
@@ -288,7 +289,7 @@ def load_demo(session: Session, users: dict[str, User | None]) -> int:
         steps = ("planned", "shipped") if status == "shipped" else (status,)
         for k, step_status in enumerate(steps, 1):
             notes = RELEASE_NOTES[language].format(t=idea.title)
-            mark = newest_activity_id(session)
+            decision = Backdate(session)
             service.change_status(
                 session,
                 pm,
@@ -309,7 +310,7 @@ def load_demo(session: Session, users: dict[str, User | None]) -> int:
             idea.updated_at = decided
             if step_status == "shipped":
                 idea.shipped_at = decided
-            date_activities_since(session, mark, decided)
+            decision.to(decided)
     # A merged pair: "Export dashboards as PDF" duplicates "Schedule dashboard exports".
     duplicate = next((i for i in ideas if i.title == "Export dashboards as PDF"), None)
     original = ideas[0] if ideas else None
