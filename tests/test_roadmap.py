@@ -211,7 +211,9 @@ def test_status_changes_keep_history_notify_subscribers_and_record_shipping(rm, 
     assert "Q3" in history[1].response_html
     for person in [author, *voters]:
         notes = session.scalars(
-            select(Notification.message).where(Notification.user_id == person.id)
+            select(Notification.message)
+            .where(Notification.user_id == person.id)
+            .order_by(Notification.id)
         ).all()
         assert len(notes) == 2 and "Shipped" in notes[1]
     notes = session.scalars(
@@ -358,9 +360,9 @@ def roadmap_news(session, user) -> list[str]:
     session.expire_all()
     return list(
         session.scalars(
-            select(Notification.message).where(
-                Notification.user_id == user.id, Notification.kind == service.NOTIFICATION_KIND
-            )
+            select(Notification.message)
+            .where(Notification.user_id == user.id, Notification.kind == service.NOTIFICATION_KIND)
+            .order_by(Notification.id)
         )
     )
 
