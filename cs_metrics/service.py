@@ -1449,16 +1449,16 @@ def _abandoned(now: datetime) -> Any:
     )
 
 
-def run_state(run: RecomputeRun, now: datetime | None = None) -> str:
+def run_state(run: RecomputeRun) -> str:
     """The run's status as the portal shows it: an abandoned run (``RUN_ABANDONED_AFTER``) has
     failed."""
-    now = now or utcnow()
     started = run.started_at
-    if run.status == JobStatus.RUNNING and started is not None:
-        if started.tzinfo is None:  # SQLite: naive UTC
-            started = started.replace(tzinfo=now.tzinfo)
-        if started < now - RUN_ABANDONED_AFTER:
-            return JobStatus.FAILED
+    if (
+        run.status == JobStatus.RUNNING
+        and started is not None
+        and started < utcnow() - RUN_ABANDONED_AFTER
+    ):
+        return JobStatus.FAILED
     return str(run.status)
 
 
@@ -1498,23 +1498,20 @@ def run_recompute(
     "Recompute now" pressed six times at once). On PostgreSQL a session lock makes each wait,
     then compute from what the one before committed; SQLite lets one writer at a time anyway.
     A run found done already (its task sent twice) is returned as it is."""
-    with session_factory() as s:
-        postgresql = s.get_bind().dialect.name == "postgresql"
     with _session_lock(session_factory, RECOMPUTE_LOCK, wait=True):
-        return _run_recompute(session_factory, run_id, progress_callback, write_progress=postgresql)
+        return _run_recompute(session_factory, run_id, progress_callback)
 
 
 def _run_recompute(
     session_factory: Callable[[], Session],
     run_id: int,
     progress_callback: ProgressCallback | None,
-    *,
-    write_progress: bool = True,
 ) -> RecomputeRun:
-    """``write_progress=False`` for SQLite: a commit from another connection while the run's
-    transaction reads made that transaction's first write fail ("database is locked": WAL
-    keeps the snapshot it read, which can no longer become a write), so there a run records
-    only its start and its end; the callback (the CLI's bar) still follows every step."""
+    """Progress is written on PostgreSQL only. On SQLite a commit from another connection
+    while the run's transaction reads made that transaction's first write fail ("database is
+    locked": WAL keeps the snapshot it read, which can no longer become a write), so there a
+    run records only its start and its end; the callback (the CLI's bar) still follows every
+    step."""
 
     def record(**values: Any) -> None:
         with session_factory() as s:
@@ -1529,6 +1526,7 @@ def _run_recompute(
             s.expunge(run)
             return run
         day = run.day
+        write_progress = s.get_bind().dialect.name == "postgresql"
     record(status=JobStatus.RUNNING, started_at=utcnow(), finished_at=None, error=None)
     written = 0.0
 

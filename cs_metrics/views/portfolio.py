@@ -42,7 +42,6 @@ nav_item("cs.accounts", _l("Accounts"))
 MAX_RENEWAL_DAYS = 3650
 RENEWAL_CHOICES = (30, 90, 180, 365)
 
-BAND_LABELS = labels.BAND_LABELS
 
 COMPONENT_LABELS = {
     "usage_trend": _l("Usage trend (%)"),
@@ -109,7 +108,7 @@ def cs_percent(value: Any, digits: int = 0) -> str:
 
 @bp.app_template_filter("cs_band")
 def cs_band(value: Any) -> str:
-    return str(BAND_LABELS.get(value or "none", BAND_LABELS["none"]))
+    return str(labels.BAND_LABELS.get(value or "none", labels.BAND_LABELS["none"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,7 +118,7 @@ def cs_band(value: Any) -> str:
 
 def _band_chart(data: reports.Portfolio) -> Markup:
     return charts.bar_chart(
-        [(str(BAND_LABELS[b.band]), float(b.arr), b.band) for b in data.bands],
+        [(str(labels.BAND_LABELS[b.band]), float(b.arr), b.band) for b in data.bands],
         title=_("ARR by health band"),
         value_format=cs_money,
     )
@@ -148,7 +147,7 @@ def portfolio() -> str:
             "cs/_portfolio_body.html",
             data=data,
             arr_chart=_band_chart(data),
-            band_labels=BAND_LABELS,
+            band_labels=labels.BAND_LABELS,
             renewal_args={"renewal": reports.RENEWAL_DAYS, "sort": "renewal"},
         )
 
@@ -172,7 +171,7 @@ def portfolio_export(table: str) -> Response:
             "portfolio-bands.csv",
             [_("Band"), _("Accounts"), _("ARR")],
             [
-                (str(BAND_LABELS[b.band]), b.accounts, b.arr)
+                (str(labels.BAND_LABELS[b.band]), b.accounts, b.arr)
                 for b in reports.band_totals(db.session, user, today)
             ],
         )
@@ -194,7 +193,7 @@ def _account_table(rows: Sequence[reports.AccountRow]) -> tuple[list[str], list[
         _("Renewal"), _("Segment"), _("CSM"),
     ]  # fmt: skip
     body = [
-        [r.name, None if r.score is None else round(r.score, 1), str(BAND_LABELS[r.band]),
+        [r.name, None if r.score is None else round(r.score, 1), str(labels.BAND_LABELS[r.band]),
          r.overridden, r.complete is False, r.arr, r.renewal_date, r.segment, r.csm_name]
         for r in rows
     ]  # fmt: skip
@@ -237,7 +236,7 @@ def accounts() -> str:
         rows=rows,
         filters=filters,
         choices=reports.list_choices(db.session, user),
-        band_labels=BAND_LABELS,
+        band_labels=labels.BAND_LABELS,
         renewal_choices=RENEWAL_CHOICES,
         query_args={k: v for k, v in request.args.items() if k != "page" and v},
     )
@@ -300,7 +299,7 @@ def _account_page(org_id: int, form: OverrideForm | None = None) -> tuple[str, i
         trend=_trend_chart(overview),
         shares=_shares(overview.health),
         overrides=reports.override_history(db.session, org_id),
-        band_labels=BAND_LABELS,
+        band_labels=labels.BAND_LABELS,
         component_label=component_label,
         alert_label=alert_label,
         task_label=labels.task_label,
