@@ -15,7 +15,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from moderation import service as moderation
-from portal.core.activity import Activity
 from portal.core.db import utcnow
 from portal.core.errors import DomainError
 from portal.core.history import Backdate
@@ -256,29 +255,23 @@ def load_demo(session: Session, users: dict[str, User | None]) -> int:
         ideas.append(idea)
     session.flush()
     # Votes: every customer votes on a deterministic spread, so every org votes somewhere and
-    # a few ideas clearly lead.
+    # a few ideas clearly lead; each cast some time between the idea's posting and now.
+    now = utcnow()
+    cast = 0
     for u_index, voter in enumerate(customers):
         for i_index, idea in enumerate(ideas):
             chosen = (i_index * 7 + u_index * 3) % 5 == 0 or (i_index < 6 and u_index % 2 == 0)
             if chosen and idea.published and service.my_vote(session, voter, idea.id) is None:
+                voted = Backdate(session)
                 service.vote(session, voter, idea.id, 1 + (i_index + u_index) % 3)
-    session.flush()
-    now = utcnow()
-    created = {idea.id: idea.created_at for idea in ideas}
-    for row in session.scalars(select(IdeaVote)):
-        since = created[row.idea_id]
-        row.created_at = since + (now - since) * ((row.id % 10 + 1) / 11)
-        # The activity log (an account's community timeline) says when, too.
-        session.execute(
-            update(Activity)
-            .where(
-                Activity.verb == "idea.voted",
-                Activity.actor_id == row.user_id,
-                Activity.subject_type == Idea.__tablename__,
-                Activity.subject_id == row.idea_id,
-            )
-            .values(occurred_at=row.created_at)
-        )
+                cast += 1
+                when = idea.created_at + (now - idea.created_at) * ((cast % 10 + 1) / 11)
+                session.execute(
+                    update(IdeaVote)
+                    .filter_by(user_id=voter.id, idea_id=idea.id)
+                    .values(created_at=when)
+                )
+                voted.to(when)
     for index, status in STATUS_PLAN.items():
         if index >= len(ideas):
             continue
