@@ -31,7 +31,6 @@ from cs_metrics.models import (
     HealthAlert,
     HealthSnapshot,
     ImportJob,
-    JobStatus,
     NpsResponse,
     RecomputeRun,
 )
@@ -324,13 +323,7 @@ def cs_account_nps(org_id: int) -> Response:
 
 
 def _job_out(job: ImportJob) -> dict[str, Any]:
-    finished = job.status in (JobStatus.DONE, JobStatus.FAILED)
-    if job.status == JobStatus.DONE:
-        progress = 1.0
-    elif job.rows_valid:
-        progress = min(1.0, job.rows_done / job.rows_valid)
-    else:
-        progress = 0.0
+    done = service.import_progress(job)
     options = job.options or {}
     return {
         "id": job.id,
@@ -342,8 +335,8 @@ def _job_out(job: ImportJob) -> dict[str, Any]:
         "rows_valid": job.rows_valid,
         "rows_done": job.rows_done,
         "error_count": job.error_count,
-        "progress": progress,
-        "finished": finished,
+        "progress": done.fraction or 0.0,
+        "finished": done.finished,
         "report": job.report or {},
         "status_url": url_for("api.cs_import_job", job_id=job.id),
         "created_at": job.created_at,
@@ -417,23 +410,16 @@ def cs_import_job(job_id: int) -> Response:
 
 
 def _run_out(run: RecomputeRun) -> dict[str, Any]:
-    status = service.run_state(run)
-    finished = status in (JobStatus.DONE, JobStatus.FAILED)
-    if finished:
-        progress = 1.0
-    elif run.accounts_total:
-        progress = min(1.0, run.accounts_done / run.accounts_total)
-    else:
-        progress = 0.0
+    done = service.run_progress(run)
     return {
         "id": run.id,
         "day": run.day,
-        "status": status,
+        "status": done.status,
         "requested_by_id": run.requested_by_id,
         "accounts_done": run.accounts_done,
         "accounts_total": run.accounts_total,
-        "progress": progress,
-        "finished": finished,
+        "progress": done.fraction or 0.0,
+        "finished": done.finished,
         "alerts_raised": run.alerts_raised,
         "bands": (run.summary or {}).get("bands", {}),
         "status_url": url_for("api.cs_recompute_run", run_id=run.id),

@@ -63,6 +63,8 @@ REPORT_ERRORS = 200  # errors kept in the job's report (the full list is in the 
 MAX_OVERRIDE_DAYS = 180
 MAX_REASON = 2000
 ProgressCallback = Callable[[int, int], None]
+# An import or a recompute run in one of these states will not change any more.
+FINISHED = (JobStatus.DONE, JobStatus.FAILED)
 
 
 # --------------------------------------------------------------------------------------------
@@ -808,7 +810,7 @@ def _run_import(
         job = s.get(ImportJob, job_id)
         if job is None:
             raise NotFound(str(_l("No such import.")))
-        if job.status in (JobStatus.DONE, JobStatus.FAILED):
+        if job.status in FINISHED:
             s.expunge(job)
             return job
         kind, options = job.kind, dict(job.options or {})
@@ -1462,6 +1464,46 @@ def run_state(run: RecomputeRun) -> str:
     return str(run.status)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far an import or a recompute run has come, as its page, its JSON status and the
+    API all show it: finished (failed too: nothing more will happen) is all the way, a job
+    waiting to start is at 0, and a job at work before its size is known (an import still
+    validating, a run still counting accounts) is unknown."""
+
+    status: str
+    finished: bool
+    fraction: float | None  # 0..1
+
+    @property
+    def percent(self) -> int | None:
+        """For a progress bar: 100 only once finished, however close the count is."""
+        if self.fraction is None:
+            return None
+        return 100 if self.finished else min(99, int(100 * self.fraction))
+
+
+def _progress(status: str, done: int, total: int, counting: bool) -> Progress:
+    if status in FINISHED:
+        return Progress(status, True, 1.0)
+    if status == JobStatus.QUEUED:
+        return Progress(status, False, 0.0)
+    if counting or not total:
+        return Progress(status, False, None)
+    return Progress(status, False, min(1.0, done / total))
+
+
+def run_progress(run: RecomputeRun) -> Progress:
+    return _progress(run_state(run), run.accounts_done, run.accounts_total, counting=False)
+
+
+def import_progress(job: ImportJob) -> Progress:
+    """Rows count only while importing: validating reads the whole file before any is done."""
+    status = str(job.status)
+    counting = status != JobStatus.IMPORTING
+    return _progress(status, job.rows_done, job.rows_valid, counting=counting)
+
+
 def recompute_runs(session: Session) -> tuple[RecomputeRun | None, RecomputeRun | None]:
     """The newest run not finished yet (waiting or running), and the newest finished one (an
     abandoned one included): what the portfolio says about the scores it shows."""
@@ -1474,7 +1516,7 @@ def recompute_runs(session: Session) -> tuple[RecomputeRun | None, RecomputeRun 
     ).first()
     finished = session.scalars(
         select(RecomputeRun)
-        .where(RecomputeRun.status.in_((JobStatus.DONE, JobStatus.FAILED)) | _abandoned(now))
+        .where(RecomputeRun.status.in_(FINISHED) | _abandoned(now))
         .order_by(
             func.coalesce(RecomputeRun.finished_at, RecomputeRun.started_at).desc(),
             RecomputeRun.id.desc(),

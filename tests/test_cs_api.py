@@ -14,6 +14,7 @@ from portal.accounts.service import create_api_token
 from portal.core.db import utcnow
 from portal.core.identity import Role
 from tests import cs_factories
+from tests.conftest import login
 from tests.cs_factories import AccountFactory, NpsFactory, SnapshotFactory, UsageFactory
 from tests.factories import OrganizationFactory, UserFactory, staff
 
@@ -269,6 +270,53 @@ def test_recompute_returns_202_and_its_status_says_when_it_is_done(app, client, 
     read_only = token(app, session, book["csm_a"], "read")
     assert client.post("/api/v1/cs/recompute", headers=read_only).status_code == 403
     assert client.get("/api/v1/cs/recompute/999999", headers=headers).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("status", "hours_ago", "done", "total", "percent", "progress", "shown_as"),
+    [
+        ("queued", None, 0, 0, 0, 0.0, "queued"),
+        ("running", 0, 0, 0, None, 0.0, "running"),  # still counting the accounts
+        ("running", 0, 2, 3, 66, 2 / 3, "running"),
+        ("running", 0, 3, 3, 99, 1.0, "running"),  # all scored, not yet saved: not 100
+        ("running", 2, 1, 3, 100, 1.0, "failed"),  # its process was lost an hour ago
+    ],
+)
+def test_a_runs_page_status_and_api_tell_the_same_progress(
+    app, client, session, book, status, hours_ago, done, total, percent, progress, shown_as
+):
+    run = service.queue_recompute(session, book["csm_a"])  # its task not run yet
+    run.status = status
+    run.accounts_done, run.accounts_total = done, total
+    if hours_ago is not None:
+        run.started_at = utcnow() - timedelta(hours=hours_ago, minutes=1)
+    session.commit()
+    api = client.get(
+        f"/api/v1/cs/recompute/{run.id}", headers=token(app, session, book["csm_a"])
+    ).get_json()
+    login(client, book["csm_a"])
+    page = client.get(f"/cs/recompute/{run.id}/status.json").get_json()
+    assert page["status"] == api["status"] == shown_as
+    assert page["finished"] == api["finished"] == (shown_as == "failed")
+    assert page["percent"] == percent and api["progress"] == pytest.approx(progress)
+
+
+def test_a_failed_import_is_finished_all_the_way_on_both_surfaces(app, client, session, book):
+    headers = token(app, session, book["csm_a"], "write")
+    upload = client.post(
+        "/api/v1/cs/imports",
+        data={
+            "kind": "accounts",
+            "file": (io.BytesIO(b"external_id,name,arr\nX,Y,lots\n"), "a.csv"),
+        },
+        headers=headers,
+    )
+    job = client.get(upload.get_json()["status_url"], headers=headers).get_json()
+    login(client, book["csm_a"])
+    page = client.get(f"/cs/imports/{job['id']}/status.json").get_json()
+    assert job["status"] == page["status"] == "failed" and job["error_count"] == 1
+    assert job["finished"] and page["finished"]
+    assert job["progress"] == 1.0 and page["percent"] == 100
 
 
 def test_openapi_lists_the_cs_paths(client):

@@ -55,7 +55,6 @@ STATUS_LABELS = {
     JobStatus.DONE: _l("Done"),
     JobStatus.FAILED: _l("Nothing imported"),
 }
-FINISHED = (JobStatus.DONE, JobStatus.FAILED)
 
 
 def _joined(names: Any) -> str:
@@ -233,7 +232,7 @@ def outcome(job: ImportJob) -> str | None:
     """How a finished job ended, for a summary that does not contradict itself:
     ``file_refused`` (the file itself was refused, no row was judged), ``no_data`` (a header
     and no rows), ``rows_refused``, ``partial`` or ``complete``; None while running."""
-    if job.status not in FINISHED:
+    if job.status not in service.FINISHED:
         return None
     report = job.report or {}
     if report.get("file_error"):
@@ -247,24 +246,17 @@ def outcome(job: ImportJob) -> str | None:
 
 def progress(job: ImportJob) -> dict[str, Any]:
     """What the job page and its JSON status show; ``percent`` is None while unknown."""
-    finished = job.status in FINISHED
+    done = service.import_progress(job)
     ended = outcome(job)
-    percent: int | None = None
-    if finished:
-        percent = 100
-    elif job.status == JobStatus.IMPORTING and job.rows_valid:
-        percent = min(99, int(100 * job.rows_done / job.rows_valid))
-    elif job.status == JobStatus.QUEUED:
-        percent = 0
     return {
         "id": job.id,
         "status": job.status,
         "status_label": str(
             OUTCOME_LABELS.get(ended or "") or STATUS_LABELS.get(job.status, job.status)
         ),
-        "finished": finished,
+        "finished": done.finished,
         "outcome": ended,
-        "percent": percent,
+        "percent": done.percent,
         "rows_total": job.rows_total,
         "rows_valid": job.rows_valid,
         "rows_done": job.rows_done,
@@ -318,7 +310,7 @@ def import_job(job_id: int) -> str:
         "cs/import_job.html",
         job=job,
         progress=progress(job),
-        recompute=recompute_state(_user()) if job.status in FINISHED else None,
+        recompute=recompute_state(_user()) if job.status in service.FINISHED else None,
         kind_labels=KIND_LABELS,
         report=job.report or {},
         message=report_message,
@@ -391,21 +383,13 @@ def _run(run_id: int) -> RecomputeRun:
 def run_progress(run: RecomputeRun) -> dict[str, Any]:
     """What the run page and its JSON status show; ``percent`` is None until the accounts are
     counted."""
-    status = service.run_state(run)
-    finished = status in FINISHED
-    percent: int | None = None
-    if finished:
-        percent = 100
-    elif status == JobStatus.QUEUED:
-        percent = 0
-    elif run.accounts_total:
-        percent = min(99, int(100 * run.accounts_done / run.accounts_total))
+    done = service.run_progress(run)
     return {
         "id": run.id,
-        "status": status,
-        "status_label": str(RUN_STATUS_LABELS.get(status, status)),
-        "finished": finished,
-        "percent": percent,
+        "status": done.status,
+        "status_label": str(RUN_STATUS_LABELS.get(done.status, done.status)),
+        "finished": done.finished,
+        "percent": done.percent,
         "accounts_done": run.accounts_done,
         "accounts_total": run.accounts_total,
     }
