@@ -88,6 +88,9 @@ class Question(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the people following its tags were told of it: the task that tells them may run
+    # twice (the task outbox sends again what it cannot tell from lost), they hear once.
+    followers_told_at: Mapped[datetime | None]
 
     organization: Mapped[Organization] = relationship()
     author: Mapped[User | None] = relationship(foreign_keys=[author_id])
@@ -131,6 +134,8 @@ class Answer(Base):
     helpful_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the question's followers were told of it (see Question.followers_told_at).
+    followers_told_at: Mapped[datetime | None]
 
     question: Mapped[Question] = relationship(back_populates="answers", foreign_keys=[question_id])
     organization: Mapped[Organization] = relationship()

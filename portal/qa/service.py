@@ -842,12 +842,28 @@ def followed_tags(session: Session, user: User) -> list[str]:
 
 def tell_followers(session: Session, kind: str, object_id: int) -> int:
     """Tell the followers of a newly published question (its tags') or answer (its
-    question's), run after the publication committed; nothing if it is gone or hidden since."""
+    question's), run after the publication committed; nothing if it is gone or hidden since,
+    or if they were told already. The post is marked told in the same transaction, under its
+    row lock: a second run, sent again by the task outbox or racing the first on another
+    worker, finds the mark and tells nobody twice."""
+    model: type[Question] | type[Answer] = Question if kind == QUESTION_KIND else Answer
+    claimed = session.execute(
+        update(model)
+        .where(
+            model.id == object_id,
+            model.published.is_(True),
+            model.followers_told_at.is_(None),
+        )
+        .values(followers_told_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        return 0
     if kind == QUESTION_KIND:
         question = session.get(Question, object_id)
-        return notify_tag_followers(session, question) if question and question.published else 0
+        return notify_tag_followers(session, question) if question is not None else 0
     reply = session.get(Answer, object_id)
-    return notify_followers(session, reply) if reply is not None and reply.published else 0
+    return notify_followers(session, reply) if reply is not None else 0
 
 
 def notify_tag_followers(session: Session, question: Question) -> int:
