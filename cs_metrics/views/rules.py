@@ -35,7 +35,7 @@ from portal.core.errors import DomainError
 from portal.core.pagination import clamp_page_args
 from portal.core.permissions import Action, can
 from portal.core.urls import is_safe_next
-from portal.core.web import Form, attach_error, perform, render_form, submit
+from portal.core.web import Form, attach_error, id_arg, perform, render_form, submit
 
 nav_item("cs.alerts", _l("Alerts"))
 nav_item("cs.rules", _l("Alert rules"))
@@ -99,7 +99,7 @@ class RuleForm(Form):
     )
     tag = StringField(_l("Tag the account"), validators=[Optional()])
     channel = StringField(_l("Route to channel"), validators=[Optional()])
-    preview_account = SelectField(_l("Account"), coerce=int, validate_choice=False)
+    preview_account = SelectField(_l("Account"), coerce=id_arg, validate_choice=False)
     save = SubmitField(_l("Save rule"))
     preview = SubmitField(_l("Test against this account"))
 

@@ -89,10 +89,8 @@ def _max(n: int) -> Length:
 def _int_or_none(value: Any) -> int | None:
     if value in (None, "", "None"):
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1  # no such account: the service answers "not found"
+    number = id_arg(value)
+    return -1 if number is None else number  # no such account: the service answers "not found"
 
 
 def _account_chosen(form: Form, field: Any) -> None:

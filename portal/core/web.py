@@ -12,6 +12,7 @@ from flask import abort, current_app, flash, g, render_template
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import OperationalError
 from werkzeug.routing import IntegerConverter
+from wtforms import IntegerField
 from wtforms.i18n import messages_path
 
 from portal.core.api import ID_MAX
@@ -119,17 +120,29 @@ def render_form(template: str, form: FlaskForm, **context: Any) -> tuple[str, in
     return render_template(template, form=form, **context), status
 
 
-def id_arg(value: str | None) -> int | None:
-    """An id from a query string (``?csm=12``): None when absent or not a number (no filter);
-    a number no row can have (0, or past what the database holds) becomes 0, which matches
-    nothing, instead of an overflow inside the query (500)."""
-    value = (value or "").strip()
+def id_arg(value: object) -> int | None:
+    """An id from a query string (``?csm=12``) or a form (a select's ``coerce``): None when
+    absent or not a number (no filter, nothing chosen); a number no row can have (0, or past
+    what the database holds) becomes 0, which matches nothing, instead of an overflow inside
+    the query (500)."""
+    value = str(value).strip() if value is not None else ""
     if not value.isdigit():
         return None
     if len(value) > len(str(ID_MAX)):  # also keeps int() clear of its digit limit
         return 0
     number = int(value)
     return number if number <= ID_MAX else 0
+
+
+class IdField(IntegerField):
+    """A number that names a row (merge into idea 12): past what the database holds it is -1,
+    which no row has (and which a required field still counts as given), so the service
+    answers "not found" as for any other wrong number, instead of an overflow in the query."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        if self.data is not None and not -ID_MAX <= self.data <= ID_MAX:
+            self.data = -1
 
 
 class IdConverter(IntegerConverter):

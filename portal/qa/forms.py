@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length
 
-from portal.core.web import Form
+from portal.core.web import Form, IdField
 from portal.qa.service import MAX_BODY, MAX_COMMENT, MAX_REASON, PRODUCT_AREAS, TITLE_MAX
 
 
@@ -71,7 +71,7 @@ class CloseForm(Form):
 
 
 class DuplicateForm(Form):
-    target = IntegerField(
+    target = IdField(
         _l("Number of the original question"),
         validators=[InputRequired(message=_l("Enter a question number."))],
     )

@@ -27,7 +27,7 @@ from portal.core.errors import DomainError
 from portal.core.i18n import current_locale
 from portal.core.identity import User
 from portal.core.pagination import clamp_page_args
-from portal.core.web import best_effort, perform, render_form, submit
+from portal.core.web import best_effort, id_arg, perform, render_form, submit
 from portal.qa import forms, listcache, service
 from portal.qa.diff import line_diff
 
@@ -352,8 +352,7 @@ def vote_answer(answer_id: int) -> Response:
 @bp.route("/<int:question_id>/accept", methods=["POST"])
 @login_required
 def accept(question_id: int) -> Response:
-    raw = request.form.get("answer_id", "")
-    answer_id = int(raw) if raw.isdigit() else None
+    answer_id = id_arg(request.form.get("answer_id"))
     perform(
         lambda: service.accept(db.session, current_user, question_id, answer_id),
         _("You accepted this answer.") if answer_id else _("The answer is no longer accepted."),

@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from portal.core.web import Form
+from portal.core.web import Form, IdField
 from portal.roadmap.service import (
     IMPORTANCE_LABELS,
     MAX_BODY,
@@ -78,7 +78,7 @@ class StatusForm(Form):
 
 
 class MergeForm(Form):
-    target_id = IntegerField(_l("Merge into idea number"), validators=[_required()])
+    target_id = IdField(_l("Merge into idea number"), validators=[_required()])
 
 
 class LabelsForm(Form):

@@ -676,7 +676,12 @@ def merge(session: Session, actor: User, source_id: int, target_id: int) -> Idea
     and it redirects there. Everything changed is recorded so :func:`unmerge` restores it."""
     _require(is_product_staff(actor) or is_moderator(actor))
     source = get_idea(session, actor, source_id, published=True)
-    target = get_idea(session, actor, target_id, published=True)
+    try:
+        target = get_idea(session, actor, target_id, published=True)
+    except NotFound as error:  # a number typed into the form: its error, not a 404 page
+        raise Invalid(
+            str(_l("Enter the number of a published idea you can see.")), field="target_id"
+        ) from error
     if source.id == target.id:
         raise Invalid(str(_l("An idea cannot be merged into itself.")), field="target_id")
     if source.merged_into_id is not None:

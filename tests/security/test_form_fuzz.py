@@ -1,0 +1,227 @@
+"""Hostile input through every HTML form: a 4xx or the form again with a message, never a 500.
+
+The forms are not listed by hand: every page a role can open (every GET route of the URL map,
+with the world's objects as arguments) is read, and every ``<form method=post>`` on it is
+collected with its fields (inputs, selects, textareas, file inputs). Each form is then sent as
+its role would send it with hostile values: a field at a time, the others as the page filled
+them in (so validation of one field does not hide the handling of the next), and the whole
+form at once. The values are what browsers, scripts and attackers send: 100,000 characters,
+NUL bytes, numbers out of any range, dates that do not exist, options not offered, text where
+a number goes, nothing at all, a file that is not what it says. Each request runs in a
+savepoint rolled back after it, as in the tenant matrix.
+
+The API has its own fuzzing (``test_api_schemathesis``); this covers what people type.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+from flask import Flask, url_for
+from flask.testing import FlaskClient
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from tests.conftest import login
+from tests.security.test_tenant_matrix import url_values
+from tests.security.world import build
+
+pytestmark = pytest.mark.sweep
+
+# Who fills in forms: a customer, an organization's admin, and each kind of vendor staff.
+ROLES = ("member_a", "admin_a", "moderator", "csm", "pm", "vendor_admin")
+# Forms whose sending ends the role's session or the world's fixtures for the next request
+# are still sent; these are not, as they only lead away (search boxes are GET forms anyway).
+SKIPPED_ACTIONS = {"/sign-out"}
+
+HUGE = "长文本 long text " * 7_000  # ~100,000 characters, Chinese and English
+HOSTILE_TEXT = {
+    "huge": HUGE,
+    "nul": "before\x00after",
+    "control": "\x1b[31m\u202eevil\u200b\ufeff",
+    "number_like": "9" * 40,
+    "negative": "-1",
+    "float_junk": "1e309",
+    "nan": "NaN",
+    "date_junk": "2026-02-30",
+    "not_an_option": "zz-not-an-option",
+    "empty": "",
+    "spaces": "   ",
+}
+# A whole form at once: every field the same way.
+WHOLE_FORM = ("huge", "nul", "number_like", "not_an_option", "empty")
+
+
+@dataclass
+class Form:
+    action: str
+    fields: dict[str, str] = field(default_factory=dict)  # name -> value the page filled in
+    kinds: dict[str, str] = field(default_factory=dict)  # name -> input type, select, textarea
+    files: set[str] = field(default_factory=set)
+
+
+class _Forms(HTMLParser):
+    """The POST forms of a page: their action and their fields' names and filled-in values."""
+
+    def __init__(self, page_url: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.page_url = page_url
+        self.forms: list[Form] = []
+        self._form: Form | None = None
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            if a.get("method", "get").lower() == "post":
+                self._form = Form(urljoin(self.page_url, a.get("action") or self.page_url))
+                self.forms.append(self._form)
+            return
+        form = self._form
+        if form is None or not a.get("name"):
+            return
+        name = a["name"]
+        if tag == "input":
+            kind = a.get("type", "text").lower()
+            if kind == "file":
+                form.files.add(name)
+            elif kind in ("checkbox", "radio"):
+                if "checked" in a or name not in form.fields:
+                    form.fields[name] = a.get("value", "on")
+            elif kind not in ("submit", "button", "image", "reset"):
+                form.fields[name] = a.get("value", "")
+            form.kinds.setdefault(name, kind)
+        elif tag == "select":
+            self._select = name
+            form.fields.setdefault(name, "")
+            form.kinds[name] = "select"
+        elif tag == "option" and self._select is not None:
+            if "selected" in a or not form.fields.get(self._select):
+                form.fields[self._select] = a.get("value", "")
+        elif tag == "textarea":
+            self._textarea = name
+            form.fields[name] = ""
+            form.kinds[name] = "textarea"
+        elif tag == "button" and a.get("value"):
+            form.fields.setdefault(name, a["value"])
+
+    def handle_data(self, data: str) -> None:
+        if self._form is not None and self._textarea is not None:
+            self._form.fields[self._textarea] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._form = None
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+
+def discover(app: Flask, client: FlaskClient, world: Any, forms: dict[str, Form]) -> list[str]:
+    """Add to ``forms`` every POST form on every page the client's user can open, by action
+    path (a form another role found first is left to it); the paths added."""
+    added: list[str] = []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.rule.startswith(("/api/", "/static")):
+            continue
+        if rule.endpoint in ("accounts.sign_out", "main.favicon"):
+            continue
+        with app.test_request_context():
+            url = url_for(
+                rule.endpoint, **url_values(rule.endpoint, set(rule.arguments), world, world.a)
+            )
+        response = client.get(url)
+        if response.status_code != 200 or response.mimetype != "text/html":
+            response.close()
+            continue
+        parser = _Forms("http://localhost" + url)
+        parser.feed(response.get_data(as_text=True))
+        response.close()
+        for form in parser.forms:
+            path = urlsplit(form.action).path
+            if path not in SKIPPED_ACTIONS and path not in forms:
+                forms[path] = form
+                added.append(path)
+    return added
+
+
+# What each kind of field is sent, one at a time: text goes where numbers are read and
+# numbers past any column where text is, since a tampered form is not bound by its types.
+BY_KIND = {
+    "date": ("date_junk", "huge", "number_like"),
+    "number": ("number_like", "float_junk", "nan", "negative", "huge"),
+    "select": ("not_an_option", "number_like", "negative", "huge"),
+    "checkbox": ("not_an_option", "number_like"),
+    "radio": ("not_an_option", "number_like"),
+}
+TEXT = ("huge", "nul", "control", "number_like", "spaces")
+
+
+def variants(form: Form) -> list[tuple[str, dict[str, Any]]]:
+    """(label, body) pairs: each field hostile in turn, then the whole form, then files."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name in form.fields:
+        for label in BY_KIND.get(form.kinds.get(name, "text"), TEXT):
+            out.append((f"{name}={label}", {**form.fields, name: HOSTILE_TEXT[label]}))
+    for label in WHOLE_FORM:
+        out.append((f"all={label}", {name: HOSTILE_TEXT[label] for name in form.fields}))
+    out.append(("nothing", {}))
+    for name in form.files:
+        junk = (io.BytesIO(b"MZ\x90\x00" + b"\xff" * 4096), "report.csv")
+        out.append((f"{name}=junk file", {**form.fields, name: junk}))
+        out.append((f"{name}=empty file", {**form.fields, name: (io.BytesIO(b""), "")}))
+    return out
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    return {"DEV_OUTBOX": False}
+
+
+def test_no_form_answers_hostile_input_with_a_500(
+    app: Flask, session: Session, connection: Connection
+) -> None:
+    world = build(app, session)
+    users = world.users()
+    problems: list[str] = []
+    sent: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    started = time.perf_counter()
+    forms: dict[str, Form] = {}
+    for role in ROLES:
+        client = login(app.test_client(), users[role])
+        for path in sorted(discover(app, client, world, forms)):
+            for label, body in variants(forms[path]):
+                login(client, users[role])  # a form may have signed the role out
+                nested = connection.begin_nested()
+                try:
+                    response = client.post(path, data=body, content_type=None)
+                    statuses[response.status_code] += 1
+                    if response.status_code >= 500:
+                        problems.append(f"POST {path} as {role} ({label}): {response.status}")
+                    response.close()
+                except Exception as error:  # noqa: BLE001 - TESTING re-raises what is a 500
+                    problems.append(
+                        f"POST {path} as {role} ({label}): {type(error).__name__}: {error}"[:400]
+                    )
+                finally:
+                    nested.rollback()
+                    session.expire_all()
+                sent[role] += 1
+    total = sum(sent.values())
+    print(
+        f"\nform fuzz: {len(forms)} forms, {total} requests in"
+        f" {time.perf_counter() - started:.0f} s, by role"
+        f" {dict(sent)}; statuses {dict(sorted(statuses.items()))}; {len(problems)} problems"
+    )
+    assert len(forms) > 60 and total > 1000, "the crawl found too few forms to mean anything"
+    assert not problems, "\n".join(problems)
