@@ -338,6 +338,7 @@ def flag_content(kind: str, object_id: int) -> Response:
 @login_required
 def words() -> Any:
     status = 200
+    typed: dict[str, str] = {}  # a refused entry comes back as it was typed
     if request.method == "POST":
         try:
             service.add_watched_word(
@@ -355,8 +356,11 @@ def words() -> Any:
             db.session.rollback()
             flash(error.message, "danger")
             status = error.status_code
+            typed = request.form.to_dict()
     entries = db.session.scalars(select(WatchedWordEntry).order_by(WatchedWordEntry.pattern)).all()
-    return render_template("moderation/words.html", entries=entries, actions=ACTION_LABELS), status
+    return render_template(
+        "moderation/words.html", entries=entries, actions=ACTION_LABELS, typed=typed
+    ), status
 
 
 ACTION_LABELS = {

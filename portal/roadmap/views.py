@@ -384,6 +384,8 @@ def admin() -> Any:
     if not service.is_vendor_admin(current_user):
         abort(403)
     status = 200
+    labels = service.status_labels(db.session)
+    budget: object = service.vote_budget(db.session)
     if request.method == "POST":
         try:
             for key in service.STATUSES:
@@ -401,14 +403,17 @@ def admin() -> Any:
             db.session.rollback()
             flash(error.message, "danger")
             status = error.status_code
-    return (
-        render_template(
-            "roadmap/admin.html",
-            labels=service.status_labels(db.session),
-            budget=service.vote_budget(db.session),
-        ),
-        status,
-    )
+            # The settings come back as they were typed, not as stored: nothing is retyped.
+            labels = {
+                key: service.Label(
+                    key,
+                    request.form.get(f"label-{key}", shown.label),
+                    request.form.get(f"color-{key}", shown.color),
+                )
+                for key, shown in labels.items()
+            }
+            budget = request.form.get("budget", budget)
+    return render_template("roadmap/admin.html", labels=labels, budget=budget), status
 
 
 def home_section(session: Session, viewer: User | None) -> str:

@@ -1,8 +1,9 @@
 """Hostile input through every HTML form: a 4xx or the form again with a message, never a 500.
 
 The forms are not listed by hand: every page a role can open (every GET route of the URL map,
-with the world's objects as arguments) is read, and every ``<form method=post>`` on it is
-collected with its fields (inputs, selects, textareas, file inputs). Each form is then sent as
+with the world's objects as arguments) is read, and every ``<form>`` on it is collected with
+its fields (inputs, selects, textareas, file inputs): POST forms are sent as bodies, GET forms
+(filters, search boxes) as query strings. Each form is then sent as
 its role would send it with hostile values: a field at a time, the others as the page filled
 them in (so validation of one field does not hide the handling of the next), and the whole
 form at once. The values are what browsers, scripts and attackers send: 100,000 characters,
@@ -63,6 +64,7 @@ WHOLE_FORM = ("huge", "nul", "number_like", "not_an_option", "empty")
 @dataclass
 class Form:
     action: str
+    method: str = "post"
     fields: dict[str, str] = field(default_factory=dict)  # name -> value the page filled in
     kinds: dict[str, str] = field(default_factory=dict)  # name -> input type, select, textarea
     files: set[str] = field(default_factory=set)
@@ -82,9 +84,9 @@ class _Forms(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         if tag == "form":
-            if a.get("method", "get").lower() == "post":
-                self._form = Form(urljoin(self.page_url, a.get("action") or self.page_url))
-                self.forms.append(self._form)
+            method = a.get("method", "get").lower()
+            self._form = Form(urljoin(self.page_url, a.get("action") or self.page_url), method)
+            self.forms.append(self._form)
             return
         form = self._form
         if form is None or not a.get("name"):
@@ -148,10 +150,10 @@ def discover(app: Flask, client: FlaskClient, world: Any, forms: dict[str, Form]
         parser.feed(response.get_data(as_text=True))
         response.close()
         for form in parser.forms:
-            path = urlsplit(form.action).path
-            if path not in SKIPPED_ACTIONS and path not in forms:
-                forms[path] = form
-                added.append(path)
+            key = f"{form.method.upper()} {urlsplit(form.action).path}"
+            if urlsplit(form.action).path not in SKIPPED_ACTIONS and key not in forms:
+                forms[key] = form
+                added.append(key)
     return added
 
 
@@ -201,20 +203,26 @@ def test_no_form_answers_hostile_input_with_a_500(
     for role in ROLES:
         user = users.get(role)
         client = login(app.test_client(), user) if user else app.test_client()
-        for path in sorted(discover(app, client, world, forms)):
-            for label, body in variants(forms[path]):
+        for key in sorted(discover(app, client, world, forms)):
+            method, path = key.split(" ", 1)
+            for label, body in variants(forms[key]):
                 if user is not None:
                     login(client, user)  # a form may have signed the role out
+                if method == "GET" and any(not isinstance(v, str) for v in body.values()):
+                    continue  # a file has no place in a query string
                 nested = connection.begin_nested()
                 try:
-                    response = client.post(path, data=body, content_type=None)
+                    if method == "GET":
+                        response = client.get(path, query_string=body)
+                    else:
+                        response = client.post(path, data=body, content_type=None)
                     statuses[response.status_code] += 1
                     if response.status_code >= 500:
-                        problems.append(f"POST {path} as {role} ({label}): {response.status}")
+                        problems.append(f"{key} as {role} ({label}): {response.status}")
                     response.close()
                 except Exception as error:  # noqa: BLE001 - TESTING re-raises what is a 500
                     problems.append(
-                        f"POST {path} as {role} ({label}): {type(error).__name__}: {error}"[:400]
+                        f"{key} as {role} ({label}): {type(error).__name__}: {error}"[:400]
                     )
                 finally:
                     nested.rollback()
@@ -228,3 +236,50 @@ def test_no_form_answers_hostile_input_with_a_500(
     )
     assert len(forms) > 60 and total > 1000, "the crawl found too few forms to mean anything"
     assert not problems, "\n".join(problems)
+
+
+TEXT_KINDS = ("text", "textarea", "email", "url", "search")
+
+
+def test_a_refused_form_comes_back_as_it_was_typed(
+    app: Flask, session: Session, connection: Connection
+) -> None:
+    """Never lost input: every POST form with two or more text fields is sent with each field
+    marked, one of them too long; a form that is refused (400 or 422) must show every other
+    field's text again, so nobody retypes what they wrote."""
+    world = build(app, session)
+    users = world.users()
+    forms: dict[str, Form] = {}
+    lost: list[str] = []
+    refused = 0
+    for role in ROLES:
+        user = users.get(role)
+        client = login(app.test_client(), user) if user else app.test_client()
+        for key in sorted(discover(app, client, world, forms)):
+            method, path = key.split(" ", 1)
+            form = forms[key]
+            texts = [n for n, kind in form.kinds.items() if kind in TEXT_KINDS]
+            if method != "POST" or len(texts) < 2:
+                continue
+            typed = {name: f"Typed{name.replace('_', '').replace('-', '')}Text" for name in texts}
+            for too_long in texts:
+                if user is not None:
+                    login(client, user)
+                nested = connection.begin_nested()
+                try:
+                    response = client.post(path, data={**form.fields, **typed, too_long: HUGE})
+                    page = response.get_data(as_text=True)
+                finally:
+                    nested.rollback()
+                    session.expire_all()
+                if response.status_code not in (400, 422):
+                    continue
+                refused += 1
+                lost += [
+                    f"{key} as {role}: {name} lost when {too_long} was too long"
+                    for name, text in typed.items()
+                    if name != too_long and text not in page
+                ]
+    print(f"\nrefused forms checked for what was typed: {refused}")
+    assert refused > 30, "too few refusals to mean anything"
+    assert not lost, "\n".join(lost)
