@@ -40,7 +40,7 @@ from portal.core.pagecache import ChangeClearedCache
 from portal.core.pagination import clamp_page_args, paginate
 from portal.core.permissions import Action, can
 from portal.core.urls import is_safe_next
-from portal.core.web import Form, id_arg, perform, render_form, submit
+from portal.core.web import Form, chosen_id, id_arg, perform, render_form, submit
 
 nav_item("cs.tasks", _l("Tasks"))
 nav_item("cs.improvements", _l("Improvements"))
@@ -86,13 +86,6 @@ def _max(n: int) -> Length:
     return Length(max=n, message=_l("Use at most %(max)d characters."))
 
 
-def _int_or_none(value: Any) -> int | None:
-    if value in (None, "", "None"):
-        return None
-    number = id_arg(value)
-    return -1 if number is None else number  # no such account: the service answers "not found"
-
-
 def _account_chosen(form: Form, field: Any) -> None:
     """No account chosen is the form's error, not "no such account" (404)."""
     if field.data is None:
@@ -112,7 +105,7 @@ class ReferralAskForm(Form):
 
 class ReferralNewForm(ReferralAskForm):
     org_id = SelectField(
-        _l("Account"), coerce=_int_or_none, validate_choice=False, validators=[_account_chosen]
+        _l("Account"), coerce=chosen_id, validate_choice=False, validators=[_account_chosen]
     )
 
 
@@ -124,7 +117,7 @@ class ReferralStatusForm(Form):
 
 
 class ImprovementForm(Form):
-    org_id = SelectField(_l("Account"), coerce=_int_or_none, validate_choice=False)
+    org_id = SelectField(_l("Account"), coerce=chosen_id, validate_choice=False)
     department = SelectField(_l("Department"), choices=_choices(DEPARTMENTS.items()))
     title = StringField(_l("Title"), validators=[_required(), _max(worklist.MAX_TITLE)])
     description = TextAreaField(
@@ -137,7 +130,7 @@ class ImprovementForm(Form):
 
 class ImprovementNewForm(ImprovementForm):
     org_id = SelectField(
-        _l("Account"), coerce=_int_or_none, validate_choice=False, validators=[_account_chosen]
+        _l("Account"), coerce=chosen_id, validate_choice=False, validators=[_account_chosen]
     )
 
 

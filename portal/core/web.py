@@ -134,6 +134,16 @@ def id_arg(value: object) -> int | None:
     return number if number <= ID_MAX else 0
 
 
+def chosen_id(value: object) -> int | None:
+    """A select's ``coerce`` for an optional row (a category, an account): None when nothing
+    was chosen; a value no row has (-1 for text, 0 past the database's range) when tampered
+    with, so the service answers "no such ..." for the field instead of failing."""
+    if value in (None, "", "None"):
+        return None
+    number = id_arg(value)
+    return -1 if number is None else number
+
+
 class IdField(IntegerField):
     """A number that names a row (merge into idea 12): past what the database holds it is -1,
     which no row has (and which a required field still counts as given), so the service

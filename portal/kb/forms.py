@@ -9,7 +9,7 @@ from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAr
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from portal.core.web import Form
+from portal.core.web import Form, chosen_id
 
 
 def choices(pairs: Any) -> list[SelectChoice]:
@@ -23,15 +23,6 @@ def _required() -> DataRequired:
     return DataRequired(message=_l("This field is required."))
 
 
-def _optional_int(value: Any) -> int | None:
-    if value in (None, "", "None"):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1  # no such category: the service names the field
-
-
 class ArticleForm(Form):
     title = StringField(
         _l("Title"),
@@ -39,7 +30,7 @@ class ArticleForm(Form):
     )
     body = TextAreaField(_l("Article (Markdown)"), validators=[_required()])
     language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES, default="en")
-    category_id = SelectField(_l("Category"), coerce=_optional_int, validate_choice=False)
+    category_id = SelectField(_l("Category"), coerce=chosen_id, validate_choice=False)
     tags = StringField(_l("Tags"), validators=[Optional()])
     published = BooleanField(_l("Published"), default=True)
 

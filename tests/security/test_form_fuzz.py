@@ -67,6 +67,7 @@ class Form:
     method: str = "post"
     fields: dict[str, str] = field(default_factory=dict)  # name -> value the page filled in
     kinds: dict[str, str] = field(default_factory=dict)  # name -> input type, select, textarea
+    options: dict[str, list[str]] = field(default_factory=dict)  # a select's option values
     files: set[str] = field(default_factory=set)
 
 
@@ -89,6 +90,11 @@ class _Forms(HTMLParser):
             self.forms.append(self._form)
             return
         form = self._form
+        if form is not None and tag == "option" and self._select is not None:
+            form.options.setdefault(self._select, []).append(a.get("value", ""))
+            if "selected" in a or not form.fields.get(self._select):
+                form.fields[self._select] = a.get("value", "")
+            return
         if form is None or not a.get("name"):
             return
         name = a["name"]
@@ -106,9 +112,6 @@ class _Forms(HTMLParser):
             self._select = name
             form.fields.setdefault(name, "")
             form.kinds[name] = "select"
-        elif tag == "option" and self._select is not None:
-            if "selected" in a or not form.fields.get(self._select):
-                form.fields[self._select] = a.get("value", "")
         elif tag == "textarea":
             self._textarea = name
             form.fields[name] = ""
@@ -262,12 +265,20 @@ def test_a_refused_form_comes_back_as_it_was_typed(
             if method != "POST" or len(texts) < 2:
                 continue
             typed = {name: f"Typed{name.replace('_', '').replace('-', '')}Text" for name in texts}
+            # A choice other than the first, so that a form drawn afresh would show another.
+            chosen = {
+                name: values[-1]
+                for name, values in form.options.items()
+                if len(set(values)) > 1 and values[-1]
+            }
             for too_long in texts:
                 if user is not None:
                     login(client, user)
                 nested = connection.begin_nested()
                 try:
-                    response = client.post(path, data={**form.fields, **typed, too_long: HUGE})
+                    response = client.post(
+                        path, data={**form.fields, **chosen, **typed, too_long: HUGE}
+                    )
                     page = response.get_data(as_text=True)
                 finally:
                     nested.rollback()
@@ -279,6 +290,15 @@ def test_a_refused_form_comes_back_as_it_was_typed(
                     f"{key} as {role}: {name} lost when {too_long} was too long"
                     for name, text in typed.items()
                     if name != too_long and text not in page
+                ]
+                again = _Forms("http://localhost" + path)
+                again.feed(page)
+                shown = [f for f in again.forms if urlsplit(f.action).path == path]
+                lost += [
+                    f"{key} as {role}: choice {name}={value!r} came back as"
+                    f" {shown[0].fields.get(name)!r} when {too_long} was too long"
+                    for name, value in chosen.items()
+                    if shown and name in shown[0].fields and shown[0].fields[name] != value
                 ]
     print(f"\nrefused forms checked for what was typed: {refused}")
     assert refused > 30, "too few refusals to mean anything"
