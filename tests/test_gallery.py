@@ -504,6 +504,11 @@ def test_rate_and_review_through_the_page(gallery, client, session):
     client.post(f"/gallery/templates/{template.id}/review", data={"body": "Clear and useful."})
     html = client.get(f"/gallery/templates/{template.id}").get_data(as_text=True)
     assert "Clear and useful." in html and "4.0 out of 5 from 1 ratings" in html
+    # A refused review says what is wrong with it.
+    for body, message in [("", "Write a few words."), ("x" * 5001, "Use at most 5000 characters.")]:
+        client.post(f"/gallery/templates/{template.id}/review", data={"body": body})
+        with client.session_transaction() as flask_session:
+            assert flask_session.pop("_flashes") == [("danger", message)]
 
 
 def test_manifest_schema_is_published(client):

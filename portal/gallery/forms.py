@@ -71,4 +71,10 @@ class RateForm(Form):
 
 
 class ReviewForm(Form):
-    body = TextAreaField(_l("Your review"), validators=[_required(), Length(max=MAX_REVIEW)])
+    body = TextAreaField(
+        _l("Your review"),
+        validators=[
+            DataRequired(message=_l("Write a few words.")),
+            Length(max=MAX_REVIEW, message=_l("Use at most %(max)d characters.")),
+        ],
+    )

@@ -338,8 +338,8 @@ def review(template_id: int) -> Response:
             lambda: service.review(db.session, _viewer(), template_id, form.body.data),
             _("Thanks! Your review appears once it is approved."),
         )
-    else:
-        flash(_("Write a few words."), "danger")
+    else:  # what is wrong with it, as the form would say beside the field: empty, too long
+        flash(next(iter(form.errors.values()))[0], "danger")
     return redirect(url_for("gallery.template", template_id=template_id, _anchor="reviews"))
 
 
