@@ -56,6 +56,8 @@ def test_a_form_naming_a_row_past_what_the_database_holds_is_not_found_not_500(a
          "Enter the number of a published question you can see."),
         ("pm", f"/roadmap/ideas/{world.a.idea_id}/merge", {"target_id": huge},
          "Enter the number of a published idea you can see."),
+        ("vendor_admin", f"/roadmap/ideas/{world.a.idea_id}/vote", {"on_behalf_of": huge},
+         "Choose a customer contact."),
         ("csm", "/cs/referrals", {"org_id": huge}, "No such account."),
         ("vendor_admin", f"/kb/articles/{world.article_id}/edit",
          {"category_id": huge, "title": "Setup", "body": "Steps.", "language": "en"},

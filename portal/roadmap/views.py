@@ -21,7 +21,7 @@ from portal.core.i18n import current_locale
 from portal.core.identity import User
 from portal.core.pagination import clamp_page_args
 from portal.core.urls import external_url
-from portal.core.web import perform, render_form, submit
+from portal.core.web import chosen_id, perform, render_form, submit
 from portal.roadmap import forms, listcache, service
 
 bp = Blueprint("roadmap", __name__, url_prefix="/roadmap")
@@ -179,13 +179,7 @@ def idea(idea_id: int) -> Any:
 
 
 def _on_behalf() -> int | None:
-    value = request.form.get("on_behalf_of") or ""
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return -1  # refused by the service, naming the field
+    return chosen_id(request.form.get("on_behalf_of"))  # a wrong one: refused, naming the field
 
 
 def _voted(idea_id: int, call: Callable[[], service.VoteResult]) -> Response:
