@@ -265,7 +265,7 @@ def remove(item_id: int) -> Response:
 @bp.route("/bulk", methods=["POST"])
 @login_required
 def bulk() -> Response:
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    ids = [n for n in map(id_arg, request.form.getlist("ids")) if n]
     action = request.form.get("action")
     reason = request.form.get("reason", "")
     if not ids or action not in {"approve", "reject"}:

@@ -1,8 +1,10 @@
 import pytest
+from sqlalchemy import func, select
 
 from portal.core.identity import Role
 from tests.conftest import login
 from tests.factories import UserFactory, staff
+from tests.security.world import build as build_world
 
 
 def test_home_page_renders_for_anonymous_and_signed_in(client, session):
@@ -41,13 +43,10 @@ def test_a_form_naming_a_row_past_what_the_database_holds_is_not_found_not_500(a
     """A number typed (or tampered) into a form that names a row: the same "not found" as any
     wrong number, nothing changed. These overflowed inside the query before (found by the
     form fuzzing sweep)."""
-    from sqlalchemy import select
-
     from portal.qa.models import Question
     from portal.roadmap.models import Idea
-    from tests.security.world import build
 
-    world = build(app, session)
+    world = build_world(app, session)
     huge = "9" * 40
     forms = [
         ("member_a", f"/questions/{world.a.question_id}/accept", {"answer_id": huge},
@@ -74,3 +73,30 @@ def test_a_form_naming_a_row_past_what_the_database_holds_is_not_found_not_500(a
     question = session.get(Question, world.a.question_id)
     assert question.accepted_answer_id is None and question.duplicate_of_id is None
     assert session.scalar(select(Idea.merged_into_id).where(Idea.id == world.a.idea_id)) is None
+
+
+def test_a_number_past_the_database_in_a_link_or_hidden_field_is_not_a_500(app, session):
+    """The same for numbers a page puts in a link or a hidden field, and the search page's
+    click beacon: a version to download, a notification to mark read, the queue's bulk
+    selection. These overflowed inside the query before."""
+    from portal.core.notifications import Notification, notify
+
+    world = build_world(app, session)
+    huge = "9" * 40
+    member = login(app.test_client(), world.a.member)
+    moderator = login(app.test_client(), world.moderator)
+    notify(session, world.a.member, "test", "Hello")
+    session.flush()
+    template = f"/gallery/templates/{world.a.template_id}/download?version={huge}"
+    assert member.get(template).status_code == 404
+    assert member.post("/notifications/read", data={"id": huge}).status_code == 302
+    unread = select(func.count()).where(
+        Notification.user_id == world.a.member.id, Notification.read_at.is_(None)
+    )
+    assert session.scalar(unread) == 1  # no such notification: not "mark every one read"
+    bulk = moderator.post("/moderation/bulk", data={"ids": huge, "action": "approve"})
+    assert bulk.status_code == 302
+    with moderator.session_transaction() as flask_session:
+        assert ("warning", "Select items and an action.") in flask_session["_flashes"]
+    click = member.post("/search/click", json={"log_id": huge, "id": huge, "kind": "question"})
+    assert click.status_code == 404

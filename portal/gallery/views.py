@@ -38,7 +38,7 @@ from portal.core.i18n import current_locale
 from portal.core.identity import User
 from portal.core.pagination import clamp_page_args
 from portal.core.storage import storage_for
-from portal.core.web import perform, render_form, submit
+from portal.core.web import id_arg, perform, render_form, submit
 from portal.gallery import forms, listcache, service, uploads
 from portal.gallery import manifest as manifests
 from portal.gallery.models import TemplateVersion
@@ -346,8 +346,7 @@ def review(template_id: int) -> Response:
 @bp.route("/templates/<int:template_id>/download")
 @login_required
 def download(template_id: int) -> Response:
-    raw = request.args.get("version", "")
-    version_id = int(raw) if raw.isdigit() else None
+    version_id = id_arg(request.args.get("version"))
     try:
         version = service.download(db.session, _viewer(), template_id, version_id)
         db.session.commit()

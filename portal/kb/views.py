@@ -15,7 +15,7 @@ from portal.core.db import db
 from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args, paginate
 from portal.core.permissions import Action, permission_required
-from portal.core.web import perform, render_form, submit
+from portal.core.web import id_arg, perform, render_form, submit
 from portal.kb import forms, service
 from portal.kb.models import Article, ArticleVersion
 
@@ -189,8 +189,7 @@ def diff_html(before: str, after: str) -> Markup:
 
 
 def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    return id_arg(request.args.get(name))
 
 
 @bp.route("/articles/<int:article_id>/versions")

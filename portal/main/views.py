@@ -31,6 +31,7 @@ from portal.core.identity import User
 from portal.core.notifications import Notification, mark_read
 from portal.core.pagination import clamp_page_args, paginate
 from portal.core.urls import is_safe_next
+from portal.core.web import id_arg
 
 bp = Blueprint("main", __name__)
 
@@ -122,8 +123,7 @@ def notifications() -> str:
 @bp.route("/notifications/read", methods=["POST"])
 @login_required
 def read_notifications() -> Response:
-    raw_id = request.form.get("id")
-    notification_id = int(raw_id) if raw_id and raw_id.isdigit() else None
+    notification_id = id_arg(request.form.get("id"))  # none: every notification
     mark_read(db.session, current_user, notification_id)
     db.session.commit()
     target = request.form.get("next", "")

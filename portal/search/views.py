@@ -17,7 +17,7 @@ from portal.core.i18n import current_locale
 from portal.core.pagination import clamp_page_args
 from portal.core.permissions import Action, permission_required
 from portal.core.sessions import SEEN_RESOLUTION, SIGNED_IN_AT, background
-from portal.core.web import best_effort
+from portal.core.web import best_effort, id_arg
 from portal.search import index, query, service
 from portal.search.registry import sources
 
@@ -156,9 +156,12 @@ def click() -> Response:
     numbers = {}
     for name in ("log_id", "id"):
         value = data.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        number = (
+            None if isinstance(value, bool) or not isinstance(value, int | str) else id_arg(value)
+        )
+        if number is None:
             raise DomainError(_("Send a number."), field=name)
-        numbers[name] = int(value)
+        numbers[name] = number
     kind = data.get("kind")
     if not isinstance(kind, str):
         raise DomainError(_("Send a kind."), field="kind")
