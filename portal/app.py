@@ -30,7 +30,7 @@ from portal.core.identity import shown_name
 from portal.core.notifications import unread_badge, unread_count
 from portal.core.tasks import celery_init_app
 from portal.core.urls import template_url_for
-from portal.core.web import IdConverter, remember_retry_after
+from portal.core.web import IdConverter, PortalRequest, TextConverter, remember_retry_after
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,6 +97,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(Path(__file__).parent / "static"),
     )
     app.url_map.converters["int"] = IdConverter  # before any route is added
+    app.url_map.converters["default"] = app.url_map.converters["string"] = TextConverter
+    app.request_class = PortalRequest
     app.config.update(load_config(app.instance_path, config))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if proxies := int(os.environ.get("COCREATE_PROXY_COUNT", "0")):

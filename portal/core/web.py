@@ -8,10 +8,12 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from babel.support import Translations
-from flask import abort, current_app, flash, g, render_template
+from flask import Request, abort, current_app, flash, g, render_template
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import OperationalError
-from werkzeug.routing import IntegerConverter
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.datastructures.structures import iter_multi_items
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 from wtforms import IntegerField
 from wtforms.i18n import messages_path
 
@@ -153,6 +155,33 @@ class IdField(IntegerField):
         super().process_formdata(valuelist)
         if self.data is not None and not -ID_MAX <= self.data <= ID_MAX:
             self.data = -1
+
+
+class _Parameters(ImmutableMultiDict[str, Any]):
+    """Query-string and form values without NUL: PostgreSQL refuses a NUL in text, so one in
+    any parameter (a tag filter, a token's name) was a 500 wherever a view handed the value
+    to a query before cleaning it. No browser sends one; files are kept as sent."""
+
+    def __init__(self, mapping: Any = None) -> None:
+        if mapping is not None:
+            mapping = [
+                (key, value.replace("\x00", "") if isinstance(value, str) else value)
+                for key, value in iter_multi_items(mapping)
+            ]
+        super().__init__(mapping)
+
+
+class TextConverter(UnicodeConverter):
+    """``<name>`` in every route (a tag, a slug, a token): a segment holding a NUL matches no
+    route (404), as no row can have one (PostgreSQL refuses NUL in text)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\\x00]", 1)
+
+
+class PortalRequest(Request):
+    parameter_storage_class = _Parameters
 
 
 class IdConverter(IntegerConverter):
