@@ -23,7 +23,8 @@ every row whose send failed. The trade-off: the flush cannot tell a lost task fr
 one, so a task still queued or running after the grace period runs twice. Every task is
 idempotent for that reason (search updates re-read the database, an export rebuilds the same
 file, mail is sent under a row lock that checks ``sent_at``, a post's followers are told once
-under its row lock, an import of a finished job or one running elsewhere is a no-op), and the grace period keeps the doubles rare.
+under its row lock, an import of a finished job or one running elsewhere is a no-op), and
+the grace period keeps the doubles rare.
 
 Without a broker (eager mode: development and tests) tasks run inline at commit and no row is
 written at all; each runs as a worker would, in an empty context with an app context of its

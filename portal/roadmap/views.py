@@ -378,8 +378,7 @@ def admin() -> Any:
     if not service.is_vendor_admin(current_user):
         abort(403)
     status = 200
-    labels = service.status_labels(db.session)
-    budget: object = service.vote_budget(db.session)
+    typed: dict[str, str] = {}  # refused settings come back as they were typed
     if request.method == "POST":
         try:
             for key in service.STATUSES:
@@ -397,16 +396,14 @@ def admin() -> Any:
             db.session.rollback()
             flash(error.message, "danger")
             status = error.status_code
-            # The settings come back as they were typed, not as stored: nothing is retyped.
-            labels = {
-                key: service.Label(
-                    key,
-                    request.form.get(f"label-{key}", shown.label),
-                    request.form.get(f"color-{key}", shown.color),
-                )
-                for key, shown in labels.items()
-            }
-            budget = request.form.get("budget", budget)
+            typed = request.form.to_dict()
+    labels = {
+        key: service.Label(
+            key, typed.get(f"label-{key}", shown.label), typed.get(f"color-{key}", shown.color)
+        )
+        for key, shown in service.status_labels(db.session).items()
+    }
+    budget = typed.get("budget", service.vote_budget(db.session))
     return render_template("roadmap/admin.html", labels=labels, budget=budget), status
 
 
