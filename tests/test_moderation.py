@@ -460,9 +460,9 @@ def test_watched_word_regexes_are_safe(client, session):
     author = UserFactory(trust_level=2)
     import time
 
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU: a busy machine's wait does not count
     post_about(client, author, "a" * 4000 + "!")
-    assert time.perf_counter() - started < 2
+    assert time.thread_time() - started < 2
     assert item_for(session, author).state == "published"
     login(client, admin)
     ok = client.post("/moderation/words", data={"pattern": "敏感词", "action": "block"})

@@ -395,9 +395,9 @@ def test_catastrophic_patterns_are_safe_because_re2_runs_in_linear_time(pattern,
     # A backtracking engine takes longer than the age of the universe on these inputs.
     assert regex_problem(pattern) is None
     compiled = words((pattern, HOLD, "", True))
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU: a busy machine's wait does not count
     decide(hostile, compiled)
-    assert time.perf_counter() - started < 2.0
+    assert time.thread_time() - started < 2.0
 
 
 def test_an_invalid_regex_in_the_list_is_skipped_not_fatal():
@@ -531,9 +531,9 @@ def test_the_message_never_carries_control_characters_or_surrogates():
 def test_a_megabyte_is_decided_quickly_and_a_flood_of_matches_is_held():
     compiled = words(("darn", CENSOR), ("中文", CENSOR), ("spam", HOLD))
     text = ("darn 中文 " * 200_000)[: 1 << 20]
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU: a busy machine's wait does not count
     decision = decide(text, compiled)
-    assert time.perf_counter() - started < 5.0
+    assert time.thread_time() - started < 5.0
     assert decision.outcome is Outcome.HOLD and decision.reasons == ("watched_word",)
     assert len(decision.text) == len(text)
     assert len(compiled.matches(text)) == MAX_HITS
