@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import date
 
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 __all__ = ["BAND_FILLS", "bar_chart", "line_chart"]
@@ -227,7 +228,7 @@ def line_chart(
         for day, value in points:
             by_day.setdefault(day, ["–"] * len(series))[index] = _fmt(value_format, value)
     rows = [[d.isoformat(), *by_day[d]] for d in sorted(by_day)]
-    table = _hidden_table(title, ["", *header], rows)
+    table = _hidden_table(title, [str(_l("Date")), *header], rows)
     return Markup(f'<figure class="cs-chart cs-chart-line">{"".join(parts)}{table}</figure>')  # noqa: S704 - every text above is escaped  # nosec B704
 
 
@@ -235,12 +236,14 @@ def bar_chart(
     bars: Sequence[tuple[str, float | None, str]],
     *,
     title: str,
+    label_header: str,
     value_format: str | Callable[[float], str] = "{:,.0f}",
     width: int = 640,
     bar_height: int = 22,
 ) -> Markup:
     """Horizontal bars ``(label, value, css_class)``, longest = largest value; a negative or
-    missing value draws no bar but still shows its figure."""
+    missing value draws no bar but still shows its figure. ``label_header`` heads the labels'
+    column in the table screen readers read."""
     label_w, value_w, gap = 140, 110, 6
     plot_w = width - label_w - value_w
     height = max(1, len(bars)) * (bar_height + gap) + gap
@@ -271,6 +274,8 @@ def bar_chart(
         )
     parts.append("</svg>")
     table = _hidden_table(
-        title, ["", title], [[str(label), _fmt(value_format, value)] for label, value, _ in bars]
+        title,
+        [label_header, title],
+        [[str(label), _fmt(value_format, value)] for label, value, _ in bars],
     )
     return Markup(f'<figure class="cs-chart cs-chart-bar">{"".join(parts)}{table}</figure>')  # noqa: S704 - every text above is escaped  # nosec B704

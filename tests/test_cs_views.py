@@ -815,7 +815,7 @@ def test_bar_chart_draws_no_bar_for_negative_or_missing_values():
     from cs_metrics.charts import bar_chart
 
     svg = str(bar_chart([("A", 100, "green"), ("B", -5, "red"), ("C", None, "none")],
-                        title="ARR", value_format="{:,.0f}"))  # fmt: skip
+                        title="ARR", label_header="Band", value_format="{:,.0f}"))  # fmt: skip
     assert svg.count('width="0"') == 2 and ">-5<" in svg and ">–<" in svg
     assert "style=" not in svg
 

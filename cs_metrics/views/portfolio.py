@@ -120,6 +120,7 @@ def _band_chart(data: reports.Portfolio) -> Markup:
     return charts.bar_chart(
         [(str(labels.BAND_LABELS[b.band]), float(b.arr), b.band) for b in data.bands],
         title=_("ARR by health band"),
+        label_header=_("Band"),
         value_format=cs_money,
     )
 

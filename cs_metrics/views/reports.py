@@ -534,6 +534,7 @@ def nps() -> Any:
         distribution_chart=bar_chart(
             [(str(score), n, SCORE_CLASS[score]) for score, n in overall.distribution],
             title=_("Responses by score, 0 to 10"),
+            label_header=_("Score"),
         ),
         distribution=overall.distribution,
         a_label=scorecards.period_label(a),

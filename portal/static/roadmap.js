@@ -4,10 +4,16 @@
 (function () {
   "use strict";
 
+  // Black or white, whichever has the higher WCAG contrast with the badge's color: one of the
+  // two always reaches 4.5:1 (a brightness guess put white on the light cyan #0dcaf0, 1.95:1).
   function readableText(hex) {
     var n = parseInt(hex.slice(1), 16);
-    var r = (n >> 16) & 255, g = (n >> 8) & 255, b = n & 255;
-    return (r * 299 + g * 587 + b * 114) / 1000 > 150 ? "#000" : "#fff";
+    var linear = [16, 8, 0].map(function (shift) {
+      var c = ((n >> shift) & 255) / 255;
+      return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    var luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2];
+    return (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) ? "#000" : "#fff";
   }
 
   function colorBadges() {
