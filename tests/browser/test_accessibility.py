@@ -3,7 +3,7 @@
 The pages are not listed by hand: the demo is loaded and each person signs in and follows
 every link the pages show them, from the home page on, as a keyboard or screen-reader user
 would reach them. Each page (one per route and set of query parameters, in each group of
-people: customers in English, customers in Chinese, vendor staff) is loaded in Chromium and
+people: customers in English, visitors in Chinese, vendor staff) is loaded in Chromium and
 checked with axe-core against WCAG 2.0-2.2 A and AA (labels, names, landmarks, contrast,
 ids, lang) and axe's best practices. Every violation is listed with its page and elements.
 What a page shows only after a click (a menu, a form sent back with errors) is the browser
@@ -38,7 +38,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.sweep]
 # among staff, who may open most).
 GROUPS: tuple[tuple[str, str, tuple[str | None, ...]], ...] = (
     ("customers", "en-US", (None, "bob@acme.example", "alice@acme.example")),
-    ("customers in Chinese", "zh-CN", (None, "li@huaxin.example", "wang@huaxin.example")),
+    # The same templates in Chinese: what a visitor reaches is enough to check the language
+    # the page declares and the Chinese texts (signed in, each page costs a second more).
+    ("visitors in Chinese", "zh-CN", (None,)),
     (
         "staff",
         "en-US",
