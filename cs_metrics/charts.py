@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext
 from markupsafe import Markup, escape
 
 __all__ = ["BAND_FILLS", "bar_chart", "line_chart"]
@@ -228,7 +228,7 @@ def line_chart(
         for day, value in points:
             by_day.setdefault(day, ["–"] * len(series))[index] = _fmt(value_format, value)
     rows = [[d.isoformat(), *by_day[d]] for d in sorted(by_day)]
-    table = _hidden_table(title, [str(_l("Date")), *header], rows)
+    table = _hidden_table(title, [gettext("Date"), *header], rows)
     return Markup(f'<figure class="cs-chart cs-chart-line">{"".join(parts)}{table}</figure>')  # noqa: S704 - every text above is escaped  # nosec B704
 
 

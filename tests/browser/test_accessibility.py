@@ -132,7 +132,7 @@ def crawl(
         response = context.request.get(url)
         if not response.ok or "text/html" not in response.headers.get("content-type", ""):
             continue  # a download (CSV export, template file) or a refusal, not a page
-        landed = _route_key(adapter, _path(response.url))
+        landed = _route_key(adapter, response.url)
         if landed is None or (landed != key and landed in visited):
             continue  # redirected (to sign in, say) to a page this person has read
         visited.add(landed)
